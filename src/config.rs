@@ -1,0 +1,399 @@
+//! Configuration: `config/default.toml` (embedded) → an optional file → `OKTA_ADAPTER__*` env vars.
+//!
+//! Everything is parsed into typed settings once, at start, and `validate()` turns every
+//! problem into one line that names the key. Secrets are `SecretString`, so `Debug` never
+//! prints them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+/// The defaults, compiled in so the binary runs without any file next to it.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variables that override keys: `OKTA_ADAPTER__HTTP__LISTEN` → `http.listen`.
+pub const ENV_PREFIX: &str = "OKTA_ADAPTER__";
+
+/// The environment variable that names an optional config file.
+pub const ENV_CONFIG_FILE: &str = "OKTA_ADAPTER_CONFIG";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub redis: RedisSettings,
+    pub hooks: HookSettings,
+    pub firehose: FirehoseSettings,
+    #[serde(default)]
+    pub routes: Vec<RouteSettings>,
+    pub tenants: TenantSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Where the server listens; parsed in `validate`.
+    pub listen: String,
+    /// Bodies above this get 413 before anything is parsed or written.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// A secret because a URL may carry a password.
+    pub url: SecretString,
+    pub prefix: String,
+    pub response_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub maintenance_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSettings {
+    pub auth_header: String,
+    /// Accepts a list or, for convenience in env vars, a single string.
+    #[serde(deserialize_with = "one_or_many_secrets")]
+    pub secrets: Vec<SecretString>,
+    /// Empty = entries are not signed.
+    pub signing_key: SecretString,
+    pub dedup_window_secs: u64,
+    pub max_events_per_write: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirehoseSettings {
+    pub maxlen: u64,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    pub name: String,
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    #[serde(default = "default_route_maxlen")]
+    pub maxlen: u64,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+fn default_route_maxlen() -> u64 {
+    100_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    #[serde(default)]
+    pub rules: Vec<TenantRuleSettings>,
+}
+
+/// One tenant rule as written in config; `domain::tenant` compiles it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TenantRuleSettings {
+    Group { pattern: String },
+    App { map: BTreeMap<String, String> },
+    EmailDomain { map: BTreeMap<String, String> },
+    Attribute { attribute: String },
+}
+
+fn one_or_many_secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) if s.is_empty() => Vec::new(),
+        OneOrMany::One(s) => vec![SecretString::from(s)],
+        OneOrMany::Many(v) => v.into_iter().map(SecretString::from).collect(),
+    })
+}
+
+/// What went wrong while loading configuration: one message per problem, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(msg: impl Into<String>) -> Self {
+        Self {
+            problems: vec![msg.into()],
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or the file named by `OKTA_ADAPTER_CONFIG`), then env vars.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, None)
+    }
+
+    /// Like [`Settings::load`], with `overrides` (TOML) between the defaults and the file; `dev`
+    /// mode uses it for a demo secret that any real setting still replaces.
+    pub fn load_with(file: Option<&Path>, overrides: Option<&str>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os(ENV_CONFIG_FILE).map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(toml) = overrides {
+            figment = figment.merge(Toml::string(toml));
+        }
+        if let Some(path) = &file {
+            if !path.exists() {
+                return Err(ConfigError::one(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Self::from_figment(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    /// Loads defaults overlaid with a TOML string (tests and tools use this).
+    pub fn from_toml_overrides(toml: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(|e| ConfigError {
+            problems: e.into_iter().map(|e| describe_figment_error(&e)).collect(),
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks everything that types alone cannot; every problem is reported, not just the first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "http.listen: `{}` is not an address like 127.0.0.1:8080",
+                self.http.listen
+            ));
+        }
+        if self.http.max_body_bytes == 0 {
+            problems.push("http.max_body_bytes: must be greater than 0".into());
+        }
+        if let Err(e) = redis::parse_redis_url(self.redis.url.expose_secret())
+            .ok_or("not a redis:// or rediss:// URL")
+        {
+            problems.push(format!("redis.url: {e}"));
+        }
+        if self.redis.prefix.is_empty() || self.redis.prefix.contains(['{', '}', ' ']) {
+            problems.push("redis.prefix: must be non-empty, without spaces or braces".into());
+        }
+        if self.redis.response_timeout_ms == 0 || self.redis.connect_timeout_ms == 0 {
+            problems.push("redis.response_timeout_ms / connect_timeout_ms: must be > 0".into());
+        }
+        if self.redis.maintenance_interval_secs == 0 {
+            problems.push("redis.maintenance_interval_secs: must be > 0".into());
+        }
+        if self.hooks.auth_header.is_empty()
+            || poem::http::HeaderName::from_bytes(self.hooks.auth_header.as_bytes()).is_err()
+        {
+            problems.push(format!(
+                "hooks.auth_header: `{}` is not a valid HTTP header name",
+                self.hooks.auth_header
+            ));
+        }
+        if self.hooks.secrets.is_empty() {
+            problems.push(
+                "hooks.secrets: empty — set at least one, e.g. OKTA_ADAPTER__HOOKS__SECRETS='[\"a-long-random-value\"]'"
+                    .into(),
+            );
+        }
+        if self.hooks.secrets.iter().any(|s| s.expose_secret().is_empty()) {
+            problems.push("hooks.secrets: contains an empty secret".into());
+        }
+        if self.hooks.dedup_window_secs == 0 {
+            problems.push("hooks.dedup_window_secs: must be > 0".into());
+        }
+        if self.hooks.max_events_per_write == 0 {
+            problems.push("hooks.max_events_per_write: must be > 0".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let valid_name = !route.name.is_empty()
+                && route
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !valid_name {
+                problems.push(format!(
+                    "routes[{i}].name: `{}` must be non-empty and use only letters, digits, - _ .",
+                    route.name
+                ));
+            }
+            if !names.insert(route.name.clone()) {
+                problems.push(format!("routes[{i}].name: `{}` is used twice", route.name));
+            }
+            if route.event_types.is_empty() {
+                problems.push(format!("routes[{i}].event_types: must list at least one pattern"));
+            }
+        }
+        for (i, rule) in self.tenants.rules.iter().enumerate() {
+            if let TenantRuleSettings::Group { pattern } = rule {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    problems.push(format!("tenants.rules[{i}].pattern: invalid regex: {e}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.http
+            .listen
+            .parse()
+            .expect("http.listen is checked by validate()")
+    }
+
+    /// The signing key, when one is configured.
+    pub fn signing_key(&self) -> Option<&[u8]> {
+        let key = self.hooks.signing_key.expose_secret();
+        (!key.is_empty()).then_some(key.as_bytes())
+    }
+}
+
+/// Turns figment's error into one line that leads with the dotted key.
+fn describe_figment_error(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let key = e.path.join(".");
+    let what = match &e.kind {
+        Kind::UnknownField(field, _) => {
+            return format!(
+                "{}: unknown key (check the spelling against config/default.toml)",
+                full_key(&e.path, field)
+            );
+        }
+        Kind::MissingField(field) => return format!("{}: missing", full_key(&e.path, field)),
+        other => other.to_string(),
+    };
+    let source = e
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    if key.is_empty() {
+        format!("{what}{source}")
+    } else {
+        format!("{key}: {what}{source}")
+    }
+}
+
+/// figment's path sometimes already ends with the offending field, sometimes not.
+fn full_key(path: &[String], field: &str) -> String {
+    match path.last() {
+        Some(last) if last == field => path.join("."),
+        Some(_) => format!("{}.{field}", path.join(".")),
+        None => field.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_secret(extra: &str) -> String {
+        format!("[hooks]\nsecrets = [\"s1\"]\n{extra}")
+    }
+
+    #[test]
+    fn defaults_with_a_secret_are_valid() {
+        let s = Settings::from_toml_overrides(&with_secret("")).unwrap();
+        assert_eq!(s.http.listen, "127.0.0.1:8080");
+        assert_eq!(s.redis.prefix, "okta-adapter");
+        assert_eq!(s.hooks.auth_header, "authorization");
+        assert_eq!(s.routes.len(), 1);
+        assert!(s.signing_key().is_none());
+    }
+
+    #[test]
+    fn defaults_alone_are_refused_because_no_secret_is_set() {
+        let err = Settings::from_toml_overrides("").unwrap_err();
+        assert!(err.to_string().contains("hooks.secrets"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = Settings::from_toml_overrides("[http]\nlistn = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("http.listn: unknown key"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_redis_url_and_listen_address_are_both_reported() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[redis]\nurl = \"http://nope\"\n[http]\nlisten = \"nowhere\"\n",
+        ))
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.to_string().contains("redis.url"));
+        assert!(err.to_string().contains("http.listen"));
+    }
+
+    #[test]
+    fn a_single_secret_string_is_accepted_as_a_list() {
+        let s = Settings::from_toml_overrides("[hooks]\nsecrets = \"only-one\"\n").unwrap();
+        assert_eq!(s.hooks.secrets.len(), 1);
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let s = Settings::from_toml_overrides(
+            "[hooks]\nsecrets = [\"hunter2-secret\"]\nsigning_key = \"sign-me-key\"\n[redis]\nurl = \"redis://:pw-in-url@localhost\"\n",
+        )
+        .unwrap();
+        let dbg = format!("{s:?}");
+        for secret in ["hunter2-secret", "sign-me-key", "pw-in-url"] {
+            assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
+        }
+    }
+
+    #[test]
+    fn duplicate_route_names_and_bad_group_regex_are_refused() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[[routes]]\nname = \"a\"\nevent_types = [\"x\"]\n[[routes]]\nname = \"a\"\nevent_types = [\"y\"]\n[tenants]\nrules = [{ kind = \"group\", pattern = \"(\" }]\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("used twice"), "{msg}");
+        assert!(msg.contains("tenants.rules[0].pattern"), "{msg}");
+    }
+}

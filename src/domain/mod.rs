@@ -1,0 +1,4 @@
+//! Pure logic, unit-tested without Redis.
+
+pub mod routing;
+pub mod tenant;

@@ -1,0 +1,75 @@
+#!lua
+-- Writes one event hook delivery (or a slice of it): de-duplication and all stream writes of an
+-- event happen in this one script, so Redis never holds "seen but not written".
+--
+-- KEYS[1]            firehose stream
+-- KEYS[2]            user -> tenant hash
+-- KEYS[3 .. 2+R]     route streams (every configured route, in config order)
+-- KEYS[3+R .. 2+R+N] de-duplication key of each event, in event order
+--
+-- ARGV[1] dedup window (s)   ARGV[2] received (RFC 3339)   ARGV[3] firehose MAXLEN (0 = none)
+-- ARGV[4] R                  ARGV[5] N
+-- ARGV[6 .. 5+R]        MAXLEN of each route (0 = none)
+-- ARGV[6+R .. 5+2R]     tenant filter of each route: "" = any, else "|t1|t2|"
+-- then per event: uuid, type, published, user, actor, outcome, event JSON, sig ("" = none),
+--                 tenant from the event ("" = unknown), K, then K route indexes (1-based) whose
+--                 event-type patterns matched.
+--
+-- Returns one integer per event: 1 written, 0 duplicate.
+local firehose, user_tenant = KEYS[1], KEYS[2]
+local window, received = ARGV[1], ARGV[2]
+local firehose_maxlen = tonumber(ARGV[3])
+local nroutes, nevents = tonumber(ARGV[4]), tonumber(ARGV[5])
+local route_maxlen, route_filter = {}, {}
+for r = 1, nroutes do
+  route_maxlen[r] = tonumber(ARGV[5 + r])
+  route_filter[r] = ARGV[5 + nroutes + r]
+end
+
+local function xadd(stream, maxlen, fields)
+  if maxlen > 0 then
+    return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  end
+  return redis.call('XADD', stream, '*', unpack(fields))
+end
+
+local results = {}
+local a = 6 + 2 * nroutes
+for i = 1, nevents do
+  local uuid, etype, published, user = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local actor, outcome, event, sig = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local tenant = ARGV[a + 8]
+  local k = tonumber(ARGV[a + 9])
+  local dedup = KEYS[2 + nroutes + i]
+  if redis.call('EXISTS', dedup) == 1 then
+    results[i] = 0
+  else
+    if user ~= '' then
+      if tenant ~= '' then
+        redis.call('HSET', user_tenant, user, tenant)
+      else
+        tenant = redis.call('HGET', user_tenant, user) or ''
+      end
+    end
+    local fields = { 'v', '1', 'uuid', uuid, 'type', etype, 'published', published,
+      'received', received, 'tenant', tenant, 'user', user, 'actor', actor,
+      'outcome', outcome, 'event', event }
+    if sig ~= '' then
+      fields[#fields + 1] = 'sig'
+      fields[#fields + 1] = sig
+    end
+    xadd(firehose, firehose_maxlen, fields)
+    for j = 1, k do
+      local r = tonumber(ARGV[a + 9 + j])
+      local filter = route_filter[r]
+      if filter == '' or string.find(filter, '|' .. tenant .. '|', 1, true) then
+        xadd(KEYS[2 + r], route_maxlen[r], fields)
+      end
+    end
+    -- Marked seen only after every write above succeeded.
+    redis.call('SET', dedup, '1', 'EX', window)
+    results[i] = 1
+  end
+  a = a + 10 + k
+end
+return results

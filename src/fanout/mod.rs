@@ -1,0 +1,297 @@
+//! Fan-out: one event hook delivery → stream entries, atomically de-duplicated.
+//!
+//! [`Ingestor::prepare`] parses a delivery (leniently, keeping each event's raw bytes) and decides
+//! everything that does not need Redis: the event's own tenant, which routes match its type, the
+//! optional signature. [`Ingestor::write`] then runs `ingest.lua` once per slice of
+//! `hooks.max_events_per_write` events; the script checks each event's de-duplication key and,
+//! for a new event, writes the firehose entry, the matching route entries and then the key — so
+//! a crash or a Redis error can never leave an event marked seen but not written. Okta gets its
+//! 2xx only after every slice succeeded; on any error it gets 503, retries, and the events that
+//! did get written are recognised as duplicates.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{KeyInit, Mac};
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Script};
+use serde_json::error::Category;
+use sha2::Sha256;
+
+use crate::config::Settings;
+use crate::domain::routing::Route;
+use crate::domain::tenant::TenantResolver;
+use crate::okta::event_hook::{Delivery, LogEventSummary, EVENT_HOOK_ENVELOPE_TYPE};
+use crate::store::Keys;
+
+const INGEST_SCRIPT: &str = include_str!("ingest.lua");
+
+/// Why a body is not an event hook delivery. The message is safe to return to the caller.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct InvalidDelivery(pub String);
+
+/// One event, ready for the script. Borrows the raw JSON from the request body.
+#[derive(Debug)]
+pub struct PreparedEvent<'a> {
+    pub uuid: String,
+    pub event_type: String,
+    pub published: String,
+    pub user: String,
+    pub actor: String,
+    pub outcome: String,
+    pub raw: &'a str,
+    pub sig: String,
+    /// Tenant revealed by the event itself; empty = ask the user → tenant index.
+    pub tenant: String,
+    /// 1-based indexes into the configured routes whose type patterns match.
+    pub routes: Vec<usize>,
+}
+
+/// What happened to each event of a delivery, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    Written,
+    Duplicate,
+}
+
+pub struct Ingestor {
+    keys: Keys,
+    routes: Vec<Route>,
+    tenants: TenantResolver,
+    signing_key: Option<Vec<u8>>,
+    dedup_window_secs: u64,
+    firehose_maxlen: u64,
+    max_events_per_write: usize,
+    script: Script,
+}
+
+impl Ingestor {
+    pub fn new(settings: &Settings) -> Self {
+        let keys = Keys::new(settings.redis.prefix.clone());
+        let routes = settings
+            .routes
+            .iter()
+            .map(|r| Route::compile(r, keys.route(&r.name)))
+            .collect();
+        Self {
+            routes,
+            tenants: TenantResolver::from_settings(&settings.tenants.rules),
+            signing_key: settings.signing_key().map(<[u8]>::to_vec),
+            dedup_window_secs: settings.hooks.dedup_window_secs,
+            firehose_maxlen: settings.firehose.maxlen,
+            max_events_per_write: settings.hooks.max_events_per_write,
+            script: Script::new(INGEST_SCRIPT),
+            keys,
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Parses and validates a delivery body. Nothing is written if this fails.
+    pub fn prepare<'a>(&self, body: &'a [u8]) -> Result<Vec<PreparedEvent<'a>>, InvalidDelivery> {
+        let delivery: Delivery<'a> = serde_json::from_slice(body).map_err(|e| match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                InvalidDelivery(format!("body is not valid JSON: {e}"))
+            }
+            Category::Data => InvalidDelivery(format!(
+                "not an Okta event hook delivery: expected an object with data.events ({e})"
+            )),
+        })?;
+        if let Some(kind) = delivery.event_type.as_deref() {
+            if kind != EVENT_HOOK_ENVELOPE_TYPE {
+                return Err(InvalidDelivery(format!(
+                    "eventType is `{kind}`, expected `{EVENT_HOOK_ENVELOPE_TYPE}`"
+                )));
+            }
+        }
+        let events = delivery
+            .data
+            .and_then(|d| d.events)
+            .ok_or_else(|| InvalidDelivery("not an Okta event hook delivery: data.events is missing".into()))?;
+        if events.is_empty() {
+            return Err(InvalidDelivery("data.events is empty".into()));
+        }
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| self.prepare_event(i, raw.get()))
+            .collect()
+    }
+
+    fn prepare_event<'a>(&self, i: usize, raw: &'a str) -> Result<PreparedEvent<'a>, InvalidDelivery> {
+        let at = |what: &str| InvalidDelivery(format!("data.events[{i}]: {what}"));
+        if !raw.starts_with('{') {
+            return Err(at("is not a JSON object"));
+        }
+        let event: LogEventSummary =
+            serde_json::from_str(raw).map_err(|e| at(&format!("cannot be read: {e}")))?;
+        let required = |v: &Option<String>, name: &str| match v {
+            Some(s) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(at(&format!("`{name}` is missing or empty"))),
+        };
+        let uuid = required(&event.uuid, "uuid")?;
+        let event_type = required(&event.event_type, "eventType")?;
+        let published = required(&event.published, "published")?;
+        if DateTime::parse_from_rfc3339(&published).is_err() {
+            return Err(at(&format!("`published` is not an RFC 3339 time: `{published}`")));
+        }
+        if uuid.len() > 256 || uuid.contains(char::is_whitespace) {
+            return Err(at("`uuid` is not an Okta event id"));
+        }
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matches_type(&event_type))
+            .map(|(idx, _)| idx + 1)
+            .collect();
+        Ok(PreparedEvent {
+            sig: self.sign(&uuid, raw),
+            tenant: self.tenants.resolve(&event).unwrap_or_default(),
+            user: event.subject_user().map(|u| u.id.to_owned()).unwrap_or_default(),
+            actor: event.actor.id.clone().unwrap_or_default(),
+            outcome: event.outcome.result.clone().unwrap_or_default(),
+            uuid,
+            event_type,
+            published,
+            raw,
+            routes,
+        })
+    }
+
+    /// `sig` = hex HMAC-SHA256 over `uuid + "\n" + event`, or empty without a signing key.
+    fn sign(&self, uuid: &str, raw: &str) -> String {
+        let Some(key) = &self.signing_key else {
+            return String::new();
+        };
+        hex::encode(entry_signature(key, uuid, raw))
+    }
+
+    /// Writes events; returns each event's outcome in order. On error, some slices may have been
+    /// written (each event whole or not at all); a retry de-duplicates them.
+    pub async fn write(
+        &self,
+        conn: &mut ConnectionManager,
+        events: &[PreparedEvent<'_>],
+        received: DateTime<Utc>,
+    ) -> RedisResult<Vec<EventOutcome>> {
+        let received = received.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut outcomes = Vec::with_capacity(events.len());
+        for slice in events.chunks(self.max_events_per_write) {
+            let mut inv = self.script.prepare_invoke();
+            inv.key(self.keys.firehose()).key(self.keys.user_tenant());
+            for route in &self.routes {
+                inv.key(&route.stream);
+            }
+            for e in slice {
+                inv.key(self.keys.dedup(&e.uuid));
+            }
+            inv.arg(self.dedup_window_secs)
+                .arg(&received)
+                .arg(self.firehose_maxlen)
+                .arg(self.routes.len())
+                .arg(slice.len());
+            for route in &self.routes {
+                inv.arg(route.maxlen);
+            }
+            for route in &self.routes {
+                inv.arg(&route.tenant_filter);
+            }
+            for e in slice {
+                inv.arg(&e.uuid)
+                    .arg(&e.event_type)
+                    .arg(&e.published)
+                    .arg(&e.user)
+                    .arg(&e.actor)
+                    .arg(&e.outcome)
+                    .arg(e.raw)
+                    .arg(&e.sig)
+                    .arg(&e.tenant)
+                    .arg(e.routes.len());
+                for r in &e.routes {
+                    inv.arg(*r);
+                }
+            }
+            let written: Vec<i64> = inv.invoke_async(conn).await?;
+            outcomes.extend(written.into_iter().map(|w| {
+                if w == 1 {
+                    EventOutcome::Written
+                } else {
+                    EventOutcome::Duplicate
+                }
+            }));
+        }
+        Ok(outcomes)
+    }
+}
+
+/// HMAC-SHA256 over `uuid + "\n" + event`: what a consumer recomputes to check an entry.
+pub fn entry_signature(key: &[u8], uuid: &str, event: &str) -> Vec<u8> {
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .expect("HMAC accepts keys of any length");
+    mac.update(uuid.as_bytes());
+    mac.update(b"\n");
+    mac.update(event.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ingestor(extra: &str) -> Ingestor {
+        let s = Settings::from_toml_overrides(&format!("[hooks]\nsecrets=[\"s\"]\n{extra}")).unwrap();
+        Ingestor::new(&s)
+    }
+
+    fn body(events: &str) -> Vec<u8> {
+        format!(r#"{{"eventType":"com.okta.event_hook","data":{{"events":[{events}]}}}}"#).into_bytes()
+    }
+
+    const EVENT: &str = r#"{"uuid":"e1","published":"2024-05-01T10:00:00.000Z","eventType":"user.lifecycle.suspend","actor":{"id":"00uAdmin","type":"User"},"outcome":{"result":"SUCCESS"},"target":[{"id":"00u1","type":"User","alternateId":"a@b.c"}]}"#;
+
+    #[test]
+    fn a_lifecycle_event_is_routed_and_described() {
+        let b = body(EVENT);
+        let events = ingestor("").prepare(&b).unwrap();
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!((e.uuid.as_str(), e.user.as_str(), e.actor.as_str()), ("e1", "00u1", "00uAdmin"));
+        assert_eq!(e.outcome, "SUCCESS");
+        assert_eq!(e.routes, vec![1], "the default lifecycle route matches");
+        assert_eq!(e.raw, EVENT);
+        assert!(e.sig.is_empty());
+    }
+
+    #[test]
+    fn malformed_bodies_are_explained() {
+        let i = ingestor("");
+        let err = |b: &[u8]| i.prepare(b).unwrap_err().0;
+        assert!(err(b"{not json").contains("not valid JSON"));
+        assert!(err(b"[1,2]").contains("not an Okta event hook"));
+        assert!(err(br#"{"data":{}}"#).contains("data.events is missing"));
+        assert!(err(&body("")).contains("data.events is empty"));
+        assert!(err(br#"{"eventType":"com.okta.import.transform","data":{"events":[]}}"#)
+            .contains("expected `com.okta.event_hook`"));
+        assert!(err(&body(r#"{"published":"2024-05-01T10:00:00Z","eventType":"x"}"#))
+            .contains("data.events[0]: `uuid` is missing"));
+        assert!(err(&body(r#"{"uuid":"u","published":"yesterday","eventType":"x"}"#))
+            .contains("RFC 3339"));
+        assert!(err(&body("42")).contains("data.events[0]: is not a JSON object"));
+    }
+
+    #[test]
+    fn with_a_signing_key_the_signature_covers_uuid_and_event() {
+        let b = body(EVENT);
+        let i = ingestor("signing_key = \"k\"");
+        let e = &i.prepare(&b).unwrap()[0];
+        assert_eq!(e.sig, hex::encode(entry_signature(b"k", "e1", EVENT)));
+        assert_ne!(e.sig, hex::encode(entry_signature(b"other", "e1", EVENT)));
+        assert_eq!(e.sig.len(), 64);
+    }
+}

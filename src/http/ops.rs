@@ -1,0 +1,117 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics.
+
+use std::sync::Arc;
+
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use redis::AsyncCommands;
+
+use super::ApiTags;
+use crate::startup::AppState;
+use crate::store::{ensure_group, GroupStatus};
+
+pub struct OpsApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Object)]
+pub struct GroupCheck {
+    pub stream: String,
+    pub group: String,
+    /// `present`, `recreated` (it was missing — e.g. Redis restarted without persistence) or
+    /// `error`.
+    pub status: String,
+}
+
+#[derive(Debug, Object)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// `ok` or the reason Redis is not usable.
+    pub redis: String,
+    pub groups: Vec<GroupCheck>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ReadyResponse {
+    /// Redis answers and every configured consumer group exists.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// Not ready; the body says why.
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>),
+}
+
+#[OpenApi]
+impl OpsApi {
+    /// Liveness: the process is up.
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz", tag = "ApiTags::Operations")]
+    async fn healthz(&self) -> Json<Health> {
+        Json(Health {
+            status: "ok".into(),
+        })
+    }
+
+    /// Readiness: Redis reachable and consumer groups present (missing ones are re-created).
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz", tag = "ApiTags::Operations")]
+    async fn readyz(&self) -> ReadyResponse {
+        let mut conn = self.state.redis.clone();
+        let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        if let Err(e) = ping {
+            return ReadyResponse::NotReady(Json(Readiness {
+                status: "not_ready".into(),
+                redis: format!("unreachable: {e}"),
+                groups: vec![],
+            }));
+        }
+        let mut groups = Vec::new();
+        let mut ok = true;
+        for (stream, group) in self.state.consumer_groups() {
+            let status = match ensure_group(&mut conn, &stream, &group).await {
+                Ok(GroupStatus::Present) => "present",
+                Ok(GroupStatus::Created) => "recreated",
+                Err(e) => {
+                    tracing::warn!(error = %e, %stream, %group, "consumer group check failed");
+                    ok = false;
+                    "error"
+                }
+            };
+            groups.push(GroupCheck {
+                stream,
+                group,
+                status: status.into(),
+            });
+        }
+        let body = Readiness {
+            status: if ok { "ready" } else { "not_ready" }.into(),
+            redis: "ok".into(),
+            groups,
+        };
+        if ok {
+            ReadyResponse::Ready(Json(body))
+        } else {
+            ReadyResponse::NotReady(Json(body))
+        }
+    }
+
+    /// Prometheus metrics (text exposition format).
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics", tag = "ApiTags::Operations")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(self.state.metrics.render())
+    }
+}
+
+/// Refreshes stream-length gauges; used by the maintenance loop.
+pub async fn record_stream_lengths(state: &AppState) -> redis::RedisResult<()> {
+    let mut conn = state.redis.clone();
+    for stream in state.streams() {
+        let len: u64 = conn.xlen(&stream).await?;
+        metrics::gauge!("okta_adapter_stream_length", "stream" => stream).set(len as f64);
+    }
+    Ok(())
+}

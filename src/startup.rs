@@ -1,0 +1,205 @@
+//! Building and running the application: `Application::build` → `run_until_stopped`.
+//!
+//! The caller owns the listener and the shutdown future, so tests start a real server on port 0
+//! and stop it when they want.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use poem::listener::TcpAcceptor;
+use poem::Server;
+use redis::aio::ConnectionManager;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::fanout::Ingestor;
+use crate::http::auth::HookAuth;
+use crate::store::{ensure_group, GroupStatus};
+use crate::{http, telemetry};
+
+/// Everything a request handler needs, shared.
+pub struct AppState {
+    pub settings: Settings,
+    /// Multiplexed connection with a response timeout (never used for blocking reads).
+    pub redis: ConnectionManager,
+    pub ingestor: Ingestor,
+    pub hook_auth: HookAuth,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, redis: ConnectionManager) -> Arc<Self> {
+        Arc::new(AppState {
+            ingestor: Ingestor::new(&settings),
+            hook_auth: HookAuth::new(&settings.hooks.auth_header, &settings.hooks.secrets),
+            metrics: telemetry::metrics_handle(),
+            redis,
+            settings,
+        })
+    }
+
+    /// Every (stream, group) pair the config asks for.
+    pub fn consumer_groups(&self) -> Vec<(String, String)> {
+        let keys = self.ingestor.keys();
+        let firehose = self
+            .settings
+            .firehose
+            .groups
+            .iter()
+            .map(|g| (keys.firehose(), g.clone()));
+        let routes = self
+            .ingestor
+            .routes()
+            .iter()
+            .flat_map(|r| r.groups.iter().map(|g| (r.stream.clone(), g.clone())));
+        firehose.chain(routes).collect()
+    }
+
+    /// Every stream the adapter writes.
+    pub fn streams(&self) -> Vec<String> {
+        std::iter::once(self.ingestor.keys().firehose())
+            .chain(self.ingestor.routes().iter().map(|r| r.stream.clone()))
+            .collect()
+    }
+
+    /// Creates missing consumer groups; logs the ones that had to be re-created.
+    pub async fn ensure_consumer_groups(&self) -> redis::RedisResult<usize> {
+        let mut conn = self.redis.clone();
+        let mut created = 0;
+        for (stream, group) in self.consumer_groups() {
+            if ensure_group(&mut conn, &stream, &group).await? == GroupStatus::Created {
+                tracing::info!(%stream, %group, "consumer group created");
+                created += 1;
+            }
+        }
+        Ok(created)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(
+        "cannot reach Redis at {url} (redis.url): {source}. Start one (`redis-server`), point \
+         OKTA_ADAPTER__REDIS__URL at yours, or run `okta-adapter dev`, which starts a private one"
+    )]
+    Redis {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("cannot listen on {addr} (http.listen): {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    state: Arc<AppState>,
+    acceptor: TcpAcceptor,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    /// Binds `http.listen` and connects to Redis.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let addr = settings.listen_addr();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Connects to Redis and creates consumer groups; serves on `listener`.
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Self, StartupError> {
+        let url = redacted_url(settings.redis.url.expose_secret());
+        let redis_err = |source| StartupError::Redis {
+            url: url.clone(),
+            source,
+        };
+        let redis = crate::store::connect(&settings.redis)
+            .await
+            .map_err(redis_err)?;
+        let state = AppState::new(settings, redis);
+        state.ensure_consumer_groups().await.map_err(redis_err)?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Listen {
+            addr: state.settings.http.listen.clone(),
+            source,
+        })?;
+        let acceptor = TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Listen {
+            addr: local_addr.to_string(),
+            source,
+        })?;
+        Ok(Self {
+            state,
+            acceptor,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests for
+    /// up to `http.shutdown_grace_secs`.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let cancel = CancellationToken::new();
+        let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
+        let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
+        tracing::info!(addr = %self.local_addr, "okta-adapter listening");
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(http::router(self.state.clone()), shutdown, Some(grace))
+            .await;
+        cancel.cancel();
+        let _ = maintenance.await;
+        tracing::info!("okta-adapter stopped");
+        result
+    }
+}
+
+/// Re-creates lost consumer groups and refreshes gauges until cancelled.
+async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
+    let every = Duration::from_secs(state.settings.redis.maintenance_interval_secs);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = state.ensure_consumer_groups().await {
+            metrics::counter!("okta_adapter_redis_errors_total", "op" => "maintenance").increment(1);
+            tracing::warn!(error = %e, "consumer group check failed");
+            continue;
+        }
+        if let Err(e) = http::ops::record_stream_lengths(&state).await {
+            tracing::warn!(error = %e, "stream length refresh failed");
+        }
+        state.metrics.run_upkeep();
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redacted_url(url: &str) -> String {
+    match redis::parse_redis_url(url) {
+        Some(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        None => "<invalid url>".into(),
+    }
+}

@@ -1,0 +1,71 @@
+//! Every Redis key the adapter writes, in one place.
+//!
+//! All keys start with `redis.prefix`. Keys that one ingest script writes together (the
+//! firehose, the route streams, the de-duplication keys and the user → tenant index) share the
+//! hash tag `{events}`, so they live in one Redis Cluster slot and the script stays legal on a
+//! cluster. Okta caps an org at 400,000 events a day, which one slot carries easily; per-user
+//! keys added later carry the user id as their own tag so they spread over the cluster.
+
+/// Builds key names for one deployment (one `redis.prefix`).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Stream that receives every accepted event: `<prefix>:{events}:firehose`.
+    pub fn firehose(&self) -> String {
+        format!("{}:{{events}}:firehose", self.prefix)
+    }
+
+    /// Stream of one configured route: `<prefix>:{events}:route:<name>`.
+    pub fn route(&self, name: &str) -> String {
+        format!("{}:{{events}}:route:{name}", self.prefix)
+    }
+
+    /// Marker that an event uuid was written; expires after `hooks.dedup_window_secs`.
+    pub fn dedup(&self, uuid: &str) -> String {
+        format!("{}:{{events}}:dedup:{uuid}", self.prefix)
+    }
+
+    /// Hash: Okta user id → the tenant learned from an earlier event of that user.
+    pub fn user_tenant(&self) -> String {
+        format!("{}:{{events}}:user-tenant", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis Cluster hashes only the part between the first `{` and the next `}`.
+    fn hash_tag(key: &str) -> &str {
+        let open = key.find('{').unwrap();
+        let close = key[open..].find('}').unwrap() + open;
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn keys_written_by_one_ingest_script_share_a_hash_tag() {
+        let k = Keys::new("okta-adapter");
+        let tags = [
+            k.firehose(),
+            k.route("lifecycle"),
+            k.dedup("f1d0b993-cc19-11ed-a688-db22c99ef6c4"),
+            k.user_tenant(),
+        ]
+        .map(|key| hash_tag(&key).to_string());
+        assert!(tags.iter().all(|t| t == "events"), "{tags:?}");
+        assert_eq!(k.firehose(), "okta-adapter:{events}:firehose");
+    }
+}

@@ -1,0 +1,7 @@
+//! Redis access: key names, connections, and consumer-group upkeep.
+
+pub mod keys;
+pub mod redis_conn;
+
+pub use keys::Keys;
+pub use redis_conn::{connect, connect_lazy, ensure_group, GroupStatus};

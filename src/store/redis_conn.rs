@@ -1,0 +1,59 @@
+//! Connections and consumer-group upkeep.
+//!
+//! Request handlers share one multiplexed [`ConnectionManager`] whose response timeout is set
+//! well below Okta's 3 s hook timeout, so a stuck Redis turns into a fast 503 instead of a hung
+//! delivery. The manager reconnects by itself once Redis is back.
+//!
+//! Consumer groups are created at start with `XGROUP CREATE … 0 MKSTREAM` and checked again
+//! periodically: a Redis restarted without persistence loses them, and a product service must
+//! never be wedged on `NOGROUP`. A group is (re-)created from id `0`, so entries written while it
+//! was missing are still delivered to it.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisResult};
+use secrecy::ExposeSecret;
+
+use crate::config::RedisSettings;
+
+/// Opens the shared connection. Fails (with Redis's own message) when Redis cannot be reached.
+pub async fn connect(settings: &RedisSettings) -> RedisResult<ConnectionManager> {
+    let client = redis::Client::open(settings.url.expose_secret())?;
+    ConnectionManager::new_with_config(client, manager_config(settings)).await
+}
+
+/// Like [`connect`], but connects on first use (for commands that may never touch Redis).
+pub fn connect_lazy(settings: &RedisSettings) -> RedisResult<ConnectionManager> {
+    let client = redis::Client::open(settings.url.expose_secret())?;
+    ConnectionManager::new_lazy_with_config(client, manager_config(settings))
+}
+
+fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms)))
+        .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// Whether a group existed or had to be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStatus {
+    Present,
+    Created,
+}
+
+/// Creates `group` on `stream` (and the stream) unless it exists.
+pub async fn ensure_group(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    group: &str,
+) -> RedisResult<GroupStatus> {
+    let created: RedisResult<()> = conn.xgroup_create_mkstream(stream, group, "0").await;
+    match created {
+        Ok(()) => Ok(GroupStatus::Created),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(GroupStatus::Present),
+        Err(e) => Err(e),
+    }
+}
