@@ -235,7 +235,12 @@ impl Settings {
                     .into(),
             );
         }
-        if self.hooks.secrets.iter().any(|s| s.expose_secret().is_empty()) {
+        if self
+            .hooks
+            .secrets
+            .iter()
+            .any(|s| s.expose_secret().is_empty())
+        {
             problems.push("hooks.secrets: contains an empty secret".into());
         }
         if self.hooks.dedup_window_secs == 0 {
@@ -261,7 +266,9 @@ impl Settings {
                 problems.push(format!("routes[{i}].name: `{}` is used twice", route.name));
             }
             if route.event_types.is_empty() {
-                problems.push(format!("routes[{i}].event_types: must list at least one pattern"));
+                problems.push(format!(
+                    "routes[{i}].event_types: must list at least one pattern"
+                ));
             }
         }
         for (i, rule) in self.tenants.rules.iter().enumerate() {

@@ -10,7 +10,10 @@ use okta_adapter::startup::{AppState, Application};
 use okta_adapter::{dev, shutdown, store, telemetry};
 
 #[derive(Parser)]
-#[command(version, about = "Okta event/inline hooks into Redis Streams, and the management API")]
+#[command(
+    version,
+    about = "Okta event/inline hooks into Redis Streams, and the management API"
+)]
 struct Cli {
     /// A TOML file layered over the built-in defaults (env: OKTA_ADAPTER_CONFIG).
     #[arg(long, global = true)]

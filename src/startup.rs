@@ -131,14 +131,17 @@ impl Application {
             .map_err(redis_err)?;
         let state = AppState::new(settings, redis);
         state.ensure_consumer_groups().await.map_err(redis_err)?;
-        let local_addr = listener.local_addr().map_err(|source| StartupError::Listen {
-            addr: state.settings.http.listen.clone(),
-            source,
-        })?;
-        let acceptor = TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Listen {
-            addr: local_addr.to_string(),
-            source,
-        })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                addr: state.settings.http.listen.clone(),
+                source,
+            })?;
+        let acceptor =
+            TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Listen {
+                addr: local_addr.to_string(),
+                source,
+            })?;
         Ok(Self {
             state,
             acceptor,
@@ -156,7 +159,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests for
     /// up to `http.shutdown_grace_secs`.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let cancel = CancellationToken::new();
         let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
@@ -180,7 +186,8 @@ async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
             _ = tokio::time::sleep(every) => {}
         }
         if let Err(e) = state.ensure_consumer_groups().await {
-            metrics::counter!("okta_adapter_redis_errors_total", "op" => "maintenance").increment(1);
+            metrics::counter!("okta_adapter_redis_errors_total", "op" => "maintenance")
+                .increment(1);
             tracing::warn!(error = %e, "consumer group check failed");
             continue;
         }

@@ -174,7 +174,9 @@ mod tests {
 
     #[test]
     fn no_rule_no_tenant() {
-        let e = event(r#"{"eventType":"user.session.start","actor":{"id":"00u1","type":"User","alternateId":"a@b.org"}}"#);
+        let e = event(
+            r#"{"eventType":"user.session.start","actor":{"id":"00u1","type":"User","alternateId":"a@b.org"}}"#,
+        );
         assert_eq!(resolver(RULES).resolve(&e), None);
         assert_eq!(TenantResolver::default().resolve(&e), None);
     }

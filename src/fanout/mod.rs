@@ -94,14 +94,15 @@ impl Ingestor {
 
     /// Parses and validates a delivery body. Nothing is written if this fails.
     pub fn prepare<'a>(&self, body: &'a [u8]) -> Result<Vec<PreparedEvent<'a>>, InvalidDelivery> {
-        let delivery: Delivery<'a> = serde_json::from_slice(body).map_err(|e| match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                InvalidDelivery(format!("body is not valid JSON: {e}"))
-            }
-            Category::Data => InvalidDelivery(format!(
-                "not an Okta event hook delivery: expected an object with data.events ({e})"
-            )),
-        })?;
+        let delivery: Delivery<'a> =
+            serde_json::from_slice(body).map_err(|e| match e.classify() {
+                Category::Syntax | Category::Eof | Category::Io => {
+                    InvalidDelivery(format!("body is not valid JSON: {e}"))
+                }
+                Category::Data => InvalidDelivery(format!(
+                    "not an Okta event hook delivery: expected an object with data.events ({e})"
+                )),
+            })?;
         if let Some(kind) = delivery.event_type.as_deref() {
             if kind != EVENT_HOOK_ENVELOPE_TYPE {
                 return Err(InvalidDelivery(format!(
@@ -109,10 +110,9 @@ impl Ingestor {
                 )));
             }
         }
-        let events = delivery
-            .data
-            .and_then(|d| d.events)
-            .ok_or_else(|| InvalidDelivery("not an Okta event hook delivery: data.events is missing".into()))?;
+        let events = delivery.data.and_then(|d| d.events).ok_or_else(|| {
+            InvalidDelivery("not an Okta event hook delivery: data.events is missing".into())
+        })?;
         if events.is_empty() {
             return Err(InvalidDelivery("data.events is empty".into()));
         }
@@ -123,7 +123,11 @@ impl Ingestor {
             .collect()
     }
 
-    fn prepare_event<'a>(&self, i: usize, raw: &'a str) -> Result<PreparedEvent<'a>, InvalidDelivery> {
+    fn prepare_event<'a>(
+        &self,
+        i: usize,
+        raw: &'a str,
+    ) -> Result<PreparedEvent<'a>, InvalidDelivery> {
         let at = |what: &str| InvalidDelivery(format!("data.events[{i}]: {what}"));
         if !raw.starts_with('{') {
             return Err(at("is not a JSON object"));
@@ -138,7 +142,9 @@ impl Ingestor {
         let event_type = required(&event.event_type, "eventType")?;
         let published = required(&event.published, "published")?;
         if DateTime::parse_from_rfc3339(&published).is_err() {
-            return Err(at(&format!("`published` is not an RFC 3339 time: `{published}`")));
+            return Err(at(&format!(
+                "`published` is not an RFC 3339 time: `{published}`"
+            )));
         }
         if uuid.len() > 256 || uuid.contains(char::is_whitespace) {
             return Err(at("`uuid` is not an Okta event id"));
@@ -153,7 +159,10 @@ impl Ingestor {
         Ok(PreparedEvent {
             sig: self.sign(&uuid, raw),
             tenant: self.tenants.resolve(&event).unwrap_or_default(),
-            user: event.subject_user().map(|u| u.id.to_owned()).unwrap_or_default(),
+            user: event
+                .subject_user()
+                .map(|u| u.id.to_owned())
+                .unwrap_or_default(),
             actor: event.actor.id.clone().unwrap_or_default(),
             outcome: event.outcome.result.clone().unwrap_or_default(),
             uuid,
@@ -245,12 +254,14 @@ mod tests {
     use super::*;
 
     fn ingestor(extra: &str) -> Ingestor {
-        let s = Settings::from_toml_overrides(&format!("[hooks]\nsecrets=[\"s\"]\n{extra}")).unwrap();
+        let s =
+            Settings::from_toml_overrides(&format!("[hooks]\nsecrets=[\"s\"]\n{extra}")).unwrap();
         Ingestor::new(&s)
     }
 
     fn body(events: &str) -> Vec<u8> {
-        format!(r#"{{"eventType":"com.okta.event_hook","data":{{"events":[{events}]}}}}"#).into_bytes()
+        format!(r#"{{"eventType":"com.okta.event_hook","data":{{"events":[{events}]}}}}"#)
+            .into_bytes()
     }
 
     const EVENT: &str = r#"{"uuid":"e1","published":"2024-05-01T10:00:00.000Z","eventType":"user.lifecycle.suspend","actor":{"id":"00uAdmin","type":"User"},"outcome":{"result":"SUCCESS"},"target":[{"id":"00u1","type":"User","alternateId":"a@b.c"}]}"#;
@@ -261,7 +272,10 @@ mod tests {
         let events = ingestor("").prepare(&b).unwrap();
         assert_eq!(events.len(), 1);
         let e = &events[0];
-        assert_eq!((e.uuid.as_str(), e.user.as_str(), e.actor.as_str()), ("e1", "00u1", "00uAdmin"));
+        assert_eq!(
+            (e.uuid.as_str(), e.user.as_str(), e.actor.as_str()),
+            ("e1", "00u1", "00uAdmin")
+        );
         assert_eq!(e.outcome, "SUCCESS");
         assert_eq!(e.routes, vec![1], "the default lifecycle route matches");
         assert_eq!(e.raw, EVENT);
@@ -276,12 +290,18 @@ mod tests {
         assert!(err(b"[1,2]").contains("not an Okta event hook"));
         assert!(err(br#"{"data":{}}"#).contains("data.events is missing"));
         assert!(err(&body("")).contains("data.events is empty"));
-        assert!(err(br#"{"eventType":"com.okta.import.transform","data":{"events":[]}}"#)
-            .contains("expected `com.okta.event_hook`"));
-        assert!(err(&body(r#"{"published":"2024-05-01T10:00:00Z","eventType":"x"}"#))
-            .contains("data.events[0]: `uuid` is missing"));
-        assert!(err(&body(r#"{"uuid":"u","published":"yesterday","eventType":"x"}"#))
-            .contains("RFC 3339"));
+        assert!(
+            err(br#"{"eventType":"com.okta.import.transform","data":{"events":[]}}"#)
+                .contains("expected `com.okta.event_hook`")
+        );
+        assert!(err(&body(
+            r#"{"published":"2024-05-01T10:00:00Z","eventType":"x"}"#
+        ))
+        .contains("data.events[0]: `uuid` is missing"));
+        assert!(err(&body(
+            r#"{"uuid":"u","published":"yesterday","eventType":"x"}"#
+        ))
+        .contains("RFC 3339"));
         assert!(err(&body("42")).contains("data.events[0]: is not a JSON object"));
     }
 

@@ -63,7 +63,10 @@ mod tests {
 
     fn headers(name: &str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        h.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
         h
     }
 

@@ -142,7 +142,11 @@ impl EventHookApi {
             };
             counter!(name, "type" => e.event_type.clone()).increment(1);
         }
-        tracing::debug!(events = events.len(), duplicates, "event hook delivery stored");
+        tracing::debug!(
+            events = events.len(),
+            duplicates,
+            "event hook delivery stored"
+        );
         Ok(Delivered::Stored)
     }
 }

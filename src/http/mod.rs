@@ -28,7 +28,9 @@ pub enum ApiTags {
 }
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
-pub fn api_service(state: Arc<AppState>) -> OpenApiService<(event_hook::EventHookApi, ops::OpsApi), ()> {
+pub fn api_service(
+    state: Arc<AppState>,
+) -> OpenApiService<(event_hook::EventHookApi, ops::OpsApi), ()> {
     OpenApiService::new(
         (
             event_hook::EventHookApi {

@@ -50,7 +50,12 @@ pub enum ReadyResponse {
 #[OpenApi]
 impl OpsApi {
     /// Liveness: the process is up.
-    #[oai(path = "/healthz", method = "get", operation_id = "healthz", tag = "ApiTags::Operations")]
+    #[oai(
+        path = "/healthz",
+        method = "get",
+        operation_id = "healthz",
+        tag = "ApiTags::Operations"
+    )]
     async fn healthz(&self) -> Json<Health> {
         Json(Health {
             status: "ok".into(),
@@ -58,7 +63,12 @@ impl OpsApi {
     }
 
     /// Readiness: Redis reachable and consumer groups present (missing ones are re-created).
-    #[oai(path = "/readyz", method = "get", operation_id = "readyz", tag = "ApiTags::Operations")]
+    #[oai(
+        path = "/readyz",
+        method = "get",
+        operation_id = "readyz",
+        tag = "ApiTags::Operations"
+    )]
     async fn readyz(&self) -> ReadyResponse {
         let mut conn = self.state.redis.clone();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
@@ -100,7 +110,12 @@ impl OpsApi {
     }
 
     /// Prometheus metrics (text exposition format).
-    #[oai(path = "/metrics", method = "get", operation_id = "metrics", tag = "ApiTags::Operations")]
+    #[oai(
+        path = "/metrics",
+        method = "get",
+        operation_id = "metrics",
+        tag = "ApiTags::Operations"
+    )]
     async fn metrics(&self) -> PlainText<String> {
         PlainText(self.state.metrics.render())
     }

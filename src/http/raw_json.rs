@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 use poem::{Body, Request, RequestBody, Result};
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
-use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::error::HttpError;
 
@@ -32,10 +32,13 @@ impl<T> RawJson<T> {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(HttpError::payload_too_large(limit));
         }
-        self.body.into_bytes_limit(limit).await.map_err(|e| match e {
-            poem::error::ReadBodyError::PayloadTooLarge => HttpError::payload_too_large(limit),
-            other => HttpError::bad_request(format!("could not read the body: {other}")),
-        })
+        self.body
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|e| match e {
+                poem::error::ReadBodyError::PayloadTooLarge => HttpError::payload_too_large(limit),
+                other => HttpError::bad_request(format!("could not read the body: {other}")),
+            })
     }
 }
 

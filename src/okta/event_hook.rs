@@ -192,7 +192,10 @@ mod tests {
         let raw = events[0].get();
         assert!(SAMPLE.contains(raw), "raw event must be a byte-exact slice");
         let e: LogEventSummary = serde_json::from_str(raw).unwrap();
-        assert_eq!(e.uuid.as_deref(), Some("f1d0b993-cc19-11ed-a688-db22c99ef6c4"));
+        assert_eq!(
+            e.uuid.as_deref(),
+            Some("f1d0b993-cc19-11ed-a688-db22c99ef6c4")
+        );
         assert_eq!(e.event_type.as_deref(), Some("user.session.start"));
         assert_eq!(e.outcome.result.as_deref(), Some("SUCCESS"));
         let user = e.subject_user().unwrap();

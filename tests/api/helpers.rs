@@ -1,0 +1,312 @@
+//! `spawn_app()` and friends: a real adapter on a free port, its own `redis-server`, and a
+//! random key prefix, so tests never see each other's data.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use okta_adapter::config::Settings;
+use okta_adapter::dev::RedisServer;
+use okta_adapter::startup::{AppState, Application};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const SECRET: &str = "test-secret-1";
+pub const SECOND_SECRET: &str = "test-secret-2";
+
+pub struct TestRedis {
+    pub server: RedisServer,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRedis {
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With persistence (AOF, fsync always): a restart keeps what was acknowledged.
+    pub fn start_persistent() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = RedisServer::start(dir.path(), persistent).expect("redis-server starts");
+        Self { server, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub async fn conn(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub prefix: String,
+    pub state: Arc<AppState>,
+    pub redis_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// A random prefix per app, so two apps can share a Redis without seeing each other.
+pub fn random_prefix() -> String {
+    format!("test-{:016x}", rand::random::<u64>())
+}
+
+/// Settings for a test: the defaults, a fast maintenance loop, two secrets, then `extra` TOML
+/// (sections may repeat the ones set here; later keys win).
+pub fn test_settings(redis_url: &str, prefix: &str, extra: &str) -> Settings {
+    let base = format!(
+        r#"
+[redis]
+url = "{redis_url}"
+prefix = "{prefix}"
+response_timeout_ms = 500
+connect_timeout_ms = 300
+maintenance_interval_secs = 1
+[hooks]
+secrets = ["{SECRET}", "{SECOND_SECRET}"]
+[log]
+level = "warn"
+"#
+    );
+    let merged = merge_toml(&base, extra);
+    Settings::from_toml_overrides(&merged).expect("test settings are valid")
+}
+
+/// Deep-merges two TOML documents (tables merge, everything else is replaced by `extra`).
+fn merge_toml(base: &str, extra: &str) -> String {
+    fn merge(a: &mut toml::Value, b: toml::Value) {
+        match (a, b) {
+            (toml::Value::Table(a), toml::Value::Table(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(&k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            a.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+    let mut a: toml::Value = toml::from_str(base).unwrap();
+    let b: toml::Value = toml::from_str(extra).expect("extra TOML parses");
+    merge(&mut a, b);
+    toml::to_string(&a).unwrap()
+}
+
+pub async fn spawn_app(redis: &TestRedis) -> TestApp {
+    spawn_app_with(redis, "").await
+}
+
+pub async fn spawn_app_with(redis: &TestRedis, extra: &str) -> TestApp {
+    spawn_app_on(&redis.url(), &random_prefix(), extra).await
+}
+
+pub async fn spawn_app_on(redis_url: &str, prefix: &str, extra: &str) -> TestApp {
+    let settings = test_settings(redis_url, prefix, extra);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = Application::build_with_listener(settings, listener)
+        .await
+        .expect("app builds");
+    let addr = app.local_addr();
+    let state = app.state();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        prefix: prefix.to_string(),
+        state,
+        redis_url: redis_url.to_string(),
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post_events_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        secret: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/hooks/okta/events"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = secret {
+            req = req.header("authorization", s);
+        }
+        req.send().await.expect("request completes")
+    }
+
+    pub async fn post_events(&self, delivery: &Value) -> reqwest::Response {
+        self.post_events_raw(delivery.to_string(), Some(SECRET))
+            .await
+    }
+
+    /// Starts graceful shutdown and waits for the server task to end.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn firehose(&self) -> String {
+        format!("{}:{{events}}:firehose", self.prefix)
+    }
+
+    pub fn route(&self, name: &str) -> String {
+        format!("{}:{{events}}:route:{name}", self.prefix)
+    }
+
+    pub async fn conn(&self) -> MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Every entry of `stream`, as field → value maps, oldest first.
+    pub async fn entries(&self, stream: &str) -> Vec<HashMap<String, String>> {
+        let mut conn = self.conn().await;
+        let reply: redis::streams::StreamRangeReply = conn.xrange_all(stream).await.unwrap();
+        reply
+            .ids
+            .into_iter()
+            .map(|id| {
+                id.map
+                    .into_iter()
+                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub async fn uuids(&self, stream: &str) -> Vec<String> {
+        self.entries(stream)
+            .await
+            .into_iter()
+            .map(|e| e["uuid"].clone())
+            .collect()
+    }
+
+    pub async fn key_count(&self) -> usize {
+        let mut conn = self.conn().await;
+        let keys: Vec<String> = conn.keys(format!("{}:*", self.prefix)).await.unwrap();
+        keys.len()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A realistic LogEvent about `user` (Okta id, login) of `event_type`.
+pub fn log_event(uuid: &str, event_type: &str, user: (&str, &str)) -> Value {
+    json!({
+        "uuid": uuid,
+        "published": "2026-10-01T09:00:00.000Z",
+        "eventType": event_type,
+        "version": "0",
+        "severity": "INFO",
+        "displayMessage": "test event",
+        "actor": {"id": "00uadmin", "type": "User", "alternateId": "admin@example.com", "displayName": "Admin"},
+        "client": {"ipAddress": "203.0.113.9", "zone": "null", "device": "Computer"},
+        "outcome": {"result": "SUCCESS", "reason": null},
+        "target": [{"id": user.0, "type": "User", "alternateId": user.1, "displayName": "Some User"}],
+        "transaction": {"type": "WEB", "id": "tx1", "detail": {}},
+        "debugContext": {"debugData": {"requestId": "req1"}},
+        "insertionTimestamp": null
+    })
+}
+
+/// A user joining an Okta group (the group rule derives tenants from such events).
+pub fn group_add_event(uuid: &str, user: (&str, &str), group_name: &str) -> Value {
+    let mut e = log_event(uuid, "group.user_membership.add", user);
+    e["target"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "00gX", "type": "UserGroup", "alternateId": "unknown", "displayName": group_name}));
+    e
+}
+
+/// Wraps events in Okta's delivery envelope.
+pub fn delivery(events: Vec<Value>) -> Value {
+    json!({
+        "eventType": "com.okta.event_hook",
+        "eventTypeVersion": "1.0",
+        "cloudEventsVersion": "0.1",
+        "source": "https://example.okta.com/api/v1/eventHooks/who1",
+        "eventId": format!("{:x}", rand::random::<u64>()),
+        "eventTime": "2026-10-01T09:00:01.000Z",
+        "contentType": "application/json",
+        "data": {"events": events}
+    })
+}
+
+/// `n` distinct lifecycle events.
+pub fn lifecycle_batch(tag: &str, n: usize) -> Value {
+    delivery(
+        (0..n)
+            .map(|i| {
+                log_event(
+                    &format!("{tag}-{i:05}"),
+                    "user.lifecycle.activate",
+                    (&format!("00u{tag}{i}"), &format!("user{i}@example.com")),
+                )
+            })
+            .collect(),
+    )
+}
+
+pub fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/hooks/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// Polls `check` until it is true or `secs` pass.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -1,0 +1,94 @@
+//! Operations endpoints and start-up behaviour.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn healthz_readyz_metrics_docs_and_openapi_answer() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let get = |p: &str| app.client.get(app.url(p)).send();
+
+    let health: Value = get("/healthz").await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["groups"][0]["group"], "products");
+    assert_eq!(ready["groups"][0]["status"], "present");
+
+    app.post_events(&lifecycle_batch("m", 3)).await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for needle in [
+        "okta_adapter_events_received_total{type=\"user.lifecycle.activate\"}",
+        "okta_adapter_events_accepted_total{type=\"user.lifecycle.activate\"}",
+        "okta_adapter_http_request_duration_seconds_bucket{operation=\"receive_event_hook\",status=\"204\"",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}");
+    }
+    // Stream lengths are refreshed by the maintenance loop.
+    let stream_gauge = format!(
+        "okta_adapter_stream_length{{stream=\"{}\"}}",
+        app.firehose()
+    );
+    let refreshed = eventually(5, || async {
+        get("/metrics")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains(&stream_gauge)
+    })
+    .await;
+    assert!(refreshed, "missing {stream_gauge}");
+
+    let spec: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(spec["paths"]["/hooks/okta/events"]["post"].is_object());
+    assert!(spec["paths"]["/hooks/okta/events"]["get"].is_object());
+    let docs = get("/docs").await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_json_errors() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let resp = app.client.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "not_found");
+    let resp = app
+        .client
+        .delete(app.url("/hooks/okta/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert!(resp.json::<Value>().await.unwrap()["message"].is_string());
+}
+
+#[tokio::test]
+async fn start_up_without_redis_fails_with_a_message_that_says_what_to_do() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = test_settings(&format!("redis://:hunter2@127.0.0.1:{port}"), "p", "");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = okta_adapter::startup::Application::build_with_listener(settings, listener)
+        .await
+        .err()
+        .expect("no Redis, no start");
+    let msg = err.to_string();
+    assert!(msg.contains("cannot reach Redis"), "{msg}");
+    assert!(msg.contains("okta-adapter dev"), "{msg}");
+    assert!(
+        !msg.contains("hunter2"),
+        "the password must not leak: {msg}"
+    );
+}
