@@ -33,6 +33,7 @@ pub struct Settings {
     #[serde(default)]
     pub routes: Vec<RouteSettings>,
     pub tenants: TenantSettings,
+    pub inline: InlineSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +125,253 @@ pub enum TenantRuleSettings {
     App { map: BTreeMap<String, String> },
     EmailDomain { map: BTreeMap<String, String> },
     Attribute { attribute: String },
+}
+
+/// `[inline]`: inline hook decisions (see `config/default.toml` for what each key means).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineSettings {
+    pub deadline_ms: u64,
+    pub max_body_bytes: usize,
+    pub decisions_maxlen: u64,
+    pub tenant_attribute: String,
+    #[serde(default)]
+    pub tenants: Vec<InlineTenantSettings>,
+    /// Group display name → roles.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub oauth: InlineOAuthSettings,
+    pub password_import: PasswordImportSettings,
+    pub token: TokenHookSettings,
+    pub saml: SamlHookSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineTenantSettings {
+    pub id: String,
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    #[serde(default)]
+    pub apps: Vec<String>,
+    /// Set at self-service registration (besides the tenant attribute).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineOAuthSettings {
+    pub enabled: bool,
+    pub issuer: String,
+    pub audience: String,
+    pub client_id: String,
+    pub required_scope: String,
+    pub jwks_url: String,
+    pub jwks_refresh_min_secs: u64,
+    pub jwks_timeout_ms: u64,
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordImportSettings {
+    /// 0 = the number of cores.
+    pub max_concurrent_hashes: usize,
+    pub max_failures: u64,
+    pub failure_window_secs: u64,
+    pub cleanup_group: String,
+}
+
+impl PasswordImportSettings {
+    /// Concurrent verifications: the configured number, or one per core.
+    pub fn hash_permits(&self) -> usize {
+        if self.max_concurrent_hashes > 0 {
+            self.max_concurrent_hashes
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Which token a claim goes into.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Access,
+    Identity,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenHookSettings {
+    pub tenant_claim: String,
+    pub roles_claim: String,
+    pub tokens: Vec<TokenKind>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlHookSettings {
+    pub tenant_attribute: String,
+    pub roles_attribute: String,
+    pub name_format: String,
+}
+
+/// Claims Okta does not let a token hook add or change (HOOKS-SPEC §3.6.2, REF-token).
+pub const RESERVED_TOKEN_CLAIMS: &[&str] = &[
+    "acr",
+    "active",
+    "aid",
+    "amr",
+    "app_id",
+    "app_type",
+    "as_uri",
+    "at_hash",
+    "aud",
+    "auth_time",
+    "authorization_details",
+    "c_hash",
+    "cid",
+    "client_id",
+    "client_ip",
+    "client_req_id",
+    "client_type",
+    "client_user_agent",
+    "cnf",
+    "device_compliance",
+    "device_id",
+    "device_known",
+    "device_managed",
+    "device_name",
+    "device_trust",
+    "did",
+    "dst",
+    "exp",
+    "group",
+    "groups",
+    "hotk",
+    "iat",
+    "idp",
+    "idp_iss",
+    "iss",
+    "jti",
+    "mac_key",
+    "may_act",
+    "nonce",
+    "oid",
+    "okta_emailVerified",
+    "okta_lastUpdated",
+    "orig",
+    "permissions",
+    "purpose",
+    "pwd_exp_days",
+    "pwd_exp_time",
+    "rid",
+    "role",
+    "rpt",
+    "rsi",
+    "scope",
+    "scopes",
+    "scp",
+    "sid",
+    "sub",
+    "term",
+    "token_type",
+    "uid",
+    "user_ip",
+    "username",
+    "ver",
+];
+
+impl InlineSettings {
+    fn validate(&self, problems: &mut Vec<String>) {
+        if self.deadline_ms == 0 || self.deadline_ms >= 3000 {
+            problems.push(format!(
+                "inline.deadline_ms: {} must be between 1 and 2999 (Okta waits 3000 ms)",
+                self.deadline_ms
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            problems.push("inline.max_body_bytes: must be greater than 0".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut domains = std::collections::HashMap::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if t.id.is_empty() {
+                problems.push(format!("inline.tenants[{i}].id: must not be empty"));
+            }
+            if !ids.insert(t.id.as_str()) {
+                problems.push(format!("inline.tenants[{i}].id: `{}` is used twice", t.id));
+            }
+            for d in &t.email_domains {
+                let d = d.to_ascii_lowercase();
+                if d.is_empty() || d.contains('@') {
+                    problems.push(format!(
+                        "inline.tenants[{i}].email_domains: `{d}` is not a domain like example.com"
+                    ));
+                }
+                if let Some(other) = domains.insert(d.clone(), t.id.clone()) {
+                    problems.push(format!(
+                        "inline.tenants[{i}].email_domains: `{d}` also belongs to tenant `{other}`"
+                    ));
+                }
+            }
+        }
+        let o = &self.oauth;
+        if o.enabled {
+            for (key, value) in [
+                ("issuer", &o.issuer),
+                ("audience", &o.audience),
+                ("client_id", &o.client_id),
+                ("jwks_url", &o.jwks_url),
+            ] {
+                if value.is_empty() {
+                    problems.push(format!(
+                        "inline.oauth.{key}: must be set when inline.oauth.enabled = true"
+                    ));
+                }
+            }
+            let http_url = o.jwks_url.starts_with("https://") || o.jwks_url.starts_with("http://");
+            if !o.jwks_url.is_empty() && !http_url {
+                problems.push(format!(
+                    "inline.oauth.jwks_url: `{}` is not an http(s) URL",
+                    o.jwks_url
+                ));
+            }
+            if o.jwks_timeout_ms == 0 {
+                problems.push("inline.oauth.jwks_timeout_ms: must be > 0".into());
+            }
+        }
+        let p = &self.password_import;
+        if p.max_failures == 0 || p.failure_window_secs == 0 {
+            problems.push(
+                "inline.password_import.max_failures / failure_window_secs: must be > 0".into(),
+            );
+        }
+        if p.cleanup_group.is_empty() {
+            problems.push("inline.password_import.cleanup_group: must not be empty".into());
+        }
+        for (key, claim) in [
+            ("tenant_claim", &self.token.tenant_claim),
+            ("roles_claim", &self.token.roles_claim),
+        ] {
+            if RESERVED_TOKEN_CLAIMS.contains(&claim.as_str()) {
+                problems.push(format!(
+                    "inline.token.{key}: `{claim}` is a claim Okta reserves; a token hook may not set it"
+                ));
+            }
+        }
+        if !self.token.tenant_claim.is_empty() && self.token.tenant_claim == self.token.roles_claim
+        {
+            problems.push("inline.token.roles_claim: must differ from tenant_claim".into());
+        }
+        if !self.saml.tenant_attribute.is_empty()
+            && self.saml.tenant_attribute == self.saml.roles_attribute
+        {
+            problems.push("inline.saml.roles_attribute: must differ from tenant_attribute".into());
+        }
+    }
 }
 
 fn one_or_many_secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
@@ -278,6 +526,7 @@ impl Settings {
                 }
             }
         }
+        self.inline.validate(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -391,6 +640,47 @@ mod tests {
         for secret in ["hunter2-secret", "sign-me-key", "pw-in-url"] {
             assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
         }
+    }
+
+    #[test]
+    fn reserved_token_claims_and_a_deadline_beyond_okta_s_budget_are_refused() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[inline]\ndeadline_ms = 3000\n[inline.token]\ntenant_claim = \"groups\"\nroles_claim = \"scp\"\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("inline.deadline_ms"), "{msg}");
+        assert!(msg.contains("inline.token.tenant_claim: `groups`"), "{msg}");
+        assert!(msg.contains("inline.token.roles_claim: `scp`"), "{msg}");
+    }
+
+    #[test]
+    fn oauth_needs_its_issuer_audience_client_and_keys() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[inline.oauth]\nenabled = true\nissuer = \"https://x.okta.com/oauth2/default\"\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        for key in [
+            "inline.oauth.audience",
+            "inline.oauth.client_id",
+            "inline.oauth.jwks_url",
+        ] {
+            assert!(msg.contains(key), "{key} missing in {msg}");
+        }
+        assert!(!msg.contains("inline.oauth.issuer"), "{msg}");
+    }
+
+    #[test]
+    fn an_email_domain_claimed_by_two_tenants_is_refused() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[inline]\ntenants = [{ id = \"a\", email_domains = [\"x.com\"] }, { id = \"b\", email_domains = [\"X.com\"] }]\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("also belongs to tenant `a`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::fanout::Ingestor;
 use crate::http::auth::HookAuth;
+use crate::http::inline_hooks::InlineAuth;
+use crate::http::jwt::JwtVerifier;
+use crate::inline::credentials::{run_cleanup, Cleanup};
+use crate::inline::InlineState;
 use crate::store::{ensure_group, GroupStatus};
 use crate::{http, telemetry};
 
@@ -28,14 +32,25 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub ingestor: Ingestor,
     pub hook_auth: HookAuth,
+    /// Header secrets (as `hook_auth`) or, with `inline.oauth.enabled`, Okta's bearer tokens.
+    pub inline_auth: InlineAuth,
+    pub inline: InlineState,
     pub metrics: PrometheusHandle,
 }
 
 impl AppState {
     pub fn new(settings: Settings, redis: ConnectionManager) -> Arc<Self> {
+        let hook_auth = HookAuth::new(&settings.hooks.auth_header, &settings.hooks.secrets);
+        let jwt = settings
+            .inline
+            .oauth
+            .enabled
+            .then(|| JwtVerifier::new(&settings.inline.oauth));
         Arc::new(AppState {
             ingestor: Ingestor::new(&settings),
-            hook_auth: HookAuth::new(&settings.hooks.auth_header, &settings.hooks.secrets),
+            inline_auth: InlineAuth::new(hook_auth.clone(), jwt),
+            inline: InlineState::new(&settings),
+            hook_auth,
             metrics: telemetry::metrics_handle(),
             redis,
             settings,
@@ -56,13 +71,19 @@ impl AppState {
             .routes()
             .iter()
             .flat_map(|r| r.groups.iter().map(|g| (r.stream.clone(), g.clone())));
-        firehose.chain(routes).collect()
+        // The credential clean-up group comes last so earlier entries keep their positions.
+        let cleanup = std::iter::once((
+            keys.firehose(),
+            self.settings.inline.password_import.cleanup_group.clone(),
+        ));
+        firehose.chain(routes).chain(cleanup).collect()
     }
 
     /// Every stream the adapter writes.
     pub fn streams(&self) -> Vec<String> {
         std::iter::once(self.ingestor.keys().firehose())
             .chain(self.ingestor.routes().iter().map(|r| r.stream.clone()))
+            .chain(std::iter::once(self.inline.keys.inline_decisions()))
             .collect()
     }
 
@@ -165,6 +186,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let cancel = CancellationToken::new();
         let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
+        let cleanup = tokio::spawn(credential_cleanup(self.state.clone(), cancel.clone()));
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let result = Server::new_with_acceptor(self.acceptor)
@@ -172,6 +194,7 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
+        let _ = cleanup.await;
         tracing::info!("okta-adapter stopped");
         result
     }
@@ -196,6 +219,30 @@ async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
         }
         state.metrics.run_upkeep();
     }
+}
+
+/// Deletes legacy password hashes once Okta reports their import (see `inline::credentials`).
+async fn credential_cleanup(state: Arc<AppState>, cancel: CancellationToken) {
+    let client = match redis::Client::open(state.settings.redis.url.expose_secret()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "credential clean-up cannot start");
+            return;
+        }
+    };
+    let cleanup = Cleanup {
+        client,
+        keys: state.inline.keys.clone(),
+        group: state.settings.inline.password_import.cleanup_group.clone(),
+        // Unique per process, so replicas never share a pending list.
+        consumer: format!(
+            "adapter-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ),
+        block: Duration::from_secs(5),
+    };
+    run_cleanup(cleanup, state.redis.clone(), cancel).await;
 }
 
 /// The URL without its password, for messages.

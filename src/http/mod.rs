@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod error;
 pub mod event_hook;
+pub mod inline_hooks;
+pub mod jwt;
 pub mod ops;
 pub mod raw_json;
 
@@ -30,10 +32,20 @@ pub enum ApiTags {
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
 pub fn api_service(
     state: Arc<AppState>,
-) -> OpenApiService<(event_hook::EventHookApi, ops::OpsApi), ()> {
+) -> OpenApiService<
+    (
+        event_hook::EventHookApi,
+        inline_hooks::InlineHookApi,
+        ops::OpsApi,
+    ),
+    (),
+> {
     OpenApiService::new(
         (
             event_hook::EventHookApi {
+                state: state.clone(),
+            },
+            inline_hooks::InlineHookApi {
                 state: state.clone(),
             },
             ops::OpsApi { state },
@@ -44,7 +56,8 @@ pub fn api_service(
     .description(
         "Receives Okta event hooks and inline hooks, fans events into Redis Streams, and serves \
          the management API. Okta hook endpoints authenticate with the configured header secret \
-         (`hooks.auth_header`).",
+         (`hooks.auth_header`); inline hooks also accept Okta's OAuth 2.0 bearer tokens when \
+         `inline.oauth` is enabled.",
     )
 }
 

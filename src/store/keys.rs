@@ -42,6 +42,28 @@ impl Keys {
     pub fn user_tenant(&self) -> String {
         format!("{}:{{events}}:user-tenant", self.prefix)
     }
+
+    /// Stream of inline hook decisions (type, user, outcome, latency; never a secret), trimmed
+    /// with `MAXLEN ~ inline.decisions_maxlen`: `<prefix>:{events}:inline-decisions`. It sits in
+    /// the `{events}` slot with the other streams so reports read all of them from one node.
+    pub fn inline_decisions(&self) -> String {
+        format!("{}:{{events}}:inline-decisions", self.prefix)
+    }
+
+    /// String: the legacy password hash of one login (lower-cased), loaded by
+    /// `okta-adapter credentials import` and read by the password import hook. Deleted only
+    /// when Okta reports `user.import.password` with outcome SUCCESS for that login. The login
+    /// is the hash tag, so a login's hash and failure counter share a cluster slot and spread
+    /// over the cluster with the logins.
+    pub fn legacy_credential(&self, login: &str) -> String {
+        format!("{}:{{cred:{}}}:hash", self.prefix, login.to_lowercase())
+    }
+
+    /// Counter of wrong passwords for one login (lower-cased), expiring after
+    /// `inline.password_import.failure_window_secs`; at `max_failures` the hook stops hashing.
+    pub fn credential_failures(&self, login: &str) -> String {
+        format!("{}:{{cred:{}}}:failures", self.prefix, login.to_lowercase())
+    }
 }
 
 #[cfg(test)]
@@ -67,5 +89,19 @@ mod tests {
         .map(|key| hash_tag(&key).to_string());
         assert!(tags.iter().all(|t| t == "events"), "{tags:?}");
         assert_eq!(k.firehose(), "okta-adapter:{events}:firehose");
+        assert_eq!(hash_tag(&k.inline_decisions()), "events");
+    }
+
+    #[test]
+    fn a_login_s_hash_and_failure_counter_share_a_slot_whatever_its_case() {
+        let k = Keys::new("p");
+        assert_eq!(
+            k.legacy_credential("Jane@Acme.com"),
+            "p:{cred:jane@acme.com}:hash"
+        );
+        assert_eq!(
+            hash_tag(&k.legacy_credential("Jane@Acme.com")),
+            hash_tag(&k.credential_failures("jane@acme.com"))
+        );
     }
 }
