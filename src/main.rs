@@ -33,6 +33,26 @@ enum Command {
     CheckConfig,
     /// Print the OpenAPI document.
     Openapi,
+    /// The legacy credential store read by the password import inline hook.
+    Credentials {
+        #[command(subcommand)]
+        command: CredentialsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialsCommand {
+    /// Load legacy password hashes: a `.csv` file with a `login,hash` header, or JSON lines
+    /// (`{"login": "…", "hash": "…"}`). Bad rows are reported by line and skipped; the rest are
+    /// stored (an existing login is overwritten). Hashes: bcrypt, PBKDF2-SHA256/512 and argon2
+    /// PHC strings, `$sha256-salted$…`/`$sha512-salted$…` (see docs/inline-hooks.md).
+    Import {
+        /// The file to load.
+        file: PathBuf,
+        /// Check the file and report, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[tokio::main]
@@ -43,6 +63,9 @@ async fn main() -> ExitCode {
         Command::Dev => run_dev(cli.config).await,
         Command::CheckConfig => check_config(cli.config),
         Command::Openapi => print_openapi(),
+        Command::Credentials {
+            command: CredentialsCommand::Import { file, dry_run },
+        } => import_credentials(cli.config, &file, dry_run).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,6 +107,48 @@ fn print_openapi() -> anyhow::Result<()> {
     let redis = store::connect_lazy(&settings.redis)?;
     let state = AppState::new(settings, redis);
     println!("{}", okta_adapter::http::api_service(state).spec());
+    Ok(())
+}
+
+async fn import_credentials(
+    config: Option<PathBuf>,
+    file: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use okta_adapter::inline::credentials::{read_credential_file, store_credentials};
+    let settings = load(config, None)?;
+    let parsed = read_credential_file(file)?;
+    for problem in &parsed.errors {
+        eprintln!("skipped: {problem}");
+    }
+    if dry_run {
+        println!(
+            "{}: {} valid row(s), {} skipped; nothing written (--dry-run)",
+            file.display(),
+            parsed.rows.len(),
+            parsed.errors.len()
+        );
+        return Ok(());
+    }
+    let mut redis = store::connect(&settings.redis).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach Redis at {} (redis.url): {e}",
+            okta_adapter::startup::redacted_url(secrecy::ExposeSecret::expose_secret(
+                &settings.redis.url
+            ))
+        )
+    })?;
+    let keys = store::Keys::new(settings.redis.prefix.clone());
+    let written = store_credentials(&mut redis, &keys, &parsed.rows).await?;
+    println!(
+        "{}: {written} legacy credential(s) stored under `{}:{{cred:<login>}}:hash`, {} row(s) skipped",
+        file.display(),
+        settings.redis.prefix,
+        parsed.errors.len()
+    );
+    if !parsed.errors.is_empty() {
+        anyhow::bail!("{} row(s) could not be imported", parsed.errors.len());
+    }
     Ok(())
 }
 

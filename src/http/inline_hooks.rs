@@ -139,6 +139,13 @@ impl InlineHookApi {
             tracing::info!(hook = kind.name(), reason = %msg, "inline hook request rejected");
             HttpError::bad_request(msg)
         };
+        // serde would read a top-level array positionally into the envelope's fields.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|&b| b != b'{') {
+            return Err(bad(
+                "not an Okta inline hook request: expected a JSON object".into(),
+            ));
+        }
         // The message names the position only: serde's text could quote the body, which for
         // the password hook holds a password.
         let request: InlineRequest<D> = serde_json::from_slice(&bytes).map_err(|e| {

@@ -3,4 +3,5 @@
 
 mod event_hook;
 mod helpers;
+mod inline_hooks;
 mod ops;
