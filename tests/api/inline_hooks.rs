@@ -833,7 +833,7 @@ async fn each_decision_is_recorded_with_type_user_outcome_and_latency() {
             "{hook}"
         );
         let ms: f64 = e["latency_ms"].parse().unwrap();
-        assert!(ms >= 0.0 && ms < 1000.0, "{hook}: {ms}");
+        assert!((0.0..1000.0).contains(&ms), "{hook}: {ms}");
         assert_eq!(e["deadline_hit"], "0");
         assert_eq!(e["v"], "1");
         let mut fields: Vec<&str> = e.keys().map(String::as_str).collect();
