@@ -36,6 +36,10 @@ use crate::startup::AppState;
 /// Okta refuses larger answers (HOOKS-SPEC §3.3: "must be less than 256 KB").
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
+/// Kept back from `inline.deadline_ms` for serialising and sending the answer, so the answer —
+/// not just the decision — leaves within the deadline.
+pub const RESPONSE_RESERVE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Inline hook authentication: the event hooks' header secrets, or (when enabled) an OAuth 2.0
 /// bearer token from Okta's OAuth channel.
 #[derive(Debug)]
@@ -235,7 +239,7 @@ impl InlineHookApi {
     }
 
     fn deadline(&self, started: Instant) -> Instant {
-        started + self.state.inline.deadline
+        started + self.state.inline.deadline.saturating_sub(RESPONSE_RESERVE)
     }
 }
 
