@@ -187,6 +187,20 @@ impl Application {
         let cancel = CancellationToken::new();
         let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
         let cleanup = tokio::spawn(credential_cleanup(self.state.clone(), cancel.clone()));
+        let state = self.state.clone();
+        let writer_cancel = cancel.clone();
+        let decisions = tokio::spawn(async move {
+            let inline = &state.inline;
+            inline
+                .recorder
+                .run_writer(
+                    state.redis.clone(),
+                    inline.keys.clone(),
+                    inline.decisions_maxlen,
+                    writer_cancel,
+                )
+                .await;
+        });
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let result = Server::new_with_acceptor(self.acceptor)
@@ -195,6 +209,7 @@ impl Application {
         cancel.cancel();
         let _ = maintenance.await;
         let _ = cleanup.await;
+        let _ = decisions.await;
         tracing::info!("okta-adapter stopped");
         result
     }

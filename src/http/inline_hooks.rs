@@ -23,7 +23,7 @@ use super::jwt::{bearer_token, JwtVerifier};
 use super::raw_json::RawJson;
 use super::ApiTags;
 use crate::inline::directory::find_user;
-use crate::inline::record::{spawn_write, DecisionRecord};
+use crate::inline::record::DecisionRecord;
 use crate::inline::{
     decide_within, registration, saml, telephony, token, user_import, Answer, Decided, HookKind,
 };
@@ -36,9 +36,10 @@ use crate::startup::AppState;
 /// Okta refuses larger answers (HOOKS-SPEC §3.3: "must be less than 256 KB").
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
-/// Kept back from `inline.deadline_ms` for serialising and sending the answer, so the answer —
-/// not just the decision — leaves within the deadline.
-pub const RESPONSE_RESERVE: std::time::Duration = std::time::Duration::from_millis(5);
+/// Kept back from `inline.deadline_ms` for serialising and sending the answer and for the time
+/// a request waits before its handler runs, so the answer — not just the decision — leaves
+/// within the deadline. Measured: with 5 ms, a saturated 2-core machine answered 12 ms late.
+pub const RESPONSE_RESERVE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Inline hook authentication: the event hooks' header secrets, or (when enabled) an OAuth 2.0
 /// bearer token from Okta's OAuth channel.
@@ -218,20 +219,14 @@ impl InlineHookApi {
             counter!("okta_adapter_inline_hook_deadline_hits_total", "hook" => kind.name())
                 .increment(1);
         }
-        let state = &self.state;
-        spawn_write(
-            state.redis.clone(),
-            state.inline.keys.clone(),
-            state.inline.decisions_maxlen,
-            DecisionRecord {
-                hook: kind.name(),
-                user,
-                outcome: decision.outcome,
-                latency_ms: elapsed.as_secs_f64() * 1000.0,
-                deadline_hit,
-                event_id,
-            },
-        );
+        self.state.inline.recorder.record(DecisionRecord::now(
+            kind.name(),
+            user,
+            decision.outcome,
+            elapsed.as_secs_f64() * 1000.0,
+            deadline_hit,
+            event_id,
+        ));
         match decision.answer {
             Answer::NoContent => InlineHookAnswer::Default,
             Answer::Body(b) => InlineHookAnswer::Answer(Json(b)),

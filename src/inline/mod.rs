@@ -44,6 +44,7 @@ pub struct InlineState {
     pub deadline: Duration,
     pub max_body_bytes: usize,
     pub decisions_maxlen: u64,
+    pub recorder: record::DecisionRecorder,
 }
 
 impl InlineState {
@@ -63,6 +64,7 @@ impl InlineState {
             deadline: Duration::from_millis(inline.deadline_ms),
             max_body_bytes: inline.max_body_bytes,
             decisions_maxlen: inline.decisions_maxlen,
+            recorder: record::DecisionRecorder::new(),
         }
     }
 }

@@ -699,7 +699,7 @@ async fn a_stalled_redis_hits_the_deadline_and_gets_the_safe_answer_in_time() {
     let took = t.elapsed();
     assert_eq!((status, credential(&body)), (200, "UNVERIFIED"));
     assert!(
-        took >= Duration::from_millis(290),
+        took >= Duration::from_millis(240),
         "{took:?}: it did wait for Redis"
     );
     assert!(
