@@ -33,6 +33,7 @@ pub struct Settings {
     #[serde(default)]
     pub routes: Vec<RouteSettings>,
     pub tenants: TenantSettings,
+    pub projection: ProjectionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +115,27 @@ fn default_route_maxlen() -> u64 {
 pub struct TenantSettings {
     #[serde(default)]
     pub rules: Vec<TenantRuleSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionSettings {
+    /// Run the projection consumer in this process.
+    pub enabled: bool,
+    /// Consumer group on the firehose.
+    pub group: String,
+    /// Consumer name; empty = host name and process id.
+    pub consumer: String,
+    /// Entries read (and applied in one pipeline) per round.
+    pub batch: usize,
+    /// How long one blocking read waits for new entries.
+    pub block_ms: u64,
+    /// Entries pending longer than this (their consumer died) are taken over.
+    pub claim_idle_ms: u64,
+    /// An entry delivered this many times without being applied goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// Recent events kept per user for the timeline.
+    pub timeline_len: usize,
 }
 
 /// One tenant rule as written in config; `domain::tenant` compiles it.
@@ -277,6 +299,12 @@ impl Settings {
                     problems.push(format!("tenants.rules[{i}].pattern: invalid regex: {e}"));
                 }
             }
+        }
+        let p = &self.projection;
+        if p.group.is_empty() || p.batch == 0 || p.block_ms == 0 || p.max_deliveries == 0 {
+            problems.push(
+                "projection: group must be set and batch, block_ms, max_deliveries > 0".into(),
+            );
         }
         if problems.is_empty() {
             Ok(())

@@ -4,6 +4,8 @@
 //!   endpoints, OpenAPI and Swagger UI; one JSON error shape.
 //! - [`fanout`] — event hook ingest: a delivery becomes stream entries in one atomic, de-duplicating
 //!   Redis script per slice; Okta's 2xx only follows a successful write.
+//! - [`projection`] — one record per Okta user from the firehose (consumer group): stamped
+//!   last-writer-wins registers, so order and duplicates do not matter; indexes and reads.
 //! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
 //! - [`okta`] — Okta wire types, parsed leniently.
 //! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
@@ -18,6 +20,7 @@ pub mod domain;
 pub mod fanout;
 pub mod http;
 pub mod okta;
+pub mod projection;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

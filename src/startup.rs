@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::fanout::Ingestor;
 use crate::http::auth::HookAuth;
+use crate::projection::consumer::ProjectionConsumer;
 use crate::store::{ensure_group, GroupStatus};
 use crate::{http, telemetry};
 
@@ -45,12 +46,19 @@ impl AppState {
     /// Every (stream, group) pair the config asks for.
     pub fn consumer_groups(&self) -> Vec<(String, String)> {
         let keys = self.ingestor.keys();
+        let projection = self
+            .settings
+            .projection
+            .enabled
+            .then(|| self.settings.projection.group.clone());
         let firehose = self
             .settings
             .firehose
             .groups
             .iter()
-            .map(|g| (keys.firehose(), g.clone()));
+            .cloned()
+            .chain(projection)
+            .map(|g| (keys.firehose(), g));
         let routes = self
             .ingestor
             .routes()
@@ -165,6 +173,13 @@ impl Application {
     ) -> std::io::Result<()> {
         let cancel = CancellationToken::new();
         let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
+        let projection = self.state.settings.projection.enabled.then(|| {
+            let consumer = ProjectionConsumer::new(
+                self.state.ingestor.keys().clone(),
+                self.state.settings.projection.clone(),
+            );
+            tokio::spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
+        });
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let result = Server::new_with_acceptor(self.acceptor)
@@ -172,6 +187,9 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
+        if let Some(p) = projection {
+            let _ = p.await;
+        }
         tracing::info!("okta-adapter stopped");
         result
     }

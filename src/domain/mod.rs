@@ -2,3 +2,4 @@
 
 pub mod routing;
 pub mod tenant;
+pub mod user_status;

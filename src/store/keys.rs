@@ -42,6 +42,62 @@ impl Keys {
     pub fn user_tenant(&self) -> String {
         format!("{}:{{events}}:user-tenant", self.prefix)
     }
+
+    /// Hash: one user's projection (field → `stamp|type|actor|outcome|value`). Tagged by the
+    /// user id so users spread over a cluster and the apply script touches one slot.
+    pub fn user(&self, id: &str) -> String {
+        format!("{}:user:{{{id}}}", self.prefix)
+    }
+
+    /// Sorted set: one user's recent events (score = published ms), same slot as the user.
+    pub fn timeline(&self, id: &str) -> String {
+        format!("{}:timeline:{{{id}}}", self.prefix)
+    }
+
+    /// Hash: lower-cased login → user id. A hint: readers check the user's current login.
+    pub fn login_index(&self) -> String {
+        format!("{}:idx:login", self.prefix)
+    }
+
+    /// Hash: lower-cased email → user id (a hint, like the login index).
+    pub fn email_index(&self) -> String {
+        format!("{}:idx:email", self.prefix)
+    }
+
+    /// Sorted set (all scores 0): `login\0id` of every user, for paging in login order.
+    pub fn users_index(&self) -> String {
+        format!("{}:idx:users", self.prefix)
+    }
+
+    /// Sorted set: `login\0id` of one tenant's users.
+    pub fn tenant_index(&self, tenant: &str) -> String {
+        format!("{}:idx:tenant:{tenant}", self.prefix)
+    }
+
+    /// String: `published` stamp of the newest event any projection applied.
+    pub fn projection_freshness(&self) -> String {
+        format!("{}:projection:fresh", self.prefix)
+    }
+
+    /// Stream: firehose entries a consumer could not apply, with the reason.
+    pub fn dead_letter(&self) -> String {
+        format!("{}:dead-letter", self.prefix)
+    }
+
+    /// Stream: who read or changed which user's record, when, and why.
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
+
+    /// Hash: one API key (hash of its secret, role, tenant, created, revoked).
+    pub fn api_key(&self, id: &str) -> String {
+        format!("{}:apikey:{id}", self.prefix)
+    }
+
+    /// Set: ids of all API keys, for listing.
+    pub fn api_keys(&self) -> String {
+        format!("{}:apikeys", self.prefix)
+    }
 }
 
 #[cfg(test)]
