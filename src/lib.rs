@@ -9,11 +9,13 @@
 //! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
 //! - [`okta`] — Okta wire types, parsed leniently.
 //! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
+//! - [`access`] — API keys (hash-only storage), roles, tenant visibility, the audit stream.
 //! - [`config`] — layered settings (embedded defaults → file → env) with one-line errors.
 //! - [`startup`] / [`shutdown`] / [`telemetry`] — wiring, signals, logs and metrics.
 //! - [`dev`] — `okta-adapter dev`: a private Redis and a demo secret for a first run.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod config;
 pub mod dev;
 pub mod domain;

@@ -33,6 +33,39 @@ enum Command {
     CheckConfig,
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage API keys for the management API.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// User projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it once (only its hash is stored).
+    Create {
+        /// support | client-admin | operator
+        #[arg(long)]
+        role: String,
+        /// The tenant of a client-admin key.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List keys (ids, roles, tenants; never secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Drop every user projection and rebuild them from the firehose.
+    Rebuild,
 }
 
 #[tokio::main]
@@ -43,6 +76,8 @@ async fn main() -> ExitCode {
         Command::Dev => run_dev(cli.config).await,
         Command::CheckConfig => check_config(cli.config),
         Command::Openapi => print_openapi(),
+        Command::Keys { command } => keys(cli.config, command).await,
+        Command::Projections { command } => projections(cli.config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,5 +154,93 @@ async fn run_dev(config: Option<PathBuf>) -> anyhow::Result<()> {
          then read it back: redis-cli -u <redis url> XRANGE okta-adapter:{{events}}:firehose - +\n"
     );
     app.run_until_stopped(shutdown::signal()).await?;
+    Ok(())
+}
+
+/// Settings for commands that never answer Okta, so a missing hook secret is no error.
+fn load_for_tool(config: Option<PathBuf>) -> anyhow::Result<Settings> {
+    load(
+        config,
+        Some("[hooks]\nsecrets = [\"not-used-by-this-command\"]\n"),
+    )
+}
+
+async fn tool_connection(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
+    store::connect(&settings.redis).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach Redis at {} (redis.url): {e}",
+            okta_adapter::startup::redacted_url(secrecy::ExposeSecret::expose_secret(
+                &settings.redis.url
+            ))
+        )
+    })
+}
+
+async fn keys(config: Option<PathBuf>, command: KeysCommand) -> anyhow::Result<()> {
+    use okta_adapter::access::{KeyStore, Role};
+    let settings = load_for_tool(config)?;
+    let mut conn = tool_connection(&settings).await?;
+    let store = KeyStore::new(store::Keys::new(settings.redis.prefix.clone()));
+    match command {
+        KeysCommand::Create { role, tenant } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("--role must be support, client-admin or operator, not `{role}`")
+            })?;
+            let (token, info) = store.create(&mut conn, role, tenant.as_deref()).await??;
+            eprintln!(
+                "created {} key {}{} — store the token now, it is not shown again:",
+                info.role,
+                info.id,
+                info.tenant
+                    .map(|t| format!(" for tenant {t}"))
+                    .unwrap_or_default()
+            );
+            println!("{token}");
+        }
+        KeysCommand::List => {
+            for k in store.list(&mut conn).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id,
+                    k.role,
+                    k.tenant.unwrap_or_else(|| "-".into()),
+                    k.created,
+                    if k.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if !store.revoke(&mut conn, &id).await? {
+                anyhow::bail!("no key with id `{id}`");
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn projections(config: Option<PathBuf>, command: ProjectionsCommand) -> anyhow::Result<()> {
+    let settings = load_for_tool(config)?;
+    let mut conn = tool_connection(&settings).await?;
+    match command {
+        ProjectionsCommand::Rebuild => {
+            let keys = store::Keys::new(settings.redis.prefix.clone());
+            let started = std::time::Instant::now();
+            let applied = okta_adapter::projection::consumer::rebuild(
+                &mut conn,
+                &keys,
+                settings.projection.timeline_len,
+                &okta_adapter::domain::tenant::TenantResolver::from_settings(
+                    &settings.tenants.rules,
+                ),
+                |n| eprint!("\rapplied {n} events"),
+            )
+            .await?;
+            eprintln!(
+                "\rrebuilt projections from {applied} events in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
     Ok(())
 }

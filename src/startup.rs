@@ -15,11 +15,13 @@ use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::KeyStore;
 use crate::config::Settings;
+use crate::domain::tenant::TenantResolver;
 use crate::fanout::Ingestor;
 use crate::http::auth::HookAuth;
 use crate::projection::consumer::ProjectionConsumer;
-use crate::store::{ensure_group, GroupStatus};
+use crate::store::{ensure_group, GroupStatus, Keys};
 use crate::{http, telemetry};
 
 /// Everything a request handler needs, shared.
@@ -29,6 +31,7 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub ingestor: Ingestor,
     pub hook_auth: HookAuth,
+    pub key_store: KeyStore,
     pub metrics: PrometheusHandle,
 }
 
@@ -37,6 +40,7 @@ impl AppState {
         Arc::new(AppState {
             ingestor: Ingestor::new(&settings),
             hook_auth: HookAuth::new(&settings.hooks.auth_header, &settings.hooks.secrets),
+            key_store: KeyStore::new(Keys::new(settings.redis.prefix.clone())),
             metrics: telemetry::metrics_handle(),
             redis,
             settings,
@@ -177,6 +181,7 @@ impl Application {
             let consumer = ProjectionConsumer::new(
                 self.state.ingestor.keys().clone(),
                 self.state.settings.projection.clone(),
+                TenantResolver::from_settings(&self.state.settings.tenants.rules),
             );
             tokio::spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
         });

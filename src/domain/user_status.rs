@@ -51,7 +51,9 @@ impl UserStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Whether the user can sign in in this status.
@@ -143,8 +145,23 @@ pub struct StatusEvidence<'a> {
 
 /// The status implied by the evidence, and the index of the event that set it (its "why").
 pub fn status_from_evidence(evidence: &[StatusEvidence<'_>]) -> Option<(UserStatus, usize)> {
+    // By time; events of the same millisecond (one Okta API call emits `create` and `activate`
+    // together) in lifecycle order, which the type's position in STATUS_EVENT_TYPES gives.
+    let rank = |t: &str| {
+        STATUS_EVENT_TYPES
+            .iter()
+            .position(|s| *s == t)
+            .unwrap_or(usize::MAX)
+    };
+    let millis = |s: &str| s.get(..13).unwrap_or(s).to_owned();
     let mut order: Vec<usize> = (0..evidence.len()).collect();
-    order.sort_by(|&a, &b| evidence[a].stamp.cmp(evidence[b].stamp));
+    order.sort_by(|&a, &b| {
+        let (ea, eb) = (&evidence[a], &evidence[b]);
+        millis(ea.stamp)
+            .cmp(&millis(eb.stamp))
+            .then(rank(ea.event_type).cmp(&rank(eb.event_type)))
+            .then(ea.stamp.cmp(eb.stamp))
+    });
     let mut status = None;
     let mut why = None;
     for i in order {
@@ -174,19 +191,58 @@ mod tests {
     fn okta_lifecycle_transitions() {
         let cases: &[(&[&str], Option<UserStatus>)] = &[
             (&["user.lifecycle.create"], Some(Staged)),
-            (&["user.lifecycle.create", "user.lifecycle.activate"], Some(Active)),
-            (&["user.lifecycle.activate", "user.lifecycle.suspend"], Some(Suspended)),
-            (&["user.lifecycle.suspend", "user.lifecycle.unsuspend"], Some(Active)),
-            (&["user.lifecycle.activate", "user.lifecycle.deactivate"], Some(Deprovisioned)),
-            (&["user.lifecycle.deactivate", "user.lifecycle.reactivate"], Some(Provisioned)),
-            (&["user.lifecycle.deactivate", "user.lifecycle.delete.initiated"], Some(Deleted)),
-            (&["user.lifecycle.activate", "user.account.lock"], Some(LockedOut)),
+            (
+                &["user.lifecycle.create", "user.lifecycle.activate"],
+                Some(Active),
+            ),
+            (
+                &["user.lifecycle.activate", "user.lifecycle.suspend"],
+                Some(Suspended),
+            ),
+            (
+                &["user.lifecycle.suspend", "user.lifecycle.unsuspend"],
+                Some(Active),
+            ),
+            (
+                &["user.lifecycle.activate", "user.lifecycle.deactivate"],
+                Some(Deprovisioned),
+            ),
+            (
+                &["user.lifecycle.deactivate", "user.lifecycle.reactivate"],
+                Some(Provisioned),
+            ),
+            (
+                &[
+                    "user.lifecycle.deactivate",
+                    "user.lifecycle.delete.initiated",
+                ],
+                Some(Deleted),
+            ),
+            (
+                &["user.lifecycle.activate", "user.account.lock"],
+                Some(LockedOut),
+            ),
             (&["user.account.lock", "user.account.unlock"], Some(Active)),
-            (&["user.account.lock", "user.account.unlock_by_admin"], Some(Active)),
-            (&["user.lifecycle.activate", "user.account.reset_password"], Some(Recovery)),
-            (&["user.account.reset_password", "user.account.update_password"], Some(Active)),
+            (
+                &["user.account.lock", "user.account.unlock_by_admin"],
+                Some(Active),
+            ),
+            (
+                &["user.lifecycle.activate", "user.account.reset_password"],
+                Some(Recovery),
+            ),
+            (
+                &[
+                    "user.account.reset_password",
+                    "user.account.update_password",
+                ],
+                Some(Active),
+            ),
             (&["user.account.expire_password"], Some(PasswordExpired)),
-            (&["user.account.expire_password", "user.import.password"], Some(Active)),
+            (
+                &["user.account.expire_password", "user.import.password"],
+                Some(Active),
+            ),
             (&["user.session.start"], None),
         ];
         for (events, expected) in cases {
@@ -219,11 +275,40 @@ mod tests {
     }
 
     #[test]
+    fn events_of_the_same_millisecond_fold_in_lifecycle_order() {
+        let ev = [
+            StatusEvidence {
+                stamp: "0000000001000ffff",
+                event_type: "user.lifecycle.activate",
+                outcome: "SUCCESS",
+            },
+            StatusEvidence {
+                stamp: "00000000010000000",
+                event_type: "user.lifecycle.create",
+                outcome: "SUCCESS",
+            },
+        ];
+        assert_eq!(status_from_evidence(&ev), Some((Active, 0)));
+    }
+
+    #[test]
     fn evidence_is_folded_in_published_order_and_names_its_why() {
         let ev = [
-            StatusEvidence { stamp: "0000000000300b", event_type: "user.lifecycle.unsuspend", outcome: "SUCCESS" },
-            StatusEvidence { stamp: "0000000000100a", event_type: "user.lifecycle.activate", outcome: "SUCCESS" },
-            StatusEvidence { stamp: "0000000000200c", event_type: "user.lifecycle.suspend", outcome: "SUCCESS" },
+            StatusEvidence {
+                stamp: "0000000000300b",
+                event_type: "user.lifecycle.unsuspend",
+                outcome: "SUCCESS",
+            },
+            StatusEvidence {
+                stamp: "0000000000100a",
+                event_type: "user.lifecycle.activate",
+                outcome: "SUCCESS",
+            },
+            StatusEvidence {
+                stamp: "0000000000200c",
+                event_type: "user.lifecycle.suspend",
+                outcome: "SUCCESS",
+            },
         ];
         assert_eq!(status_from_evidence(&ev), Some((Active, 0)));
         assert_eq!(status_from_evidence(&ev[1..]), Some((Suspended, 1)));
@@ -231,7 +316,10 @@ mod tests {
     }
 
     fn any_event() -> impl Strategy<Value = (u16, &'static str)> {
-        (0u16..500, proptest::sample::select(STATUS_EVENT_TYPES.to_vec()))
+        (
+            0u16..500,
+            proptest::sample::select(STATUS_EVENT_TYPES.to_vec()),
+        )
     }
 
     proptest! {

@@ -8,8 +8,10 @@
 pub mod auth;
 pub mod error;
 pub mod event_hook;
+pub mod keys;
 pub mod ops;
 pub mod raw_json;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,17 +25,33 @@ use crate::startup::AppState;
 pub enum ApiTags {
     /// Endpoints Okta calls (event hooks and inline hooks).
     OktaHooks,
+    /// Support and client-admin lookups of users' Okta status (from projections).
+    Users,
+    /// API key management (operator keys).
+    Keys,
     /// Health, readiness and metrics.
     Operations,
 }
 
+/// Every API, in the order they appear in the OpenAPI document.
+pub type Apis = (
+    event_hook::EventHookApi,
+    users::UsersApi,
+    keys::KeysApi,
+    ops::OpsApi,
+);
+
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
-pub fn api_service(
-    state: Arc<AppState>,
-) -> OpenApiService<(event_hook::EventHookApi, ops::OpsApi), ()> {
+pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             event_hook::EventHookApi {
+                state: state.clone(),
+            },
+            users::UsersApi {
+                state: state.clone(),
+            },
+            keys::KeysApi {
                 state: state.clone(),
             },
             ops::OpsApi { state },

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::store::Applier;
 use super::update::{update_for_entry, ProjectionUpdate};
 use crate::config::{ProjectionSettings, RedisSettings};
+use crate::domain::tenant::TenantResolver;
 use crate::store::{ensure_group, Keys};
 
 /// Longest the dead-letter stream grows (MAXLEN ~).
@@ -32,6 +33,7 @@ const DEAD_LETTER_MAXLEN: usize = 100_000;
 
 pub struct ProjectionConsumer {
     keys: Keys,
+    tenants: TenantResolver,
     settings: ProjectionSettings,
     name: String,
     applier: Applier,
@@ -93,7 +95,7 @@ fn entry_fields(entry: &StreamId) -> HashMap<String, String> {
 }
 
 impl ProjectionConsumer {
-    pub fn new(keys: Keys, settings: ProjectionSettings) -> Self {
+    pub fn new(keys: Keys, settings: ProjectionSettings, tenants: TenantResolver) -> Self {
         let name = if settings.consumer.is_empty() {
             default_consumer_name()
         } else {
@@ -102,6 +104,7 @@ impl ProjectionConsumer {
         Self {
             applier: Applier::new(keys.clone(), settings.timeline_len),
             keys,
+            tenants,
             settings,
             name,
         }
@@ -145,7 +148,9 @@ impl ProjectionConsumer {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) if e.code() == Some("NOGROUP") => {
                     tracing::warn!("projection group missing (Redis lost it); re-creating from 0");
-                    if let Err(e) = ensure_group(&mut conn, &self.keys.firehose(), &self.settings.group).await {
+                    if let Err(e) =
+                        ensure_group(&mut conn, &self.keys.firehose(), &self.settings.group).await
+                    {
                         tracing::warn!(error = %e, "could not re-create the projection group");
                     }
                 }
@@ -196,7 +201,8 @@ impl ProjectionConsumer {
                 .await?;
             if !reply.claimed.is_empty() {
                 let deliveries = self.delivery_counts(conn, &reply.claimed).await?;
-                counter!("okta_adapter_projection_reclaimed_total").increment(reply.claimed.len() as u64);
+                counter!("okta_adapter_projection_reclaimed_total")
+                    .increment(reply.claimed.len() as u64);
                 stats.add(self.process(conn, reply.claimed, &deliveries).await?);
             }
             if reply.next_stream_id == "0-0" {
@@ -213,7 +219,13 @@ impl ProjectionConsumer {
     ) -> RedisResult<HashMap<String, u64>> {
         let (first, last) = (&entries[0].id, &entries[entries.len() - 1].id);
         let pending: redis::streams::StreamPendingCountReply = conn
-            .xpending_count(self.keys.firehose(), &self.settings.group, first, last, entries.len() + 10)
+            .xpending_count(
+                self.keys.firehose(),
+                &self.settings.group,
+                first,
+                last,
+                entries.len() + 10,
+            )
             .await?;
         Ok(pending
             .ids
@@ -243,7 +255,7 @@ impl ProjectionConsumer {
                 dead.push((entry, format!("not applied after {delivered} deliveries")));
                 continue;
             }
-            match update_for_entry(&entry_fields(entry)) {
+            match update_for_entry(&entry_fields(entry), &self.tenants) {
                 Ok(Some(u)) => {
                     updates.push(u);
                     update_ids.push(&entry.id);
@@ -294,12 +306,14 @@ impl ProjectionConsumer {
         }
         stats.dead_lettered = dead.len();
         if !ack.is_empty() {
-            pipe.xack(self.keys.firehose(), &self.settings.group, &ack).ignore();
+            pipe.xack(self.keys.firehose(), &self.settings.group, &ack)
+                .ignore();
             pipe.query_async::<()>(conn).await?;
         }
         counter!("okta_adapter_projection_applied_total").increment(stats.applied as u64);
         counter!("okta_adapter_projection_skipped_total").increment(stats.skipped as u64);
-        counter!("okta_adapter_projection_dead_lettered_total").increment(stats.dead_lettered as u64);
+        counter!("okta_adapter_projection_dead_lettered_total")
+            .increment(stats.dead_lettered as u64);
         counter!("okta_adapter_projection_failed_total").increment(stats.failed as u64);
         histogram!("okta_adapter_projection_batch_seconds").record(started.elapsed().as_secs_f64());
         Ok(stats)
@@ -316,7 +330,8 @@ impl ProjectionConsumer {
             .first()
             .map(|p| p.last_delivered_ms as f64 / 1000.0)
             .unwrap_or(0.0);
-        let info: redis::streams::StreamInfoGroupsReply = conn.xinfo_groups(self.keys.firehose()).await?;
+        let info: redis::streams::StreamInfoGroupsReply =
+            conn.xinfo_groups(self.keys.firehose()).await?;
         if let Some(g) = info.groups.iter().find(|g| g.name == group) {
             gauge!("okta_adapter_consumer_pending", "group" => group.clone()).set(g.pending as f64);
             if let Some(lag) = g.lag {
@@ -334,6 +349,7 @@ pub async fn rebuild(
     conn: &mut ConnectionManager,
     keys: &Keys,
     timeline_len: usize,
+    tenants: &TenantResolver,
     mut progress: impl FnMut(u64),
 ) -> RedisResult<u64> {
     for pattern in [
@@ -357,14 +373,15 @@ pub async fn rebuild(
     let mut start = "-".to_string();
     let mut applied = 0u64;
     loop {
-        let page: redis::streams::StreamRangeReply =
-            conn.xrange_count(keys.firehose(), &start, "+", 1000).await?;
+        let page: redis::streams::StreamRangeReply = conn
+            .xrange_count(keys.firehose(), &start, "+", 1000)
+            .await?;
         let Some(last) = page.ids.last() else { break };
         start = format!("({}", last.id);
         let updates: Vec<ProjectionUpdate> = page
             .ids
             .iter()
-            .filter_map(|e| update_for_entry(&entry_fields(e)).ok().flatten())
+            .filter_map(|e| update_for_entry(&entry_fields(e), tenants).ok().flatten())
             .collect();
         let results = applier.apply(conn, &updates).await?;
         applied += results.iter().filter(|r| r.is_ok()).count() as u64;

@@ -108,8 +108,9 @@ impl Applier {
         }
         let replies: Vec<RedisResult<Vec<String>>> = pipe.query_async(conn).await?;
         if let Some(Err(e)) = replies.iter().find(|r| {
-            r.as_ref()
-                .is_err_and(|e| e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+            r.as_ref().is_err_and(|e| {
+                e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+            })
         }) {
             return Err(e.clone());
         }
@@ -167,7 +168,8 @@ fn parse_register(raw: &str) -> Option<Register<'_>> {
 /// RFC 3339 time of a stamp's millis.
 pub fn stamp_time(stamp: &str) -> Option<String> {
     let ms: i64 = stamp.get(..13)?.parse().ok()?;
-    DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 fn why(r: &Register<'_>) -> Why {
@@ -215,7 +217,11 @@ pub fn assemble_record(
         .filter_map(|(k, v)| parse_register(v).map(|r| (k.as_str(), r)))
         .collect();
     let get = |name: &str| regs.iter().find(|(k, _)| *k == name).map(|(_, r)| r);
-    let scalar = |name: &str| get(name).map(|r| r.value.to_owned()).filter(|v| !v.is_empty());
+    let scalar = |name: &str| {
+        get(name)
+            .map(|r| r.value.to_owned())
+            .filter(|v| !v.is_empty())
+    };
 
     let evidence: Vec<StatusEvidence<'_>> = regs
         .iter()
@@ -240,7 +246,9 @@ pub fn assemble_record(
         let mut out: Vec<Member> = regs
             .iter()
             .filter(|(k, r)| {
-                k.starts_with(prefix) && r.value.starts_with('+') && cutoff.is_none_or(|c| r.stamp > c)
+                k.starts_with(prefix)
+                    && r.value.starts_with('+')
+                    && cutoff.is_none_or(|c| r.stamp > c)
             })
             .map(|(k, r)| Member {
                 id: k[prefix.len()..].to_owned(),
@@ -337,7 +345,10 @@ impl Reader {
             .zrevrange(self.keys.timeline(id), 0, timeline_limit.max(1) - 1)
             .query_async(conn)
             .await?;
-        let timeline: Vec<TimelineEntry> = members.iter().filter_map(|m| parse_timeline_member(m)).collect();
+        let timeline: Vec<TimelineEntry> = members
+            .iter()
+            .filter_map(|m| parse_timeline_member(m))
+            .collect();
         Ok(assemble_record(id, &hash, &timeline).map(|r| (r, timeline)))
     }
 
@@ -348,7 +359,10 @@ impl Reader {
         id_login_or_email: &str,
         timeline_limit: isize,
     ) -> RedisResult<Option<(UserRecord, Vec<TimelineEntry>)>> {
-        if let Some(found) = self.get_by_id(conn, id_login_or_email, timeline_limit).await? {
+        if let Some(found) = self
+            .get_by_id(conn, id_login_or_email, timeline_limit)
+            .await?
+        {
             return Ok(Some(found));
         }
         let wanted = id_login_or_email.to_lowercase();
@@ -356,7 +370,8 @@ impl Reader {
             let id: Option<String> = conn.hget(&index, &wanted).await?;
             let Some(id) = id else { continue };
             if let Some((record, timeline)) = self.get_by_id(conn, &id, timeline_limit).await? {
-                let matches = |v: &Option<String>| v.as_deref().is_some_and(|v| v.to_lowercase() == wanted);
+                let matches =
+                    |v: &Option<String>| v.as_deref().is_some_and(|v| v.to_lowercase() == wanted);
                 if matches(&record.login) || matches(&record.email) {
                     return Ok(Some((record, timeline)));
                 }
@@ -406,10 +421,16 @@ impl Reader {
             let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
             for (m, hash) in members.iter().zip(hashes) {
                 start = format!("({m}");
-                let Some((login, id)) = m.rsplit_once('\0') else { continue };
-                let Some(record) = assemble_record(id, &hash, &[]) else { continue };
+                let Some((login, id)) = m.rsplit_once('\0') else {
+                    continue;
+                };
+                let Some(record) = assemble_record(id, &hash, &[]) else {
+                    continue;
+                };
                 let current_login = record.login.clone().unwrap_or_default().to_lowercase();
-                let tenant_ok = query.tenant.is_none_or(|t| record.tenant.as_deref() == Some(t));
+                let tenant_ok = query
+                    .tenant
+                    .is_none_or(|t| record.tenant.as_deref() == Some(t));
                 let status_ok = query
                     .status
                     .is_none_or(|s| record.status.as_deref() == Some(s.as_str()));
@@ -458,20 +479,44 @@ mod tests {
     use super::*;
 
     fn reg(stamp_ms: i64, uuid: &str, ty: &str, value: &str) -> String {
-        format!("{}|{ty}|00uadmin|SUCCESS|{value}", super::super::update::stamp(stamp_ms, uuid))
+        format!(
+            "{}|{ty}|00uadmin|SUCCESS|{value}",
+            super::super::update::stamp(stamp_ms, uuid)
+        )
     }
 
     #[test]
     fn a_record_is_assembled_with_status_and_why() {
         let hash: HashMap<String, String> = [
-            ("login", reg(1000, "a", "user.lifecycle.create", "jane@acme.com")),
+            (
+                "login",
+                reg(1000, "a", "user.lifecycle.create", "jane@acme.com"),
+            ),
             ("tenant", reg(1000, "a", "user.lifecycle.create", "acme")),
-            ("st:user.lifecycle.create", reg(1000, "a", "user.lifecycle.create", "")),
-            ("st:user.lifecycle.activate", reg(2000, "b", "user.lifecycle.activate", "")),
-            ("st:user.lifecycle.suspend", reg(3000, "c", "user.lifecycle.suspend", "")),
-            ("g:00g1", reg(1500, "d", "group.user_membership.add", "+tenant-acme")),
-            ("g:00g2", reg(1600, "e", "group.user_membership.remove", "-old|group")),
-            ("f:mbl1", reg(1200, "f", "user.mfa.factor.activate", "+Okta Verify")),
+            (
+                "st:user.lifecycle.create",
+                reg(1000, "a", "user.lifecycle.create", ""),
+            ),
+            (
+                "st:user.lifecycle.activate",
+                reg(2000, "b", "user.lifecycle.activate", ""),
+            ),
+            (
+                "st:user.lifecycle.suspend",
+                reg(3000, "c", "user.lifecycle.suspend", ""),
+            ),
+            (
+                "g:00g1",
+                reg(1500, "d", "group.user_membership.add", "+tenant-acme"),
+            ),
+            (
+                "g:00g2",
+                reg(1600, "e", "group.user_membership.remove", "-old|group"),
+            ),
+            (
+                "f:mbl1",
+                reg(1200, "f", "user.mfa.factor.activate", "+Okta Verify"),
+            ),
             ("fr", reg(1300, "g", "user.mfa.factor.reset_all", "")),
         ]
         .into_iter()
@@ -485,7 +530,10 @@ mod tests {
         assert_eq!(r.tenant.as_deref(), Some("acme"));
         assert_eq!(r.groups.len(), 1);
         assert_eq!(r.groups[0].name, "tenant-acme");
-        assert!(r.factors.is_empty(), "reset_all after the enrolment removes it");
+        assert!(
+            r.factors.is_empty(),
+            "reset_all after the enrolment removes it"
+        );
         let status_why = r.why.iter().find(|w| w.field == "status").unwrap();
         assert_eq!(status_why.why.event_type, "user.lifecycle.suspend");
         assert_eq!(status_why.why.published, "1970-01-01T00:00:03.000Z");

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use chrono::DateTime;
 use sha2::{Digest, Sha256};
 
+use crate::domain::tenant::TenantResolver;
 use crate::domain::user_status::is_status_event;
 use crate::okta::event_hook::LogEventSummary;
 
@@ -68,11 +69,22 @@ pub const STAMP_LEN: usize = 29;
 
 pub fn stamp(published_ms: i64, uuid: &str) -> String {
     let h = Sha256::digest(uuid.as_bytes());
-    format!("{:013}{}", published_ms.clamp(0, 9_999_999_999_999), hex::encode(&h[..8]))
+    format!(
+        "{:013}{}",
+        published_ms.clamp(0, 9_999_999_999_999),
+        hex::encode(&h[..8])
+    )
 }
 
 /// The update for one firehose entry; `None` when the event is about no user.
-pub fn update_for_entry(entry: &HashMap<String, String>) -> Result<Option<ProjectionUpdate>, Poison> {
+///
+/// The tenant comes from what the event itself reveals (the same rules as ingest), not from the
+/// entry's `tenant` field: that one also reflects the tenant remembered for the user when the
+/// event was accepted, which depends on arrival order.
+pub fn update_for_entry(
+    entry: &HashMap<String, String>,
+    tenants: &TenantResolver,
+) -> Result<Option<ProjectionUpdate>, Poison> {
     let get = |k: &str| entry.get(k).map(String::as_str).unwrap_or("");
     let user = get("user");
     if user.is_empty() {
@@ -108,14 +120,16 @@ pub fn update_for_entry(entry: &HashMap<String, String>) -> Result<Option<Projec
             set(field::EMAIL.into(), email.to_owned());
         }
     }
-    let tenant = get("tenant");
-    if !tenant.is_empty() {
-        set(field::TENANT.into(), tenant.to_owned());
+    if let Some(tenant) = tenants.resolve(&event) {
+        set(field::TENANT.into(), tenant);
     }
     let outcome = get("outcome");
     let success = outcome.is_empty() || outcome.eq_ignore_ascii_case("SUCCESS");
     if is_status_event(event_type) {
-        set(format!("{}{event_type}", field::STATUS_PREFIX), String::new());
+        set(
+            format!("{}{event_type}", field::STATUS_PREFIX),
+            String::new(),
+        );
     }
     let member = |kind: &str, prefix: &str, add: bool| {
         event.target_of(kind).and_then(|t| {
@@ -125,7 +139,10 @@ pub fn update_for_entry(entry: &HashMap<String, String>) -> Result<Option<Projec
                 .as_deref()
                 .or(t.alternate_id.as_deref())
                 .unwrap_or(id);
-            Some((format!("{prefix}{id}"), format!("{}{label}", if add { '+' } else { '-' })))
+            Some((
+                format!("{prefix}{id}"),
+                format!("{}{label}", if add { '+' } else { '-' }),
+            ))
         })
     };
     let membership = match event_type {
@@ -138,8 +155,12 @@ pub fn update_for_entry(entry: &HashMap<String, String>) -> Result<Option<Projec
             None
         }
         "group.user_membership.add" if success => member("UserGroup", field::GROUP_PREFIX, true),
-        "group.user_membership.remove" if success => member("UserGroup", field::GROUP_PREFIX, false),
-        "application.user_membership.add" if success => member("AppInstance", field::APP_PREFIX, true),
+        "group.user_membership.remove" if success => {
+            member("UserGroup", field::GROUP_PREFIX, false)
+        }
+        "application.user_membership.add" if success => {
+            member("AppInstance", field::APP_PREFIX, true)
+        }
         "application.user_membership.remove" if success => {
             member("AppInstance", field::APP_PREFIX, false)
         }
@@ -191,15 +212,26 @@ mod tests {
         .collect()
     }
 
+    fn resolver() -> TenantResolver {
+        TenantResolver::from_settings(&[crate::config::TenantRuleSettings::EmailDomain {
+            map: [("acme.com".to_string(), "acme".to_string())].into(),
+        }])
+    }
+
     fn fields(u: &ProjectionUpdate) -> Vec<(&str, &str)> {
-        u.fields.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+        u.fields
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect()
     }
 
     #[test]
     fn a_lifecycle_event_sets_identity_tenant_and_status_evidence() {
         let ev = r#"{"uuid":"u1","published":"2026-10-01T09:00:00.000Z","eventType":"user.lifecycle.suspend","outcome":{"result":"SUCCESS"},
             "target":[{"id":"00u1","type":"User","alternateId":"jane@acme.com","displayName":"Jane Doe"}]}"#;
-        let u = update_for_entry(&entry(ev, "00u1", "acme")).unwrap().unwrap();
+        let u = update_for_entry(&entry(ev, "00u1", "acme"), &resolver())
+            .unwrap()
+            .unwrap();
         assert_eq!(
             fields(&u),
             [
@@ -218,24 +250,35 @@ mod tests {
     fn memberships_and_sign_ins_become_registers() {
         let add = r#"{"uuid":"u2","published":"2026-10-01T09:00:00Z","eventType":"group.user_membership.add","outcome":{"result":"SUCCESS"},
             "target":[{"id":"00u1","type":"User","alternateId":"j@a.com"},{"id":"00g9","type":"UserGroup","displayName":"tenant-acme"}]}"#;
-        let u = update_for_entry(&entry(add, "00u1", "")).unwrap().unwrap();
+        let u = update_for_entry(&entry(add, "00u1", ""), &resolver())
+            .unwrap()
+            .unwrap();
         assert!(fields(&u).contains(&("g:00g9", "+tenant-acme")));
         let fail = r#"{"uuid":"u3","published":"2026-10-01T09:00:00Z","eventType":"user.session.start","outcome":{"result":"FAILURE"},
             "actor":{"id":"00u1","type":"User","alternateId":"j@a.com"}}"#;
-        let u = update_for_entry(&entry(fail, "00u1", "")).unwrap().unwrap();
+        let u = update_for_entry(&entry(fail, "00u1", ""), &resolver())
+            .unwrap()
+            .unwrap();
         assert_eq!(fields(&u), [("login", "j@a.com"), ("fail", "")]);
     }
 
     #[test]
     fn events_without_a_user_are_skipped_and_broken_entries_are_poison() {
-        let ev = r#"{"uuid":"u4","published":"2026-10-01T09:00:00Z","eventType":"system.import.start"}"#;
-        assert_eq!(update_for_entry(&entry(ev, "", "")).unwrap(), None);
+        let ev =
+            r#"{"uuid":"u4","published":"2026-10-01T09:00:00Z","eventType":"system.import.start"}"#;
+        assert_eq!(
+            update_for_entry(&entry(ev, "", ""), &resolver()).unwrap(),
+            None
+        );
         let mut bad = entry(ev, "00u1", "");
         bad.insert("event".into(), "not json".into());
-        assert!(update_for_entry(&bad).is_err());
+        assert!(update_for_entry(&bad, &resolver()).is_err());
         let mut bad_time = entry(ev, "00u1", "");
         bad_time.insert("published".into(), "yesterday".into());
-        assert!(update_for_entry(&bad_time).unwrap_err().0.contains("RFC 3339"));
+        assert!(update_for_entry(&bad_time, &resolver())
+            .unwrap_err()
+            .0
+            .contains("RFC 3339"));
     }
 
     #[test]

@@ -62,13 +62,13 @@ async fn a_wrong_or_missing_secret_gets_401_and_writes_nothing() {
         let err: Value = resp.json().await.unwrap();
         assert_eq!(err["error"], "unauthorized");
     }
-    // Only the consumer group's (empty) route stream exists; no event, no dedup key.
+    // Only the streams made empty for their consumer groups exist; no event, no dedup key.
     assert!(app.entries(&app.firehose()).await.is_empty());
     assert!(app.entries(&app.route("lifecycle")).await.is_empty());
     assert_eq!(
         app.key_count().await,
-        1,
-        "only the empty route stream made for its group"
+        2,
+        "only the empty firehose and route streams made for their groups"
     );
 }
 
@@ -152,8 +152,8 @@ async fn malformed_json_and_non_event_hook_bodies_get_400_and_write_nothing() {
     assert!(app.entries(&app.firehose()).await.is_empty());
     assert_eq!(
         app.key_count().await,
-        1,
-        "no dedup key, no tenant index, no firehose"
+        2,
+        "no dedup key, no tenant index: only the group-holding streams"
     );
 }
 

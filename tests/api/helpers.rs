@@ -82,6 +82,9 @@ maintenance_interval_secs = 1
 secrets = ["{SECRET}", "{SECOND_SECRET}"]
 [log]
 level = "warn"
+[projection]
+block_ms = 100
+claim_idle_ms = 500
 "#
     );
     let merged = merge_toml(&base, extra);
@@ -309,4 +312,70 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Creates an API key straight in the app's Redis and returns its bearer token.
+pub async fn api_key(
+    app: &TestApp,
+    role: okta_adapter::access::Role,
+    tenant: Option<&str>,
+) -> String {
+    let mut conn = app.state.redis.clone();
+    let (token, _) = app
+        .state
+        .key_store
+        .create(&mut conn, role, tenant)
+        .await
+        .expect("valid role/tenant")
+        .expect("redis");
+    token
+}
+
+impl TestApp {
+    /// GET with a bearer key; returns status and JSON body (Null when there is none).
+    pub async fn get_json(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Waits until the projection of `user` satisfies `check` (via a support key).
+    pub async fn wait_for_user(
+        &self,
+        key: &str,
+        user: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..200 {
+            let (status, body) = self
+                .get_json(&format!("/api/v1/users/{user}"), Some(key))
+                .await;
+            if status == 200 && check(&body["user"]) {
+                return body["user"].clone();
+            }
+            last = body;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("projection of {user} never matched; last answer: {last}");
+    }
+}
+
+/// A LogEvent with its own `published` time and outcome.
+pub fn event_at(
+    uuid: &str,
+    event_type: &str,
+    user: (&str, &str),
+    published: &str,
+    outcome: &str,
+) -> Value {
+    let mut e = log_event(uuid, event_type, user);
+    e["published"] = json!(published);
+    e["outcome"]["result"] = json!(outcome);
+    e
 }

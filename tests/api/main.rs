@@ -4,3 +4,5 @@
 mod event_hook;
 mod helpers;
 mod ops;
+mod projection;
+mod users;
