@@ -7,7 +7,10 @@
 //! - [`projection`] — one record per Okta user from the firehose (consumer group): stamped
 //!   last-writer-wins registers, so order and duplicates do not matter; indexes and reads.
 //! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
-//! - [`okta`] — Okta wire types, parsed leniently.
+//! - [`okta`] — Okta wire types (parsed leniently), the Management API client and the rate
+//!   scheduler shared by all replicas through Redis.
+//! - [`oktasim`] — an Okta Users API simulator (status rules, rate limits, System Log events)
+//!   for tests, benchmarks and `okta-adapter okta-sim`.
 //! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
 //! - [`access`] — API keys (hash-only storage), roles, tenant visibility, the audit stream.
 //! - [`config`] — layered settings (embedded defaults → file → env) with one-line errors.
@@ -22,6 +25,7 @@ pub mod domain;
 pub mod fanout;
 pub mod http;
 pub mod okta;
+pub mod oktasim;
 pub mod projection;
 pub mod shutdown;
 pub mod startup;

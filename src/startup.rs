@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::domain::tenant::TenantResolver;
 use crate::fanout::Ingestor;
 use crate::http::auth::HookAuth;
+use crate::okta::client::OktaClient;
 use crate::projection::consumer::ProjectionConsumer;
 use crate::store::{ensure_group, GroupStatus, Keys};
 use crate::{http, telemetry};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub hook_auth: HookAuth,
     pub key_store: KeyStore,
+    /// `None` when `okta.org_url` / `okta.api_token` are not set.
+    pub okta: Option<OktaClient>,
     pub metrics: PrometheusHandle,
 }
 
@@ -41,6 +44,11 @@ impl AppState {
             ingestor: Ingestor::new(&settings),
             hook_auth: HookAuth::new(&settings.hooks.auth_header, &settings.hooks.secrets),
             key_store: KeyStore::new(Keys::new(settings.redis.prefix.clone())),
+            okta: OktaClient::new(
+                &settings.okta,
+                Keys::new(settings.redis.prefix.clone()),
+                redis.clone(),
+            ),
             metrics: telemetry::metrics_handle(),
             redis,
             settings,

@@ -32,6 +32,9 @@ pub enum HttpError {
     /// 413: the body is larger than `http.max_body_bytes`; nothing was read or changed.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// 502: Okta refused or failed; the message carries Okta's own summary.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
     /// 503: a dependency (Redis) failed; nothing was acknowledged — retry.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
@@ -70,6 +73,10 @@ impl HttpError {
         metrics::counter!("okta_adapter_redis_errors_total", "op" => op).increment(1);
         tracing::warn!(error = %e, op, "redis error");
         Self::unavailable("storage is unavailable; retry shortly")
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::BadGateway(body("okta_error", message))
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

@@ -5,6 +5,7 @@
 //! parameter errors, and every request is timed into `okta_adapter_http_request_duration_seconds`
 //! labelled by operation id.
 
+pub mod actions;
 pub mod auth;
 pub mod error;
 pub mod event_hook;
@@ -37,6 +38,7 @@ pub enum ApiTags {
 pub type Apis = (
     event_hook::EventHookApi,
     users::UsersApi,
+    actions::ActionsApi,
     keys::KeysApi,
     ops::OpsApi,
 );
@@ -49,6 +51,9 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             users::UsersApi {
+                state: state.clone(),
+            },
+            actions::ActionsApi {
                 state: state.clone(),
             },
             keys::KeysApi {

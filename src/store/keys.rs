@@ -94,6 +94,42 @@ impl Keys {
         format!("{}:apikey:{id}", self.prefix)
     }
 
+    /// Hash: the shared schedule of one Okta rate-limit bucket (see `okta::rate`).
+    pub fn okta_rate(&self, bucket: &str) -> String {
+        format!("{}:okta:rate:{bucket}", self.prefix)
+    }
+
+    /// Hash: a bulk job's metadata and counters. Tagged by job id, like its other keys.
+    pub fn job(&self, id: &str) -> String {
+        format!("{}:job:{{{id}}}", self.prefix)
+    }
+
+    /// Sorted set: a job's per-row results (score = line number, member = JSON result).
+    pub fn job_results(&self, id: &str) -> String {
+        format!("{}:job:{{{id}}}:results", self.prefix)
+    }
+
+    /// Hash: line → marker set just before a row's Okta call, so a replayed `create` that
+    /// meets `E0000001` knows the login was created by this job.
+    pub fn job_attempts(&self, id: &str) -> String {
+        format!("{}:job:{{{id}}}:attempts", self.prefix)
+    }
+
+    /// Sorted set of job ids by creation time (listing).
+    pub fn jobs(&self) -> String {
+        format!("{}:jobs", self.prefix)
+    }
+
+    /// Stream: rows of every job waiting for a worker (consumer group `job-workers`).
+    pub fn job_queue(&self) -> String {
+        format!("{}:jobs:queue", self.prefix)
+    }
+
+    /// Stream: one entry per finished row (job, line, kind, tenant, outcome, at) for reports.
+    pub fn job_rows(&self) -> String {
+        format!("{}:jobs:rows", self.prefix)
+    }
+
     /// Set: ids of all API keys, for listing.
     pub fn api_keys(&self) -> String {
         format!("{}:apikeys", self.prefix)
