@@ -175,6 +175,9 @@ pub struct JobSettings {
     pub export_page: usize,
     /// Pending rows of a dead worker are taken over after this long, in ms.
     pub claim_idle_ms: u64,
+    /// Profile attribute set to the tenant on users a client admin creates; empty = client
+    /// admins may not run create jobs (the tenant could not be enforced).
+    pub tenant_profile_attribute: String,
 }
 
 /// One tenant rule as written in config; `domain::tenant` compiles it.

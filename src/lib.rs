@@ -6,6 +6,8 @@
 //!   Redis script per slice; Okta's 2xx only follows a successful write.
 //! - [`projection`] — one record per Okta user from the firehose (consumer group): stamped
 //!   last-writer-wins registers, so order and duplicates do not matter; indexes and reads.
+//! - [`jobs`] — bulk jobs: streamed uploads into a shared queue, workers under the rate
+//!   scheduler, exactly-once row results, crash-safe.
 //! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
 //! - [`okta`] — Okta wire types (parsed leniently), the Management API client and the rate
 //!   scheduler shared by all replicas through Redis.
@@ -24,6 +26,7 @@ pub mod dev;
 pub mod domain;
 pub mod fanout;
 pub mod http;
+pub mod jobs;
 pub mod okta;
 pub mod oktasim;
 pub mod projection;

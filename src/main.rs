@@ -43,6 +43,45 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Run a bulk job from a file (CSV with a header row, or JSON lines) with a progress bar:
+    /// the same queue and workers as POST /api/v1/jobs.
+    Import {
+        file: PathBuf,
+        /// Migration phase: `create` (STAGED, password import hook) or `activate` (no email).
+        #[arg(long)]
+        phase: Option<String>,
+        /// Any job kind instead of a phase (create, update, activate, deactivate, suspend,
+        /// unsuspend, delete, add-to-group, remove-from-group).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Group id for add-to-group / remove-from-group.
+        #[arg(long)]
+        group_id: Option<String>,
+    },
+    /// Run the Okta simulator (for demos and benchmarks; see src/oktasim).
+    OktaSim {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+        #[arg(long, default_value = "sim-token")]
+        token: String,
+        /// Requests per window for the /api/v1/users buckets.
+        #[arg(long, default_value_t = 600)]
+        limit: u32,
+        /// Rate-limit window in ms (Okta: 60000).
+        #[arg(long, default_value_t = 60000)]
+        window_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share of requests answered with 500.
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+        /// Event hook URL to post System Log events to, e.g. http://127.0.0.1:8080/hooks/okta/events
+        #[arg(long)]
+        event_hook: Option<String>,
+        /// Header value for the event hook (the adapter's hooks.secrets).
+        #[arg(long, default_value = "dev-secret-change-me")]
+        event_hook_secret: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +117,34 @@ async fn main() -> ExitCode {
         Command::Openapi => print_openapi(),
         Command::Keys { command } => keys(cli.config, command).await,
         Command::Projections { command } => projections(cli.config, command).await,
+        Command::Import {
+            file,
+            phase,
+            kind,
+            group_id,
+        } => import(cli.config, file, phase, kind, group_id).await,
+        Command::OktaSim {
+            listen,
+            token,
+            limit,
+            window_ms,
+            latency_ms,
+            fault_rate,
+            event_hook,
+            event_hook_secret,
+        } => {
+            let config = okta_adapter::oktasim::SimConfig {
+                token,
+                users_create_list_limit: limit,
+                users_by_id_limit: limit,
+                window: std::time::Duration::from_millis(window_ms),
+                latency: std::time::Duration::from_millis(latency_ms),
+                fault_rate,
+                event_hook: event_hook.map(|u| (u, event_hook_secret)),
+                ..Default::default()
+            };
+            okta_sim(listen, config).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,6 +307,105 @@ async fn projections(config: Option<PathBuf>, command: ProjectionsCommand) -> an
                 "\rrebuilt projections from {applied} events in {:.1} s",
                 started.elapsed().as_secs_f64()
             );
+        }
+    }
+    Ok(())
+}
+
+async fn okta_sim(listen: String, config: okta_adapter::oktasim::SimConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let sim = okta_adapter::oktasim::OktaSim::start(config, listener).await?;
+    eprintln!(
+        "Okta simulator on {} — point the adapter at it: OKTA_ADAPTER__OKTA__ORG_URL={} \\\n  OKTA_ADAPTER__OKTA__API_TOKEN=<--token>",
+        sim.url(),
+        sim.url()
+    );
+    shutdown::signal().await;
+    Ok(())
+}
+
+async fn import(
+    config: Option<PathBuf>,
+    file: PathBuf,
+    phase: Option<String>,
+    kind: Option<String>,
+    group_id: Option<String>,
+) -> anyhow::Result<()> {
+    use okta_adapter::jobs::rows::{phase as migration_phase, JobKind, JobOptions};
+    use okta_adapter::jobs::store::{FileFormat, JobStore};
+    let settings = load_for_tool(config)?;
+    let (kind, mut options) = match (phase.as_deref(), kind.as_deref()) {
+        (Some(p), _) => migration_phase(p).ok_or_else(|| anyhow::anyhow!("--phase must be create or activate"))?,
+        (None, Some(k)) => (
+            JobKind::parse(k).ok_or_else(|| anyhow::anyhow!("unknown --kind `{k}`"))?,
+            JobOptions::default(),
+        ),
+        (None, None) => anyhow::bail!("give --phase create|activate or --kind"),
+    };
+    options.group_id = group_id;
+    let format = match file.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "ndjson" | "json") => FileFormat::JsonLines,
+        _ => FileFormat::Csv,
+    };
+    let mut conn = tool_connection(&settings).await?;
+    let keys = store::Keys::new(settings.redis.prefix.clone());
+    let okta = okta_adapter::okta::client::OktaClient::new(&settings.okta, keys.clone(), conn.clone())
+        .ok_or_else(|| anyhow::anyhow!("set okta.org_url and okta.api_token (OKTA_ADAPTER__OKTA__ORG_URL, OKTA_ADAPTER__OKTA__API_TOKEN)"))?;
+    let input = tokio::fs::File::open(&file)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let store = JobStore::new(keys.clone());
+    let id = store.create(&mut conn, kind, &options, None, "cli").await?;
+    let counts = store.upload(&mut conn, &id, kind, &options, None, format, input).await?;
+    store.finish_upload(&mut conn, &id, counts).await?;
+    eprintln!(
+        "job {id}: {} rows, {} invalid (their reasons are in the results); running {} rows",
+        counts.total, counts.invalid, counts.valid
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let worker = okta_adapter::jobs::worker::JobWorker::new(keys, okta, settings.jobs.clone());
+    let running = tokio::spawn(worker.run(settings.redis.clone(), cancel.clone()));
+    let bar = indicatif::ProgressBar::new(counts.valid);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}  {msg}")
+            .expect("static template"),
+    );
+    let interrupted = tokio::select! {
+        _ = shutdown::signal() => true,
+        _ = async {
+            loop {
+                if let Ok(Some(info)) = store.info(&mut conn, &id).await {
+                    bar.set_position(info.done + info.failed);
+                    bar.set_message(format!("{} failed", info.failed));
+                    if matches!(info.state.as_str(), "done" | "cancelled") && info.pending == 0 {
+                        break;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        } => false,
+    };
+    cancel.cancel();
+    let _ = running.await;
+    bar.finish();
+    let info = store.info(&mut conn, &id).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
+    eprintln!(
+        "job {id} {}: {} done, {} failed, {} invalid{}",
+        info.state,
+        info.done,
+        info.failed,
+        info.invalid,
+        if interrupted { " — interrupted; the remaining rows stay queued for any worker (`serve`)" } else { "" }
+    );
+    // The first failures, to act on; all results: GET /api/v1/jobs/{id}/results.
+    let (mut after, mut shown) = (0, 0);
+    while shown < 20 {
+        let page = store.results_page(&mut conn, &id, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.line;
+        for r in page.iter().filter(|r| r.outcome != "done").take(20 - shown) {
+            eprintln!("  line {}: {}", r.line, r.error.as_deref().unwrap_or(""));
+            shown += 1;
         }
     }
     Ok(())

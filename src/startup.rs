@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::domain::tenant::TenantResolver;
 use crate::fanout::Ingestor;
 use crate::http::auth::HookAuth;
+use crate::jobs::worker::JobWorker;
 use crate::okta::client::OktaClient;
 use crate::projection::consumer::ProjectionConsumer;
 use crate::store::{ensure_group, GroupStatus, Keys};
@@ -185,6 +186,17 @@ impl Application {
     ) -> std::io::Result<()> {
         let cancel = CancellationToken::new();
         let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
+        let jobs = match (&self.state.okta, self.state.settings.jobs.workers) {
+            (Some(okta), true) => {
+                let worker = JobWorker::new(
+                    self.state.ingestor.keys().clone(),
+                    okta.clone(),
+                    self.state.settings.jobs.clone(),
+                );
+                Some(tokio::spawn(worker.run(self.state.settings.redis.clone(), cancel.clone())))
+            }
+            _ => None,
+        };
         let projection = self.state.settings.projection.enabled.then(|| {
             let consumer = ProjectionConsumer::new(
                 self.state.ingestor.keys().clone(),
@@ -200,8 +212,8 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
-        if let Some(p) = projection {
-            let _ = p.await;
+        for task in [projection, jobs].into_iter().flatten() {
+            let _ = task.await;
         }
         tracing::info!("okta-adapter stopped");
         result

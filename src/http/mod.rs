@@ -9,6 +9,7 @@ pub mod actions;
 pub mod auth;
 pub mod error;
 pub mod event_hook;
+pub mod jobs;
 pub mod keys;
 pub mod ops;
 pub mod raw_json;
@@ -28,6 +29,8 @@ pub enum ApiTags {
     OktaHooks,
     /// Support and client-admin lookups of users' Okta status (from projections).
     Users,
+    /// Queued bulk jobs against Okta.
+    Jobs,
     /// API key management (operator keys).
     Keys,
     /// Health, readiness and metrics.
@@ -39,6 +42,7 @@ pub type Apis = (
     event_hook::EventHookApi,
     users::UsersApi,
     actions::ActionsApi,
+    jobs::JobsApi,
     keys::KeysApi,
     ops::OpsApi,
 );
@@ -54,6 +58,9 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             actions::ActionsApi {
+                state: state.clone(),
+            },
+            jobs::JobsApi {
                 state: state.clone(),
             },
             keys::KeysApi {

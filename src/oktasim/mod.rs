@@ -117,6 +117,8 @@ struct SimState {
     busiest_window: HashMap<&'static str, u32>,
     rejected_429: u64,
     faults: u64,
+    /// Activation emails Okta would have sent (activate with sendEmail=true).
+    activation_emails: u64,
 }
 
 struct Sim {
@@ -207,6 +209,7 @@ fn stats_json(st: &SimState) -> Value {
         "busiest_window": st.busiest_window,
         "rejected_429": st.rejected_429,
         "faults": st.faults,
+        "activation_emails": st.activation_emails,
         "users": st.users.len(),
     })
 }
@@ -510,7 +513,7 @@ fn users_api(
                 ("activate", "STAGED" | "DEPROVISIONED") => {
                     let next = if user.has_credentials { "ACTIVE" } else { "PROVISIONED" };
                     let answer = if flag("sendEmail", true) {
-                        json!({})
+                        json!({"emailSent": true})
                     } else {
                         json!({"activationUrl": format!("https://sim.okta/welcome/{}", rand_id(20)), "activationToken": rand_id(20)})
                     };
@@ -533,8 +536,15 @@ fn users_api(
             user.status = next;
             user.last_updated = now();
             let u = user.clone();
+            if answer.get("emailSent").is_some() {
+                st.activation_emails += 1;
+            }
             drop(st);
             emit(sim, event, &u, None);
+            let mut answer = answer;
+            if let Some(fields) = answer.as_object_mut() {
+                fields.remove("emailSent");
+            }
             json_response(StatusCode::OK, &answer)
         }
         ("DELETE", ["api", "v1", "users", id, "sessions"]) => {
