@@ -349,17 +349,27 @@ impl Settings {
             );
         }
         let o = &self.okta;
-        if !o.org_url.is_empty()
-            && !(o.org_url.starts_with("https://") || o.org_url.starts_with("http://"))
-        {
-            problems.push(format!("okta.org_url: `{}` is not an http(s) URL", o.org_url));
+        let url_ok = o.org_url.is_empty()
+            || o.org_url.starts_with("https://")
+            || o.org_url.starts_with("http://");
+        if !url_ok {
+            problems.push(format!(
+                "okta.org_url: `{}` is not an http(s) URL",
+                o.org_url
+            ));
         }
         if !(0.0..=0.9).contains(&o.headroom) || !(0.0..=0.5).contains(&o.interactive_reserve) {
-            problems.push("okta.headroom must be 0.0–0.9 and okta.interactive_reserve 0.0–0.5".into());
+            problems
+                .push("okta.headroom must be 0.0–0.9 and okta.interactive_reserve 0.0–0.5".into());
         }
-        if o.rate_window_ms == 0 || o.default_limit == 0 || o.max_concurrency == 0 || o.max_attempts == 0 {
+        if o.rate_window_ms == 0
+            || o.default_limit == 0
+            || o.max_concurrency == 0
+            || o.max_attempts == 0
+        {
             problems.push(
-                "okta.rate_window_ms, default_limit, max_concurrency, max_attempts: must be > 0".into(),
+                "okta.rate_window_ms, default_limit, max_concurrency, max_attempts: must be > 0"
+                    .into(),
             );
         }
         if self.jobs.concurrency == 0 || self.jobs.export_page == 0 {

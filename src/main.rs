@@ -335,7 +335,8 @@ async fn import(
     use okta_adapter::jobs::store::{FileFormat, JobStore};
     let settings = load_for_tool(config)?;
     let (kind, mut options) = match (phase.as_deref(), kind.as_deref()) {
-        (Some(p), _) => migration_phase(p).ok_or_else(|| anyhow::anyhow!("--phase must be create or activate"))?,
+        (Some(p), _) => migration_phase(p)
+            .ok_or_else(|| anyhow::anyhow!("--phase must be create or activate"))?,
         (None, Some(k)) => (
             JobKind::parse(k).ok_or_else(|| anyhow::anyhow!("unknown --kind `{k}`"))?,
             JobOptions::default(),
@@ -356,7 +357,19 @@ async fn import(
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let store = JobStore::new(keys.clone());
     let id = store.create(&mut conn, kind, &options, None, "cli").await?;
-    let counts = store.upload(&mut conn, &id, kind, &options, None, format, input).await?;
+    let counts = store
+        .upload(
+            &mut conn,
+            &id,
+            okta_adapter::jobs::store::UploadSpec {
+                kind,
+                options: &options,
+                tenant: None,
+                format,
+            },
+            input,
+        )
+        .await?;
     store.finish_upload(&mut conn, &id, counts).await?;
     eprintln!(
         "job {id}: {} rows, {} invalid (their reasons are in the results); running {} rows",
@@ -367,8 +380,10 @@ async fn import(
     let running = tokio::spawn(worker.run(settings.redis.clone(), cancel.clone()));
     let bar = indicatif::ProgressBar::new(counts.valid);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}  {msg}")
-            .expect("static template"),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}  {msg}",
+        )
+        .expect("static template"),
     );
     let interrupted = tokio::select! {
         _ = shutdown::signal() => true,
@@ -388,14 +403,21 @@ async fn import(
     cancel.cancel();
     let _ = running.await;
     bar.finish();
-    let info = store.info(&mut conn, &id).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
+    let info = store
+        .info(&mut conn, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("job vanished"))?;
     eprintln!(
         "job {id} {}: {} done, {} failed, {} invalid{}",
         info.state,
         info.done,
         info.failed,
         info.invalid,
-        if interrupted { " — interrupted; the remaining rows stay queued for any worker (`serve`)" } else { "" }
+        if interrupted {
+            " — interrupted; the remaining rows stay queued for any worker (`serve`)"
+        } else {
+            ""
+        }
     );
     // The first failures, to act on; all results: GET /api/v1/jobs/{id}/results.
     let (mut after, mut shown) = (0, 0);

@@ -193,7 +193,9 @@ impl Application {
                     okta.clone(),
                     self.state.settings.jobs.clone(),
                 );
-                Some(tokio::spawn(worker.run(self.state.settings.redis.clone(), cancel.clone())))
+                Some(tokio::spawn(
+                    worker.run(self.state.settings.redis.clone(), cancel.clone()),
+                ))
             }
             _ => None,
         };

@@ -88,7 +88,9 @@ pub fn check_action(action: Action, status: Option<UserStatus>) -> Result<(), St
             refuse("a deactivated user has no factors or sessions to reset")
         }
         (Action::ResetFactors | Action::ClearSessions, _) => Ok(()),
-        (Action::ResetPassword, Active | Recovery | PasswordExpired | LockedOut | Provisioned) => Ok(()),
+        (Action::ResetPassword, Active | Recovery | PasswordExpired | LockedOut | Provisioned) => {
+            Ok(())
+        }
         (Action::ResetPassword, Suspended) => refuse("unsuspend before resetting the password"),
         (Action::ResetPassword, _) => refuse("activate the user before resetting the password"),
         (Action::ExpirePassword, Active) => Ok(()),
@@ -138,7 +140,10 @@ mod tests {
         for (a, s) in refused {
             assert!(check_action(a, Some(s)).is_err(), "{a:?} {s}");
         }
-        assert!(check_action(Action::Suspend, None).is_ok(), "unknown status: Okta decides");
+        assert!(
+            check_action(Action::Suspend, None).is_ok(),
+            "unknown status: Okta decides"
+        );
     }
 
     #[test]

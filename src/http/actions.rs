@@ -76,10 +76,22 @@ async fn run(
     let okta = state.okta.as_ref().expect("checked by the caller");
     let lane = Lane::Interactive;
     match action {
-        Action::Activate => okta.lifecycle(lane, user_id, "activate", Some(send_email)).await,
-        Action::Reactivate => okta.lifecycle(lane, user_id, "reactivate", Some(send_email)).await,
-        Action::Deactivate => okta.lifecycle(lane, user_id, "deactivate", Some(false)).await,
-        Action::ResetPassword => okta.lifecycle(lane, user_id, "reset_password", Some(send_email)).await,
+        Action::Activate => {
+            okta.lifecycle(lane, user_id, "activate", Some(send_email))
+                .await
+        }
+        Action::Reactivate => {
+            okta.lifecycle(lane, user_id, "reactivate", Some(send_email))
+                .await
+        }
+        Action::Deactivate => {
+            okta.lifecycle(lane, user_id, "deactivate", Some(false))
+                .await
+        }
+        Action::ResetPassword => {
+            okta.lifecycle(lane, user_id, "reset_password", Some(send_email))
+                .await
+        }
         Action::ClearSessions => okta.clear_sessions(lane, user_id).await.map(|()| None),
         Action::Delete => okta.delete_user(lane, user_id).await.map(|()| None),
         other => okta.lifecycle(lane, user_id, other.as_str(), None).await,
@@ -93,7 +105,11 @@ impl ActionsApi {
     /// `action`: activate, reactivate, deactivate, suspend, unsuspend, unlock, reset_factors,
     /// reset_password, expire_password, clear_sessions, delete. Checked against the user's
     /// projected status first (409 with advice); `client-admin` keys act only on their tenant.
-    #[oai(path = "/users/:id/actions/:action", method = "post", operation_id = "run_user_action")]
+    #[oai(
+        path = "/users/:id/actions/:action",
+        method = "post",
+        operation_id = "run_user_action"
+    )]
     async fn run_user_action(
         &self,
         req: &Request,
@@ -105,7 +121,9 @@ impl ActionsApi {
         send_email: Query<bool>,
     ) -> Result<Json<ActionResult>, HttpError> {
         let state = &self.state;
-        let who = state.require(&auth, &[Role::Support, Role::ClientAdmin]).await?;
+        let who = state
+            .require(&auth, &[Role::Support, Role::ClientAdmin])
+            .await?;
         let action = Action::parse(&action).ok_or_else(|| {
             HttpError::bad_request(format!(
                 "unknown action `{}`; one of {}",
@@ -127,10 +145,14 @@ impl ActionsApi {
             Some((u, _)) if who.can_see_tenant(u.tenant.as_deref()) => u,
             _ => return Err(HttpError::not_found(format!("no user `{}`", id.0))),
         };
-        let reason = req.headers().get(AUDIT_REASON_HEADER).and_then(|v| v.to_str().ok());
+        let reason = req
+            .headers()
+            .get(AUDIT_REASON_HEADER)
+            .and_then(|v| v.to_str().ok());
         let status = user.status.as_deref().and_then(UserStatus::parse);
         if let Err(why) = check_action(action, status) {
-            self.audit(&who, action, &user.id, reason, &format!("refused: {why}")).await;
+            self.audit(&who, action, &user.id, reason, &format!("refused: {why}"))
+                .await;
             return Err(HttpError::conflict(why));
         }
         let outcome = run(state, action, &user.id, send_email.0).await;
@@ -151,7 +173,14 @@ impl ActionsApi {
 }
 
 impl ActionsApi {
-    async fn audit(&self, who: &Principal, action: Action, subject: &str, reason: Option<&str>, detail: &str) {
+    async fn audit(
+        &self,
+        who: &Principal,
+        action: Action,
+        subject: &str,
+        reason: Option<&str>,
+        detail: &str,
+    ) {
         let mut conn = self.state.redis.clone();
         let name = format!("action:{}", action.as_str());
         let entry = AuditEntry {

@@ -21,7 +21,7 @@ use super::users::ApiKey;
 use super::ApiTags;
 use crate::access::{Principal, Role};
 use crate::jobs::rows::{phase, JobKind, JobOptions};
-use crate::jobs::store::{FileFormat, JobInfo, JobStore, UploadError};
+use crate::jobs::store::{FileFormat, JobInfo, JobStore, UploadError, UploadSpec};
 use crate::startup::AppState;
 
 pub struct JobsApi {
@@ -34,7 +34,6 @@ pub enum Accepted {
     #[oai(status = 202)]
     Accepted(Json<JobInfo>),
 }
-
 
 const JOB_RUNNERS: &[Role] = &[Role::Operator, Role::ClientAdmin];
 
@@ -60,7 +59,12 @@ impl JobsApi {
             .await
             .map_err(|e| HttpError::redis("job", e))?;
         match info {
-            Some(job) if who.role == Role::Operator || (job.tenant.is_some() && job.tenant == who.tenant) => Ok(job),
+            Some(job)
+                if who.role == Role::Operator
+                    || (job.tenant.is_some() && job.tenant == who.tenant) =>
+            {
+                Ok(job)
+            }
             _ => Err(HttpError::not_found(format!("no job `{id}`"))),
         }
     }
@@ -99,9 +103,12 @@ impl JobsApi {
         let state = &self.state;
         let who = state.require(&auth, JOB_RUNNERS).await?;
         let (kind, mut options) = match (kind.0.as_deref(), migration_phase.0.as_deref()) {
-            (_, Some(p)) => phase(p).ok_or_else(|| HttpError::bad_request(format!("unknown phase `{p}`; create or activate")))?,
+            (_, Some(p)) => phase(p).ok_or_else(|| {
+                HttpError::bad_request(format!("unknown phase `{p}`; create or activate"))
+            })?,
             (Some(k), None) => (
-                JobKind::parse(k).ok_or_else(|| HttpError::bad_request(format!("unknown job kind `{k}`")))?,
+                JobKind::parse(k)
+                    .ok_or_else(|| HttpError::bad_request(format!("unknown job kind `{k}`")))?,
                 JobOptions::default(),
             ),
             (None, None) => return Err(HttpError::bad_request("give a `kind` or a `phase`")),
@@ -119,8 +126,18 @@ impl JobsApi {
         let format = match format.0.as_deref() {
             Some("csv") => FileFormat::Csv,
             Some("jsonl" | "ndjson") => FileFormat::JsonLines,
-            Some(other) => return Err(HttpError::bad_request(format!("unknown format `{other}`; csv or jsonl"))),
-            None if file.content_type.as_deref().is_some_and(|c| c.contains("json")) => FileFormat::JsonLines,
+            Some(other) => {
+                return Err(HttpError::bad_request(format!(
+                    "unknown format `{other}`; csv or jsonl"
+                )))
+            }
+            None if file
+                .content_type
+                .as_deref()
+                .is_some_and(|c| c.contains("json")) =>
+            {
+                FileFormat::JsonLines
+            }
             None => FileFormat::Csv,
         };
         let tenant_attr = &state.settings.jobs.tenant_profile_attribute;
@@ -134,22 +151,48 @@ impl JobsApi {
             (None, _) => None,
         };
         if state.okta.is_none() {
-            return Err(HttpError::unavailable("Okta is not configured (okta.org_url, okta.api_token)"));
+            return Err(HttpError::unavailable(
+                "Okta is not configured (okta.org_url, okta.api_token)",
+            ));
         }
         let store = self.store();
         let mut conn = state.redis.clone();
         let id = store
-            .create(&mut conn, kind, &options, who.tenant.as_deref(), &format!("key:{}", who.key_id))
+            .create(
+                &mut conn,
+                kind,
+                &options,
+                who.tenant.as_deref(),
+                &format!("key:{}", who.key_id),
+            )
             .await
             .map_err(|e| HttpError::redis("job-create", e))?;
-        let stream = file.body.into_bytes_stream().map(|r| r.map_err(std::io::Error::other));
+        let stream = file
+            .body
+            .into_bytes_stream()
+            .map(|r| r.map_err(std::io::Error::other));
         let reader = StreamReader::new(stream);
-        let counts = match store.upload(&mut conn, &id, kind, &options, tenant, format, reader).await {
+        let counts = match store
+            .upload(
+                &mut conn,
+                &id,
+                UploadSpec {
+                    kind,
+                    options: &options,
+                    tenant,
+                    format,
+                },
+                reader,
+            )
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 let _ = store.cancel(&mut conn, &id).await;
                 return Err(match e {
-                    UploadError::Read(msg) => HttpError::bad_request(format!("job {id} cancelled: {msg}")),
+                    UploadError::Read(msg) => {
+                        HttpError::bad_request(format!("job {id} cancelled: {msg}"))
+                    }
                     UploadError::Redis(e) => HttpError::redis("job-upload", e),
                 });
             }
@@ -168,10 +211,16 @@ impl JobsApi {
     async fn list_jobs(&self, auth: ApiKey) -> Result<Json<Vec<JobInfo>>, HttpError> {
         let who = self.state.require(&auth, JOB_RUNNERS).await?;
         let mut conn = self.state.redis.clone();
-        let jobs = self.store().list(&mut conn, 200).await.map_err(|e| HttpError::redis("jobs", e))?;
+        let jobs = self
+            .store()
+            .list(&mut conn, 200)
+            .await
+            .map_err(|e| HttpError::redis("jobs", e))?;
         Ok(Json(
             jobs.into_iter()
-                .filter(|j| who.role == Role::Operator || (j.tenant.is_some() && j.tenant == who.tenant))
+                .filter(|j| {
+                    who.role == Role::Operator || (j.tenant.is_some() && j.tenant == who.tenant)
+                })
                 .collect(),
         ))
     }
@@ -184,20 +233,35 @@ impl JobsApi {
     }
 
     /// Cancel a job: rows not yet run fail with `cancelled`.
-    #[oai(path = "/jobs/:id/cancel", method = "post", operation_id = "cancel_job")]
+    #[oai(
+        path = "/jobs/:id/cancel",
+        method = "post",
+        operation_id = "cancel_job"
+    )]
     async fn cancel_job(&self, auth: ApiKey, id: Path<String>) -> Result<Json<JobInfo>, HttpError> {
         let who = self.state.require(&auth, JOB_RUNNERS).await?;
         let job = self.visible_job(&who, &id).await?;
         let mut conn = self.state.redis.clone();
-        let cancelled = self.store().cancel(&mut conn, &id).await.map_err(|e| HttpError::redis("job-cancel", e))?;
+        let cancelled = self
+            .store()
+            .cancel(&mut conn, &id)
+            .await
+            .map_err(|e| HttpError::redis("job-cancel", e))?;
         if !cancelled {
-            return Err(HttpError::conflict(format!("job {} is already {}", id.0, job.state)));
+            return Err(HttpError::conflict(format!(
+                "job {} is already {}",
+                id.0, job.state
+            )));
         }
         Ok(Json(self.visible_job(&who, &id).await?))
     }
 
     /// Per-row results, streamed in line order (`format=csv` or `jsonl`).
-    #[oai(path = "/jobs/:id/results", method = "get", operation_id = "get_job_results")]
+    #[oai(
+        path = "/jobs/:id/results",
+        method = "get",
+        operation_id = "get_job_results"
+    )]
     async fn get_job_results(
         &self,
         auth: ApiKey,
@@ -209,14 +273,22 @@ impl JobsApi {
         let csv = match format.0.as_str() {
             "csv" => true,
             "jsonl" => false,
-            other => return Err(HttpError::bad_request(format!("unknown format `{other}`; csv or jsonl"))),
+            other => {
+                return Err(HttpError::bad_request(format!(
+                    "unknown format `{other}`; csv or jsonl"
+                )))
+            }
         };
         let store = self.store();
         let conn = self.state.redis.clone();
         let page = self.state.settings.jobs.export_page;
         let job = id.0.clone();
         // Pages of results become chunks of the body: memory stays one page, whatever the size.
-        let header = csv.then(|| Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"line,login,okta_id,outcome,error\n")));
+        let header = csv.then(|| {
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                b"line,login,okta_id,outcome,error\n",
+            ))
+        });
         let pages = futures::stream::unfold(Some((0u64, conn)), move |cursor| {
             let store = store.clone();
             let job = job.clone();
@@ -247,8 +319,15 @@ impl JobsApi {
             }
         });
         let body = futures::stream::iter(header).chain(pages);
-        let content_type = if csv { "text/csv" } else { "application/x-ndjson" };
-        Ok(payload::Response::new(Binary(Body::from_bytes_stream(body))).header("content-type", content_type))
+        let content_type = if csv {
+            "text/csv"
+        } else {
+            "application/x-ndjson"
+        };
+        Ok(
+            payload::Response::new(Binary(Body::from_bytes_stream(body)))
+                .header("content-type", content_type),
+        )
     }
 }
 

@@ -71,7 +71,9 @@ impl<'a> ApiExtractor<'a> for RawUpload {
 
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
-            description: Some("CSV with a header row (text/csv) or JSON lines (application/x-ndjson)"),
+            description: Some(
+                "CSV with a header row (text/csv) or JSON lines (application/x-ndjson)",
+            ),
             content: vec![
                 MetaMediaType {
                     content_type: "text/csv",

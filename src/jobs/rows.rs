@@ -110,7 +110,12 @@ const CONTROL_COLUMNS: &[&str] = &["id", "group_id", "password_hash"];
 
 fn looks_like_email(s: &str) -> bool {
     match s.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.ends_with('.') && !s.contains(char::is_whitespace),
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.ends_with('.')
+                && !s.contains(char::is_whitespace)
+        }
         None => false,
     }
 }
@@ -136,10 +141,17 @@ pub fn validate_row(
     let id = text("id");
     let login = text("login");
     let group_id = text("group_id").or_else(|| options.group_id.clone());
-    let password_hash = fields.get("password_hash").filter(|v| !v.is_null()).cloned();
+    let password_hash = fields
+        .get("password_hash")
+        .filter(|v| !v.is_null())
+        .cloned();
     let mut profile: Map<String, Value> = fields
         .iter()
-        .filter(|(k, v)| !CONTROL_COLUMNS.contains(&k.as_str()) && !matches!(v, Value::Null) && v.as_str() != Some(""))
+        .filter(|(k, v)| {
+            !CONTROL_COLUMNS.contains(&k.as_str())
+                && !matches!(v, Value::Null)
+                && v.as_str() != Some("")
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     match kind {
@@ -157,9 +169,12 @@ pub fn validate_row(
             }
             if let Some(h) = &password_hash {
                 if options.password_hook {
-                    return Err("password_hash and the password import hook exclude each other".into());
+                    return Err(
+                        "password_hash and the password import hook exclude each other".into(),
+                    );
                 }
-                if h.get("algorithm").and_then(Value::as_str).is_none() || h.get("value").is_none() {
+                if h.get("algorithm").and_then(Value::as_str).is_none() || h.get("value").is_none()
+                {
                     return Err("password_hash needs at least `algorithm` and `value`".into());
                 }
             }
@@ -229,31 +244,89 @@ mod tests {
         .unwrap();
         assert_eq!(ok.profile.len(), 4, "empty columns are not sent");
         let err = |v| validate_row(JobKind::Create, &opts, 3, fields(v), None).unwrap_err();
-        assert_eq!(err(json!({"login":"a@b.co","firstName":"A","lastName":"B"})), "missing email");
-        assert!(err(json!({"login":"nope","email":"a@b.co","firstName":"A","lastName":"B"})).contains("not an email"));
+        assert_eq!(
+            err(json!({"login":"a@b.co","firstName":"A","lastName":"B"})),
+            "missing email"
+        );
+        assert!(
+            err(json!({"login":"nope","email":"a@b.co","firstName":"A","lastName":"B"}))
+                .contains("not an email")
+        );
     }
 
     #[test]
     fn a_client_admin_creates_only_in_its_tenant() {
         let opts = JobOptions::default();
         let row = json!({"login":"a@b.co","email":"a@b.co","firstName":"A","lastName":"B"});
-        let ok = validate_row(JobKind::Create, &opts, 2, fields(row.clone()), Some(("tenantId", "acme"))).unwrap();
+        let ok = validate_row(
+            JobKind::Create,
+            &opts,
+            2,
+            fields(row.clone()),
+            Some(("tenantId", "acme")),
+        )
+        .unwrap();
         assert_eq!(ok.profile["tenantId"], "acme");
         let mut other = row;
         other["tenantId"] = json!("globex");
-        assert!(validate_row(JobKind::Create, &opts, 2, fields(other), Some(("tenantId", "acme"))).is_err());
+        assert!(validate_row(
+            JobKind::Create,
+            &opts,
+            2,
+            fields(other),
+            Some(("tenantId", "acme"))
+        )
+        .is_err());
     }
 
     #[test]
     fn lifecycle_rows_need_a_user_and_group_rows_a_group() {
         let opts = JobOptions::default();
-        assert!(validate_row(JobKind::Suspend, &opts, 2, fields(json!({"firstName":"x"})), None).is_err());
-        let r = validate_row(JobKind::Suspend, &opts, 2, fields(json!({"login":"a@b.co","firstName":"x"})), None).unwrap();
+        assert!(validate_row(
+            JobKind::Suspend,
+            &opts,
+            2,
+            fields(json!({"firstName":"x"})),
+            None
+        )
+        .is_err());
+        let r = validate_row(
+            JobKind::Suspend,
+            &opts,
+            2,
+            fields(json!({"login":"a@b.co","firstName":"x"})),
+            None,
+        )
+        .unwrap();
         assert!(r.profile.is_empty());
-        assert!(validate_row(JobKind::AddToGroup, &opts, 2, fields(json!({"id":"00u1"})), None).is_err());
-        let with_group = JobOptions { group_id: Some("00g1".into()), ..opts.clone() };
-        assert!(validate_row(JobKind::AddToGroup, &with_group, 2, fields(json!({"id":"00u1"})), None).is_ok());
-        assert!(validate_row(JobKind::Update, &opts, 2, fields(json!({"id":"00u1"})), None).is_err());
+        assert!(validate_row(
+            JobKind::AddToGroup,
+            &opts,
+            2,
+            fields(json!({"id":"00u1"})),
+            None
+        )
+        .is_err());
+        let with_group = JobOptions {
+            group_id: Some("00g1".into()),
+            ..opts.clone()
+        };
+        assert!(validate_row(
+            JobKind::AddToGroup,
+            &with_group,
+            2,
+            fields(json!({"id":"00u1"})),
+            None
+        )
+        .is_ok());
+        assert!(validate_row(
+            JobKind::Update,
+            &opts,
+            2,
+            fields(json!({"id":"00u1"})),
+            None
+        )
+        .is_err());
     }
 
     #[test]

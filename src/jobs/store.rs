@@ -78,6 +78,16 @@ pub enum UploadError {
     Redis(#[from] redis::RedisError),
 }
 
+/// What a file upload is for.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadSpec<'a> {
+    pub kind: JobKind,
+    pub options: &'a JobOptions,
+    /// (profile attribute, tenant) of a client-admin job.
+    pub tenant: Option<(&'a str, &'a str)>,
+    pub format: FileFormat,
+}
+
 /// Input format of a job file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -153,27 +163,31 @@ impl JobStore {
         &self,
         conn: &mut ConnectionManager,
         id: &str,
-        kind: JobKind,
-        options: &JobOptions,
-        tenant: Option<(&str, &str)>,
-        format: FileFormat,
+        spec: UploadSpec<'_>,
         input: R,
     ) -> Result<UploadCounts, UploadError> {
+        let UploadSpec {
+            kind,
+            options,
+            tenant,
+            format,
+        } = spec;
         let mut counts = UploadCounts::default();
         let mut batch: Vec<JobRow> = Vec::with_capacity(ENQUEUE_BATCH);
-        let mut handle = |line: u64, fields: Result<serde_json::Map<String, serde_json::Value>, String>| {
-            counts.total += 1;
-            match fields.and_then(|f| validate_row(kind, options, line, f, tenant)) {
-                Ok(row) => {
-                    counts.valid += 1;
-                    Ok(row)
+        let mut handle =
+            |line: u64, fields: Result<serde_json::Map<String, serde_json::Value>, String>| {
+                counts.total += 1;
+                match fields.and_then(|f| validate_row(kind, options, line, f, tenant)) {
+                    Ok(row) => {
+                        counts.valid += 1;
+                        Ok(row)
+                    }
+                    Err(reason) => {
+                        counts.invalid += 1;
+                        Err((line, reason))
+                    }
                 }
-                Err(reason) => {
-                    counts.invalid += 1;
-                    Err((line, reason))
-                }
-            }
-        };
+            };
         match format {
             FileFormat::Csv => {
                 let mut reader = csv_async::AsyncReaderBuilder::new()
@@ -192,21 +206,32 @@ impl JobStore {
                         Ok(true) => {
                             let line = record.position().map(|p| p.line()).unwrap_or(0);
                             let fields = if record.len() != headers.len() {
-                                Err(format!("has {} fields, the header has {}", record.len(), headers.len()))
+                                Err(format!(
+                                    "has {} fields, the header has {}",
+                                    record.len(),
+                                    headers.len()
+                                ))
                             } else {
                                 Ok(headers
                                     .iter()
                                     .zip(record.iter())
-                                    .map(|(h, v)| (h.to_owned(), serde_json::Value::String(v.to_owned())))
+                                    .map(|(h, v)| {
+                                        (h.to_owned(), serde_json::Value::String(v.to_owned()))
+                                    })
                                     .collect())
                             };
-                            self.take(conn, id, handle(line, fields), &mut batch).await?;
+                            self.take(conn, id, handle(line, fields), &mut batch)
+                                .await?;
                         }
                         Err(e) => {
                             let line = e.position().map(|p| p.line()).unwrap_or(0);
                             let broken = handle(line, Err(format!("is not valid CSV: {e}")));
                             self.take(conn, id, broken, &mut batch).await?;
-                            if !matches!(e.kind(), csv_async::ErrorKind::Utf8 { .. } | csv_async::ErrorKind::UnequalLengths { .. }) {
+                            if !matches!(
+                                e.kind(),
+                                csv_async::ErrorKind::Utf8 { .. }
+                                    | csv_async::ErrorKind::UnequalLengths { .. }
+                            ) {
                                 return Err(UploadError::Read(e.to_string()));
                             }
                         }
@@ -217,7 +242,11 @@ impl JobStore {
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(input).lines();
                 let mut line = 0u64;
-                while let Some(text) = lines.next_line().await.map_err(|e| UploadError::Read(e.to_string()))? {
+                while let Some(text) = lines
+                    .next_line()
+                    .await
+                    .map_err(|e| UploadError::Read(e.to_string()))?
+                {
                     line += 1;
                     if text.trim().is_empty() {
                         continue;
@@ -227,7 +256,8 @@ impl JobStore {
                         Ok(_) => Err("is not a JSON object".to_string()),
                         Err(e) => Err(format!("is not valid JSON: {e}")),
                     };
-                    self.take(conn, id, handle(line, fields), &mut batch).await?;
+                    self.take(conn, id, handle(line, fields), &mut batch)
+                        .await?;
                 }
             }
         }
@@ -263,15 +293,24 @@ impl JobStore {
         Ok(())
     }
 
-    async fn flush(&self, conn: &mut ConnectionManager, id: &str, batch: &mut Vec<JobRow>) -> RedisResult<()> {
+    async fn flush(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+        batch: &mut Vec<JobRow>,
+    ) -> RedisResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         for row in batch.iter() {
             let json = serde_json::to_string(row).expect("rows serialise");
-            pipe.xadd(self.keys.job_queue(), "*", &[("job", id), ("row", json.as_str())])
-                .ignore();
+            pipe.xadd(
+                self.keys.job_queue(),
+                "*",
+                &[("job", id), ("row", json.as_str())],
+            )
+            .ignore();
         }
         pipe.hincr(self.keys.job(id), "valid", batch.len()).ignore();
         pipe.query_async::<()>(conn).await?;
@@ -280,11 +319,24 @@ impl JobStore {
     }
 
     /// Marks the upload complete: `queued`, or `done` when nothing is left to run.
-    pub async fn finish_upload(&self, conn: &mut ConnectionManager, id: &str, counts: UploadCounts) -> RedisResult<()> {
+    pub async fn finish_upload(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+        counts: UploadCounts,
+    ) -> RedisResult<()> {
         let key = self.keys.job(id);
         let _: () = conn.hset(&key, "total", counts.total).await?;
-        let (done, failed): (u64, u64) = redis::pipe().hget(&key, "done").hget(&key, "failed").query_async(conn).await?;
-        let state = if done + failed >= counts.valid { "done" } else { "queued" };
+        let (done, failed): (u64, u64) = redis::pipe()
+            .hget(&key, "done")
+            .hget(&key, "failed")
+            .query_async(conn)
+            .await?;
+        let state = if done + failed >= counts.valid {
+            "done"
+        } else {
+            "queued"
+        };
         let mut fields = vec![("state", state.to_string())];
         if state == "done" {
             fields.push(("finished", now()));
@@ -305,7 +357,13 @@ impl JobStore {
     }
 
     /// Records a row's result once; `false` when it had one already.
-    pub async fn record(&self, conn: &mut ConnectionManager, id: &str, result: &RowResult, counter: &str) -> RedisResult<bool> {
+    pub async fn record(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+        result: &RowResult,
+        counter: &str,
+    ) -> RedisResult<bool> {
         let json = serde_json::to_string(result).expect("results serialise");
         let recorded: i64 = self
             .record
@@ -320,23 +378,40 @@ impl JobStore {
         Ok(recorded == 1)
     }
 
-    pub async fn has_result(&self, conn: &mut ConnectionManager, id: &str, line: u64) -> RedisResult<bool> {
+    pub async fn has_result(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+        line: u64,
+    ) -> RedisResult<bool> {
         let n: u64 = conn.zcount(self.keys.job_results(id), line, line).await?;
         Ok(n > 0)
     }
 
     /// Raw job fields (kind, state, tenant, options, counters…).
-    pub async fn fields(&self, conn: &mut ConnectionManager, id: &str) -> RedisResult<HashMap<String, String>> {
+    pub async fn fields(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+    ) -> RedisResult<HashMap<String, String>> {
         conn.hgetall(self.keys.job(id)).await
     }
 
-    pub async fn info(&self, conn: &mut ConnectionManager, id: &str) -> RedisResult<Option<JobInfo>> {
+    pub async fn info(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+    ) -> RedisResult<Option<JobInfo>> {
         let f = self.fields(conn, id).await?;
         Ok(job_info(id, &f))
     }
 
     /// Recent jobs, newest first.
-    pub async fn list(&self, conn: &mut ConnectionManager, limit: isize) -> RedisResult<Vec<JobInfo>> {
+    pub async fn list(
+        &self,
+        conn: &mut ConnectionManager,
+        limit: isize,
+    ) -> RedisResult<Vec<JobInfo>> {
         let ids: Vec<String> = conn.zrevrange(self.keys.jobs(), 0, limit - 1).await?;
         let mut out = Vec::new();
         for id in ids {
@@ -348,15 +423,37 @@ impl JobStore {
     }
 
     /// Results with line > `after`, in line order, at most `n`.
-    pub async fn results_page(&self, conn: &mut ConnectionManager, id: &str, after: u64, n: usize) -> RedisResult<Vec<RowResult>> {
+    pub async fn results_page(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+        after: u64,
+        n: usize,
+    ) -> RedisResult<Vec<RowResult>> {
         let page: Vec<String> = conn
-            .zrangebyscore_limit(self.keys.job_results(id), format!("({after}"), "+inf", 0, n as isize)
+            .zrangebyscore_limit(
+                self.keys.job_results(id),
+                format!("({after}"),
+                "+inf",
+                0,
+                n as isize,
+            )
             .await?;
-        Ok(page.iter().filter_map(|s| serde_json::from_str(s).ok()).collect())
+        Ok(page
+            .iter()
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect())
     }
 
     /// Appends a finished row to the stream reports read.
-    pub async fn publish_row(&self, conn: &mut ConnectionManager, id: &str, kind: &str, tenant: &str, result: &RowResult) -> RedisResult<()> {
+    pub async fn publish_row(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+        kind: &str,
+        tenant: &str,
+        result: &RowResult,
+    ) -> RedisResult<()> {
         redis::cmd("XADD")
             .arg(self.keys.job_rows())
             .arg("MAXLEN")
@@ -408,7 +505,9 @@ pub fn job_info(id: &str, f: &HashMap<String, String>) -> Option<JobInfo> {
         failed,
         pending,
         rows_per_second: rate.map(|r| (r * 100.0).round() / 100.0),
-        eta_seconds: rate.filter(|_| pending > 0).map(|r| (pending as f64 / r).ceil() as u64),
+        eta_seconds: rate
+            .filter(|_| pending > 0)
+            .map(|r| (pending as f64 / r).ceil() as u64),
         options: s("options").unwrap_or_default(),
     })
 }

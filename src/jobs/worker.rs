@@ -58,7 +58,11 @@ impl JobWorker {
             reader: Reader::new(keys),
             okta,
             settings,
-            name: format!("worker-{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            name: format!(
+                "worker-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
         }
     }
 
@@ -97,7 +101,8 @@ impl JobWorker {
                     let _ = ensure_group(&mut conn, &queue, WORKER_GROUP).await;
                 }
                 Err(e) => {
-                    metrics::counter!("okta_adapter_redis_errors_total", "op" => "jobs").increment(1);
+                    metrics::counter!("okta_adapter_redis_errors_total", "op" => "jobs")
+                        .increment(1);
                     tracing::warn!(error = %e, "job round failed; rows stay pending and are retried");
                     tokio::select! {
                         _ = cancel.cancelled() => {}
@@ -135,21 +140,28 @@ impl JobWorker {
             )
             .await?;
         if !reply.claimed.is_empty() {
-            tracing::info!(rows = reply.claimed.len(), "took over rows of a stopped worker");
+            tracing::info!(
+                rows = reply.claimed.len(),
+                "took over rows of a stopped worker"
+            );
         }
         self.run_entries(conn, reply.claimed).await
     }
 
-    async fn run_entries(&self, conn: &mut ConnectionManager, entries: Vec<StreamId>) -> RedisResult<usize> {
+    async fn run_entries(
+        &self,
+        conn: &mut ConnectionManager,
+        entries: Vec<StreamId>,
+    ) -> RedisResult<usize> {
         if entries.is_empty() {
             return Ok(0);
         }
         let mut metas: HashMap<String, Option<JobMeta>> = HashMap::new();
         for e in &entries {
             if let Some(job) = field(e, "job") {
-                if !metas.contains_key(&job) {
-                    let f = self.store.fields(conn, &job).await?;
-                    metas.insert(job, job_meta(&f));
+                if let std::collections::hash_map::Entry::Vacant(slot) = metas.entry(job) {
+                    let f = self.store.fields(conn, slot.key()).await?;
+                    slot.insert(job_meta(&f));
                 }
             }
         }
@@ -158,7 +170,8 @@ impl JobWorker {
             let meta = metas.get(&job).cloned().flatten();
             let mut conn = conn.clone();
             async move {
-                let row: Option<JobRow> = field(e, "row").and_then(|r| serde_json::from_str(&r).ok());
+                let row: Option<JobRow> =
+                    field(e, "row").and_then(|r| serde_json::from_str(&r).ok());
                 match (meta, row) {
                     (Some(meta), Some(row)) => self.run_row(&mut conn, &job, &meta, &row).await,
                     // A row of a job that no longer exists, or garbage: nothing to do.
@@ -177,7 +190,9 @@ impl JobWorker {
             }
         }
         if !acked.is_empty() {
-            let _: () = conn.xack(self.store.keys().job_queue(), WORKER_GROUP, &acked).await?;
+            let _: () = conn
+                .xack(self.store.keys().job_queue(), WORKER_GROUP, &acked)
+                .await?;
             // Finished rows need not stay in the queue.
             let _: () = conn.xdel(self.store.keys().job_queue(), &acked).await?;
         }
@@ -187,14 +202,25 @@ impl JobWorker {
         }
     }
 
-    async fn run_row(&self, conn: &mut ConnectionManager, job: &str, meta: &JobMeta, row: &JobRow) -> RedisResult<()> {
+    async fn run_row(
+        &self,
+        conn: &mut ConnectionManager,
+        job: &str,
+        meta: &JobMeta,
+        row: &JobRow,
+    ) -> RedisResult<()> {
         if self.store.has_result(conn, job, row.line).await? {
             return Ok(()); // replay of a row finished before a crash
         }
         let result = if meta.state == "cancelled" {
             RowResult {
                 line: row.line,
-                login: row.login.clone().or_else(|| row.profile.get("login").and_then(Value::as_str).map(str::to_owned)),
+                login: row.login.clone().or_else(|| {
+                    row.profile
+                        .get("login")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                }),
                 okta_id: row.id.clone(),
                 outcome: "failed".into(),
                 error: Some("cancelled".into()),
@@ -203,10 +229,18 @@ impl JobWorker {
             let replay = !self.mark_attempt(conn, job, row.line).await?;
             self.execute(conn, meta, row, replay).await
         };
-        let counter = if result.outcome == "done" { "done" } else { "failed" };
+        let counter = if result.outcome == "done" {
+            "done"
+        } else {
+            "failed"
+        };
         if self.store.record(conn, job, &result, counter).await? {
             metrics::counter!("okta_adapter_job_rows_total", "kind" => meta.kind.as_str(), "outcome" => counter).increment(1);
-            if let Err(e) = self.store.publish_row(conn, job, meta.kind.as_str(), &meta.tenant, &result).await {
+            if let Err(e) = self
+                .store
+                .publish_row(conn, job, meta.kind.as_str(), &meta.tenant, &result)
+                .await
+            {
                 tracing::warn!(error = %e, "job row not published for reports");
             }
         }
@@ -214,14 +248,33 @@ impl JobWorker {
     }
 
     /// Sets the attempt marker; `false` when it was already set (this row ran before).
-    async fn mark_attempt(&self, conn: &mut ConnectionManager, job: &str, line: u64) -> RedisResult<bool> {
-        conn.hset_nx(self.store.keys().job_attempts(job), line, 1).await
+    async fn mark_attempt(
+        &self,
+        conn: &mut ConnectionManager,
+        job: &str,
+        line: u64,
+    ) -> RedisResult<bool> {
+        conn.hset_nx(self.store.keys().job_attempts(job), line, 1)
+            .await
     }
 
     /// The Okta id of a row's user (projection first, then Okta), scoped to the job's tenant.
-    async fn resolve_user(&self, conn: &mut ConnectionManager, meta: &JobMeta, row: &JobRow) -> Result<String, String> {
-        let key = row.id.clone().or_else(|| row.login.clone()).unwrap_or_default();
-        let projected = self.reader.find(conn, &key, 1).await.map_err(|e| format!("lookup failed: {e}"))?;
+    async fn resolve_user(
+        &self,
+        conn: &mut ConnectionManager,
+        meta: &JobMeta,
+        row: &JobRow,
+    ) -> Result<String, String> {
+        let key = row
+            .id
+            .clone()
+            .or_else(|| row.login.clone())
+            .unwrap_or_default();
+        let projected = self
+            .reader
+            .find(conn, &key, 1)
+            .await
+            .map_err(|e| format!("lookup failed: {e}"))?;
         if !meta.tenant.is_empty() {
             // A client-admin job may only touch users the projection places in its tenant.
             return match projected {
@@ -236,14 +289,28 @@ impl JobWorker {
             return Ok(id.clone());
         }
         match self.okta.get_user(Lane::Bulk, &key).await {
-            Ok(u) => u["id"].as_str().map(str::to_owned).ok_or_else(|| "Okta returned no id".into()),
+            Ok(u) => u["id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| "Okta returned no id".into()),
             Err(e) if e.code() == Some("E0000007") => Err(format!("no user `{key}` in Okta")),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    async fn execute(&self, conn: &mut ConnectionManager, meta: &JobMeta, row: &JobRow, replay: bool) -> RowResult {
-        let login = row.login.clone().or_else(|| row.profile.get("login").and_then(Value::as_str).map(str::to_owned));
+    async fn execute(
+        &self,
+        conn: &mut ConnectionManager,
+        meta: &JobMeta,
+        row: &JobRow,
+        replay: bool,
+    ) -> RowResult {
+        let login = row.login.clone().or_else(|| {
+            row.profile
+                .get("login")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         let outcome = match meta.kind {
             JobKind::Create => self.create(meta, row, replay).await,
             _ => match self.resolve_user(conn, meta, row).await {
@@ -276,18 +343,32 @@ impl JobWorker {
             (None, true) => Credentials::ImportHook,
             (None, false) => Credentials::None,
         };
-        match self.okta.create_user(Lane::Bulk, &profile, &credentials, meta.options.activate).await {
-            Ok(user) => user["id"].as_str().map(str::to_owned).ok_or_else(|| "Okta returned no id".into()),
+        match self
+            .okta
+            .create_user(Lane::Bulk, &profile, &credentials, meta.options.activate)
+            .await
+        {
+            Ok(user) => user["id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| "Okta returned no id".into()),
             Err(OktaError::Api { code, causes, .. })
                 if code == "E0000001" && causes.iter().any(|c| c.contains("already exists")) =>
             {
-                let login = row.profile.get("login").and_then(Value::as_str).unwrap_or_default();
+                let login = row
+                    .profile
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 if !replay {
                     return Err(format!("login `{login}` already exists in Okta"));
                 }
                 // This row's earlier attempt reached Okta before the crash: it is our user.
                 match self.okta.get_user(Lane::Bulk, login).await {
-                    Ok(user) => user["id"].as_str().map(str::to_owned).ok_or_else(|| "Okta returned no id".into()),
+                    Ok(user) => user["id"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| "Okta returned no id".into()),
                     Err(e) => Err(e.to_string()),
                 }
             }
@@ -295,19 +376,48 @@ impl JobWorker {
         }
     }
 
-    async fn lifecycle(&self, meta: &JobMeta, row: &JobRow, id: &str, replay: bool) -> Result<(), String> {
+    async fn lifecycle(
+        &self,
+        meta: &JobMeta,
+        row: &JobRow,
+        id: &str,
+        replay: bool,
+    ) -> Result<(), String> {
         let lane = Lane::Bulk;
         let o = &self.okta;
         let (result, already) = match meta.kind {
             JobKind::Create => unreachable!("handled by create"),
-            JobKind::Update => (o.update_profile(lane, id, &Value::Object(row.profile.clone())).await.map(|_| ()), &[][..]),
+            JobKind::Update => (
+                o.update_profile(lane, id, &Value::Object(row.profile.clone()))
+                    .await
+                    .map(|_| ()),
+                &[][..],
+            ),
             JobKind::Activate => (
-                o.lifecycle(lane, id, "activate", Some(meta.options.send_email && !meta.options.password_hook)).await.map(|_| ()),
+                o.lifecycle(
+                    lane,
+                    id,
+                    "activate",
+                    Some(meta.options.send_email && !meta.options.password_hook),
+                )
+                .await
+                .map(|_| ()),
                 &["ACTIVE", "PROVISIONED"][..],
             ),
-            JobKind::Deactivate => (o.lifecycle(lane, id, "deactivate", Some(false)).await.map(|_| ()), &["DEPROVISIONED"][..]),
-            JobKind::Suspend => (o.lifecycle(lane, id, "suspend", None).await.map(|_| ()), &["SUSPENDED"][..]),
-            JobKind::Unsuspend => (o.lifecycle(lane, id, "unsuspend", None).await.map(|_| ()), &["ACTIVE"][..]),
+            JobKind::Deactivate => (
+                o.lifecycle(lane, id, "deactivate", Some(false))
+                    .await
+                    .map(|_| ()),
+                &["DEPROVISIONED"][..],
+            ),
+            JobKind::Suspend => (
+                o.lifecycle(lane, id, "suspend", None).await.map(|_| ()),
+                &["SUSPENDED"][..],
+            ),
+            JobKind::Unsuspend => (
+                o.lifecycle(lane, id, "unsuspend", None).await.map(|_| ()),
+                &["ACTIVE"][..],
+            ),
             JobKind::Delete => {
                 // Okta deactivates on the first DELETE of an active user and deletes on the second.
                 let first = o.delete_user(lane, id).await;
@@ -339,7 +449,9 @@ impl JobWorker {
                     _ => Err(e.to_string()),
                 }
             }
-            Err(e) if replay && meta.kind == JobKind::Delete && e.code() == Some("E0000007") => Ok(()),
+            Err(e) if replay && meta.kind == JobKind::Delete && e.code() == Some("E0000007") => {
+                Ok(())
+            }
             Err(e) => Err(e.to_string()),
         }
     }
@@ -348,7 +460,10 @@ impl JobWorker {
 fn job_meta(f: &HashMap<String, String>) -> Option<JobMeta> {
     Some(JobMeta {
         kind: JobKind::parse(f.get("kind")?)?,
-        options: f.get("options").and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default(),
+        options: f
+            .get("options")
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or_default(),
         state: f.get("state").cloned().unwrap_or_default(),
         tenant: f.get("tenant").cloned().unwrap_or_default(),
     })

@@ -126,11 +126,18 @@ impl OktaClient {
                 .await
                 .map_err(|e| OktaError::Redis(e.to_string()))?;
             let response = {
-                let _permit = self.permits.acquire().await.expect("semaphore never closed");
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .expect("semaphore never closed");
                 let mut req = self
                     .http
                     .request(method.clone(), format!("{}{path_and_query}", self.base))
-                    .header("Authorization", format!("SSWS {}", self.token.expose_secret()))
+                    .header(
+                        "Authorization",
+                        format!("SSWS {}", self.token.expose_secret()),
+                    )
                     .header("Accept", "application/json");
                 if let Some(b) = body {
                     req = req.json(b);
@@ -140,7 +147,8 @@ impl OktaClient {
             let resp = match response {
                 Ok(r) => r,
                 Err(e) => {
-                    metrics::counter!("okta_adapter_okta_errors_total", "kind" => "network").increment(1);
+                    metrics::counter!("okta_adapter_okta_errors_total", "kind" => "network")
+                        .increment(1);
                     last = OktaError::Network(e.without_url().to_string());
                     backoff(attempt).await;
                     continue;
@@ -149,7 +157,11 @@ impl OktaClient {
             let status = resp.status();
             let headers = RateHeaders::from_headers(resp.headers());
             let too_many = status.as_u16() == 429;
-            if let Err(e) = self.rate.observe(&mut conn, bucket, headers, too_many).await {
+            if let Err(e) = self
+                .rate
+                .observe(&mut conn, bucket, headers, too_many)
+                .await
+            {
                 tracing::warn!(error = %e, "could not record Okta rate headers");
             }
             let text = resp.text().await.unwrap_or_default();
@@ -189,19 +201,33 @@ impl OktaClient {
             body["credentials"] = c;
         }
         let path = format!("/api/v1/users?activate={activate}");
-        Ok(self.call(lane, Method::POST, &path, Some(&body)).await?.unwrap_or(Value::Null))
+        Ok(self
+            .call(lane, Method::POST, &path, Some(&body))
+            .await?
+            .unwrap_or(Value::Null))
     }
 
     pub async fn get_user(&self, lane: Lane, id_or_login: &str) -> Result<Value, OktaError> {
         let path = format!("/api/v1/users/{}", encode(id_or_login));
-        Ok(self.call(lane, Method::GET, &path, None).await?.unwrap_or(Value::Null))
+        Ok(self
+            .call(lane, Method::GET, &path, None)
+            .await?
+            .unwrap_or(Value::Null))
     }
 
     /// Partial profile update (`POST /api/v1/users/{id}`).
-    pub async fn update_profile(&self, lane: Lane, id: &str, profile: &Value) -> Result<Value, OktaError> {
+    pub async fn update_profile(
+        &self,
+        lane: Lane,
+        id: &str,
+        profile: &Value,
+    ) -> Result<Value, OktaError> {
         let path = format!("/api/v1/users/{}", encode(id));
         let body = json!({ "profile": profile });
-        Ok(self.call(lane, Method::POST, &path, Some(&body)).await?.unwrap_or(Value::Null))
+        Ok(self
+            .call(lane, Method::POST, &path, Some(&body))
+            .await?
+            .unwrap_or(Value::Null))
     }
 
     /// `POST /api/v1/users/{id}/lifecycle/{op}` with optional `sendEmail`.
@@ -221,13 +247,17 @@ impl OktaClient {
 
     pub async fn clear_sessions(&self, lane: Lane, id: &str) -> Result<(), OktaError> {
         let path = format!("/api/v1/users/{}/sessions?oauthTokens=true", encode(id));
-        self.call(lane, Method::DELETE, &path, None).await.map(|_| ())
+        self.call(lane, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 
     /// Deletes a user; Okta deactivates a user that is not yet DEPROVISIONED instead.
     pub async fn delete_user(&self, lane: Lane, id: &str) -> Result<(), OktaError> {
         let path = format!("/api/v1/users/{}?sendEmail=false", encode(id));
-        self.call(lane, Method::DELETE, &path, None).await.map(|_| ())
+        self.call(lane, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 
     pub async fn add_to_group(&self, lane: Lane, group: &str, user: &str) -> Result<(), OktaError> {
@@ -235,20 +265,31 @@ impl OktaClient {
         self.call(lane, Method::PUT, &path, None).await.map(|_| ())
     }
 
-    pub async fn remove_from_group(&self, lane: Lane, group: &str, user: &str) -> Result<(), OktaError> {
+    pub async fn remove_from_group(
+        &self,
+        lane: Lane,
+        group: &str,
+        user: &str,
+    ) -> Result<(), OktaError> {
         let path = format!("/api/v1/groups/{}/users/{}", encode(group), encode(user));
-        self.call(lane, Method::DELETE, &path, None).await.map(|_| ())
+        self.call(lane, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 
     pub async fn assign_app(&self, lane: Lane, app: &str, user: &str) -> Result<(), OktaError> {
         let path = format!("/api/v1/apps/{}/users", encode(app));
         let body = json!({ "id": user, "scope": "USER" });
-        self.call(lane, Method::POST, &path, Some(&body)).await.map(|_| ())
+        self.call(lane, Method::POST, &path, Some(&body))
+            .await
+            .map(|_| ())
     }
 
     pub async fn unassign_app(&self, lane: Lane, app: &str, user: &str) -> Result<(), OktaError> {
         let path = format!("/api/v1/apps/{}/users/{}", encode(app), encode(user));
-        self.call(lane, Method::DELETE, &path, None).await.map(|_| ())
+        self.call(lane, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -277,7 +318,11 @@ fn api_error(status: u16, body: &str) -> OktaError {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .filter_map(|c| c.get("errorSummary").and_then(Value::as_str).map(str::to_owned))
+                    .filter_map(|c| {
+                        c.get("errorSummary")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -301,7 +346,9 @@ mod tests {
             r#"{"errorCode":"E0000001","errorSummary":"Api validation failed: login","errorCauses":[{"errorSummary":"login: An object with this field already exists in the current organization"}]}"#,
         );
         assert_eq!(e.code(), Some("E0000001"));
-        let OktaError::Api { causes, .. } = e else { panic!() };
+        let OktaError::Api { causes, .. } = e else {
+            panic!()
+        };
         assert!(causes[0].contains("already exists"));
         assert_eq!(api_error(502, "<html>").code(), Some("HTTP502"));
     }

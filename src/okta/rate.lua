@@ -1,7 +1,7 @@
 #!lua
 -- Shared Okta rate budget for one bucket (every replica calls this): a generic cell rate
--- algorithm (GCRA). Requests are spread evenly at `budget` per window, so whatever the
--- alignment of Okta's own window, it never sees more than budget + burst requests.
+-- algorithm (GCRA). Requests are spread evenly over the window, so whatever the alignment of
+-- Okta's own window it sees at most limit x (1 - headroom), plus the interactive reserve.
 --
 -- KEYS[1] bucket hash: tat (theoretical arrival time, ms), limit, blocked (ms), bulk_blocked (ms)
 -- ARGV[1] now (ms)  ARGV[2] lane: "i" interactive | "b" bulk  ARGV[3] window (ms)
@@ -20,8 +20,11 @@ if lane == 'b' then
   if bulk_blocked > now then return bulk_blocked - now end
 end
 local budget = math.max(1, math.floor(limit * (1 - tonumber(ARGV[5]))))
-local interval = window / budget
-local tolerance = interval * math.max(0, tonumber(ARGV[7]) - 1)
+local burst = math.max(1, tonumber(ARGV[7]))
+-- A window of Okta's, however aligned with ours, can see the steady rate plus the burst: keep
+-- the burst inside the budget.
+local interval = window / math.max(1, budget - burst)
+local tolerance = interval * (burst - 1)
 if lane == 'i' then
   -- Interactive requests may run ahead of the schedule by the reserve; bulk work then waits.
   tolerance = tolerance + interval * math.floor(budget * tonumber(ARGV[6]))

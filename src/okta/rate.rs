@@ -52,7 +52,11 @@ pub struct RateHeaders {
 
 impl RateHeaders {
     pub fn from_headers(h: &reqwest::header::HeaderMap) -> Self {
-        let num = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        let num = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
         Self {
             limit: num("x-rate-limit-limit").map(|v| v as u32),
             remaining: num("x-rate-limit-remaining").map(|v| v as u32),
@@ -88,7 +92,12 @@ impl RateLimiter {
     }
 
     /// Waits until `bucket` has room for one request in `lane`, and books it.
-    pub async fn acquire(&self, conn: &mut ConnectionManager, bucket: &str, lane: Lane) -> RedisResult<()> {
+    pub async fn acquire(
+        &self,
+        conn: &mut ConnectionManager,
+        bucket: &str,
+        lane: Lane,
+    ) -> RedisResult<()> {
         let key = self.keys.okta_rate(bucket);
         loop {
             let wait: u64 = self
@@ -109,7 +118,8 @@ impl RateLimiter {
             if wait == 0 {
                 return Ok(());
             }
-            metrics::counter!("okta_adapter_okta_rate_waits_total", "bucket" => bucket.to_owned()).increment(1);
+            metrics::counter!("okta_adapter_okta_rate_waits_total", "bucket" => bucket.to_owned())
+                .increment(1);
             tokio::time::sleep(Duration::from_millis(wait.min(self.window_ms))).await;
         }
     }
@@ -132,20 +142,30 @@ impl RateLimiter {
         if too_many {
             // Okta: rejected "until the counter resets". Without a usable Reset, one window.
             let until = reset_ms.unwrap_or(now_ms() + self.window_ms).max(now_ms()) + jitter;
-            pipe.cmd("HSET").arg(&key).arg("blocked").arg(until).ignore();
-            metrics::counter!("okta_adapter_okta_429_total", "bucket" => bucket.to_owned()).increment(1);
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg("blocked")
+                .arg(until)
+                .ignore();
+            metrics::counter!("okta_adapter_okta_429_total", "bucket" => bucket.to_owned())
+                .increment(1);
         } else if let (Some(limit), Some(remaining)) = (h.limit, h.remaining) {
             // Someone else is eating the bucket: leave what is left to interactive requests.
             let floor = (f64::from(limit) * self.headroom / 2.0).ceil() as u32;
             if limit > 0 && remaining <= floor {
                 let until = reset_ms.unwrap_or(now_ms() + self.window_ms) + jitter;
-                pipe.cmd("HSET").arg(&key).arg("bulk_blocked").arg(until).ignore();
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg("bulk_blocked")
+                    .arg(until)
+                    .ignore();
             }
         }
         pipe.pexpire(&key, (self.window_ms * 10) as i64).ignore();
         pipe.query_async::<()>(conn).await?;
         if let Some(r) = h.remaining {
-            metrics::gauge!("okta_adapter_okta_rate_remaining", "bucket" => bucket.to_owned()).set(f64::from(r));
+            metrics::gauge!("okta_adapter_okta_rate_remaining", "bucket" => bucket.to_owned())
+                .set(f64::from(r));
         }
         Ok(())
     }
@@ -162,13 +182,25 @@ mod tests {
 
     #[test]
     fn endpoints_fall_into_okta_buckets() {
-        assert_eq!(bucket_for("POST", "/api/v1/users?activate=false"), "users-create-list");
+        assert_eq!(
+            bucket_for("POST", "/api/v1/users?activate=false"),
+            "users-create-list"
+        );
         assert_eq!(bucket_for("GET", "/api/v1/users"), "users-create-list");
         assert_eq!(bucket_for("GET", "/api/v1/users/00u1"), "users-get");
         assert_eq!(bucket_for("POST", "/api/v1/users/00u1"), "users-by-id");
-        assert_eq!(bucket_for("POST", "/api/v1/users/00u1/lifecycle/suspend"), "users-by-id");
-        assert_eq!(bucket_for("DELETE", "/api/v1/users/00u1/sessions"), "users-by-id");
-        assert_eq!(bucket_for("PUT", "/api/v1/groups/00g1/users/00u1"), "groups");
+        assert_eq!(
+            bucket_for("POST", "/api/v1/users/00u1/lifecycle/suspend"),
+            "users-by-id"
+        );
+        assert_eq!(
+            bucket_for("DELETE", "/api/v1/users/00u1/sessions"),
+            "users-by-id"
+        );
+        assert_eq!(
+            bucket_for("PUT", "/api/v1/groups/00g1/users/00u1"),
+            "groups"
+        );
         assert_eq!(bucket_for("POST", "/api/v1/apps/0oa1/users"), "apps");
     }
 }

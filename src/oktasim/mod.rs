@@ -137,7 +137,10 @@ pub struct OktaSim {
 
 impl OktaSim {
     /// Starts on `listener` (bind port 0 for tests).
-    pub async fn start(config: SimConfig, listener: tokio::net::TcpListener) -> std::io::Result<Self> {
+    pub async fn start(
+        config: SimConfig,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let events = config.event_hook.clone().map(|(url, secret)| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -279,8 +282,18 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
         return sim_control(&sim, req.method(), &segments);
     }
     let expected = format!("SSWS {}", sim.config.token);
-    if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return okta_error(StatusCode::UNAUTHORIZED, "E0000011", "Invalid token provided", &[]);
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return okta_error(
+            StatusCode::UNAUTHORIZED,
+            "E0000011",
+            "Invalid token provided",
+            &[],
+        );
     }
     let in_flight = sim.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let _guard = InFlight(&sim.in_flight);
@@ -298,7 +311,11 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
             w.count = 0;
         }
         let end = w.start.unwrap() + sim.config.window;
-        let reset = end.duration_since(UNIX_EPOCH).unwrap().as_millis().div_ceil(1000) as u64;
+        let reset = end
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .div_ceil(1000) as u64;
         let rejected = w.count >= limit;
         if !rejected {
             w.count += 1;
@@ -344,7 +361,12 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
     }
     if sim.config.fault_rate > 0.0 && rand::rng().random_bool(sim.config.fault_rate.min(1.0)) {
         sim.state.lock().unwrap().faults += 1;
-        let resp = okta_error(StatusCode::INTERNAL_SERVER_ERROR, "E0000009", "Internal Server Error", &[]);
+        let resp = okta_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "E0000009",
+            "Internal Server Error",
+            &[],
+        );
         return with_headers(resp, limit, remaining);
     }
     let body: Value = match body.into_bytes().await {
@@ -353,7 +375,12 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
             Ok(v) => v,
             Err(_) => {
                 return with_headers(
-                    okta_error(StatusCode::BAD_REQUEST, "E0000003", "The request body was not well-formed.", &[]),
+                    okta_error(
+                        StatusCode::BAD_REQUEST,
+                        "E0000003",
+                        "The request body was not well-formed.",
+                        &[],
+                    ),
                     limit,
                     remaining,
                 )
@@ -361,10 +388,11 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
         },
         Err(_) => Value::Null,
     };
-    let query: HashMap<String, String> = Query::<HashMap<String, String>>::from_request_without_body(req)
-        .await
-        .map(|q| q.0)
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        Query::<HashMap<String, String>>::from_request_without_body(req)
+            .await
+            .map(|q| q.0)
+            .unwrap_or_default();
     let resp = users_api(&sim, req.method(), &segments, &query, &body);
     with_headers(resp, limit, remaining)
 }
@@ -380,7 +408,9 @@ use poem::FromRequest;
 
 fn sim_control(sim: &Sim, method: &Method, segments: &[&str]) -> Response {
     match (method.as_str(), segments) {
-        ("GET", ["sim", "stats"]) => json_response(StatusCode::OK, &stats_json(&sim.state.lock().unwrap())),
+        ("GET", ["sim", "stats"]) => {
+            json_response(StatusCode::OK, &stats_json(&sim.state.lock().unwrap()))
+        }
         ("POST", ["sim", "users", id, "lock"]) => {
             let mut st = sim.state.lock().unwrap();
             let Some(id) = find(&st, id).map(|u| u.id.clone()) else {
@@ -393,7 +423,12 @@ fn sim_control(sim: &Sim, method: &Method, segments: &[&str]) -> Response {
             emit(sim, "user.account.lock", &u, None);
             json_response(StatusCode::OK, &u.to_json())
         }
-        _ => okta_error(StatusCode::NOT_FOUND, "E0000022", "The endpoint does not support the provided HTTP method", &[]),
+        _ => okta_error(
+            StatusCode::NOT_FOUND,
+            "E0000022",
+            "The endpoint does not support the provided HTTP method",
+            &[],
+        ),
     }
 }
 
@@ -428,12 +463,21 @@ fn users_api(
         ("POST", ["api", "v1", "users"]) => {
             let profile = body.get("profile").cloned().unwrap_or(Value::Null);
             let login = profile.get("login").and_then(Value::as_str).unwrap_or("");
-            if login.is_empty() || profile.get("email").and_then(Value::as_str).unwrap_or("").is_empty() {
+            if login.is_empty()
+                || profile
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+            {
                 return okta_error(
                     StatusCode::BAD_REQUEST,
                     "E0000001",
                     "Api validation failed: login",
-                    &["login: The field cannot be left blank", "email: The field cannot be left blank"],
+                    &[
+                        "login: The field cannot be left blank",
+                        "email: The field cannot be left blank",
+                    ],
                 );
             }
             if st.by_login.contains_key(&login.to_lowercase()) {
@@ -459,7 +503,8 @@ fn users_api(
                 created: now(),
                 last_updated: now(),
             };
-            st.by_login.insert(user.login().to_lowercase(), user.id.clone());
+            st.by_login
+                .insert(user.login().to_lowercase(), user.id.clone());
             st.users.insert(user.id.clone(), user.clone());
             drop(st);
             emit(sim, "user.lifecycle.create", &user, None);
@@ -476,7 +521,10 @@ fn users_api(
             let Some(uid) = find(&st, id).map(|u| u.id.clone()) else {
                 return not_found(id);
             };
-            let new_login = body.pointer("/profile/login").and_then(Value::as_str).map(str::to_lowercase);
+            let new_login = body
+                .pointer("/profile/login")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
             if let Some(l) = &new_login {
                 if st.by_login.get(l).is_some_and(|other| *other != uid) {
                     return okta_error(
@@ -489,7 +537,10 @@ fn users_api(
             }
             let old_login = st.users[&uid].login().to_lowercase();
             let user = st.users.get_mut(&uid).unwrap();
-            if let (Some(target), Some(changes)) = (user.profile.as_object_mut(), body.get("profile").and_then(Value::as_object)) {
+            if let (Some(target), Some(changes)) = (
+                user.profile.as_object_mut(),
+                body.get("profile").and_then(Value::as_object),
+            ) {
                 for (k, v) in changes {
                     target.insert(k.clone(), v.clone());
                 }
@@ -511,7 +562,11 @@ fn users_api(
             let user = st.users.get_mut(&uid).unwrap();
             let (next, event, answer) = match (*op, user.status) {
                 ("activate", "STAGED" | "DEPROVISIONED") => {
-                    let next = if user.has_credentials { "ACTIVE" } else { "PROVISIONED" };
+                    let next = if user.has_credentials {
+                        "ACTIVE"
+                    } else {
+                        "PROVISIONED"
+                    };
                     let answer = if flag("sendEmail", true) {
                         json!({"emailSent": true})
                     } else {
@@ -519,19 +574,43 @@ fn users_api(
                     };
                     (next, "user.lifecycle.activate", answer)
                 }
-                ("reactivate", "PROVISIONED" | "RECOVERY") => ("PROVISIONED", "user.lifecycle.reactivate", json!({})),
-                ("deactivate", s) if s != "DEPROVISIONED" => ("DEPROVISIONED", "user.lifecycle.deactivate", json!({})),
+                ("reactivate", "PROVISIONED" | "RECOVERY") => {
+                    ("PROVISIONED", "user.lifecycle.reactivate", json!({}))
+                }
+                ("deactivate", s) if s != "DEPROVISIONED" => {
+                    ("DEPROVISIONED", "user.lifecycle.deactivate", json!({}))
+                }
                 ("suspend", "ACTIVE") => ("SUSPENDED", "user.lifecycle.suspend", json!({})),
                 ("unsuspend", "SUSPENDED") => ("ACTIVE", "user.lifecycle.unsuspend", json!({})),
-                ("unlock", "LOCKED_OUT" | "ACTIVE") => ("ACTIVE", "user.account.unlock_by_admin", json!({})),
-                ("reset_factors", s) if s != "DEPROVISIONED" => (s, "user.mfa.factor.reset_all", json!({})),
-                ("reset_password", "ACTIVE" | "RECOVERY" | "PASSWORD_EXPIRED" | "PROVISIONED") => {
-                    ("RECOVERY", "user.account.reset_password", json!({"resetPasswordUrl": "https://sim.okta/reset"}))
+                ("unlock", "LOCKED_OUT" | "ACTIVE") => {
+                    ("ACTIVE", "user.account.unlock_by_admin", json!({}))
                 }
-                ("expire_password", "ACTIVE") => ("PASSWORD_EXPIRED", "user.account.expire_password", json!({})),
-                ("activate" | "reactivate" | "deactivate" | "suspend" | "unsuspend" | "unlock" | "reset_factors"
-                | "reset_password" | "expire_password", _) => return not_allowed(),
-                _ => return okta_error(StatusCode::NOT_FOUND, "E0000022", "The endpoint does not support the provided HTTP method", &[]),
+                ("reset_factors", s) if s != "DEPROVISIONED" => {
+                    (s, "user.mfa.factor.reset_all", json!({}))
+                }
+                ("reset_password", "ACTIVE" | "RECOVERY" | "PASSWORD_EXPIRED" | "PROVISIONED") => (
+                    "RECOVERY",
+                    "user.account.reset_password",
+                    json!({"resetPasswordUrl": "https://sim.okta/reset"}),
+                ),
+                ("expire_password", "ACTIVE") => (
+                    "PASSWORD_EXPIRED",
+                    "user.account.expire_password",
+                    json!({}),
+                ),
+                (
+                    "activate" | "reactivate" | "deactivate" | "suspend" | "unsuspend" | "unlock"
+                    | "reset_factors" | "reset_password" | "expire_password",
+                    _,
+                ) => return not_allowed(),
+                _ => {
+                    return okta_error(
+                        StatusCode::NOT_FOUND,
+                        "E0000022",
+                        "The endpoint does not support the provided HTTP method",
+                        &[],
+                    )
+                }
             };
             user.status = next;
             user.last_updated = now();
@@ -587,7 +666,14 @@ fn users_api(
                 "group.user_membership.remove"
             };
             drop(st);
-            emit(sim, event, &u, Some(json!({"id": gid, "type": "UserGroup", "alternateId": "unknown", "displayName": gid})));
+            emit(
+                sim,
+                event,
+                &u,
+                Some(
+                    json!({"id": gid, "type": "UserGroup", "alternateId": "unknown", "displayName": gid}),
+                ),
+            );
             Response::builder().status(StatusCode::NO_CONTENT).finish()
         }
         ("POST", ["api", "v1", "apps", aid, "users"]) => {
@@ -595,10 +681,23 @@ fn users_api(
             let Some(u) = find(&st, uid).cloned() else {
                 return not_found(uid);
             };
-            st.apps.entry(aid.to_string()).or_default().insert(u.id.clone());
+            st.apps
+                .entry(aid.to_string())
+                .or_default()
+                .insert(u.id.clone());
             drop(st);
-            emit(sim, "application.user_membership.add", &u, Some(json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid})));
-            json_response(StatusCode::OK, &json!({"id": u.id, "scope": "USER", "status": "ACTIVE"}))
+            emit(
+                sim,
+                "application.user_membership.add",
+                &u,
+                Some(
+                    json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid}),
+                ),
+            );
+            json_response(
+                StatusCode::OK,
+                &json!({"id": u.id, "scope": "USER", "status": "ACTIVE"}),
+            )
         }
         ("DELETE", ["api", "v1", "apps", aid, "users", uid]) => {
             let Some(u) = find(&st, uid).cloned() else {
@@ -606,10 +705,22 @@ fn users_api(
             };
             st.apps.entry(aid.to_string()).or_default().remove(&u.id);
             drop(st);
-            emit(sim, "application.user_membership.remove", &u, Some(json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid})));
+            emit(
+                sim,
+                "application.user_membership.remove",
+                &u,
+                Some(
+                    json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid}),
+                ),
+            );
             Response::builder().status(StatusCode::NO_CONTENT).finish()
         }
-        _ => okta_error(StatusCode::NOT_FOUND, "E0000022", "The endpoint does not support the provided HTTP method", &[]),
+        _ => okta_error(
+            StatusCode::NOT_FOUND,
+            "E0000022",
+            "The endpoint does not support the provided HTTP method",
+            &[],
+        ),
     }
 }
 

@@ -4,6 +4,8 @@
 mod cli;
 mod event_hook;
 mod helpers;
+mod jobs;
+mod okta;
 mod ops;
 mod projection;
 mod users;
