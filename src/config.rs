@@ -34,6 +34,9 @@ pub struct Settings {
     pub routes: Vec<RouteSettings>,
     pub tenants: TenantSettings,
     pub inline: InlineSettings,
+    pub projection: ProjectionSettings,
+    pub okta: OktaSettings,
+    pub jobs: JobSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +118,67 @@ fn default_route_maxlen() -> u64 {
 pub struct TenantSettings {
     #[serde(default)]
     pub rules: Vec<TenantRuleSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionSettings {
+    /// Run the projection consumer in this process.
+    pub enabled: bool,
+    /// Consumer group on the firehose.
+    pub group: String,
+    /// Consumer name; empty = host name and process id.
+    pub consumer: String,
+    /// Entries read (and applied in one pipeline) per round.
+    pub batch: usize,
+    /// How long one blocking read waits for new entries.
+    pub block_ms: u64,
+    /// Entries pending longer than this (their consumer died) are taken over.
+    pub claim_idle_ms: u64,
+    /// An entry delivered this many times without being applied goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// Recent events kept per user for the timeline.
+    pub timeline_len: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaSettings {
+    /// Base URL of the Okta org (or of any Okta-compatible server, e.g. the simulator).
+    pub org_url: String,
+    /// `SSWS` API token; empty = lifecycle actions and jobs are unavailable.
+    pub api_token: SecretString,
+    /// Share of each rate-limit bucket left to other integrations (0.0–0.9).
+    pub headroom: f64,
+    /// Share of the budget only interactive actions may use when bulk work is running.
+    pub interactive_reserve: f64,
+    /// Length of Okta's rate-limit window; 60000 in production (tests shrink it).
+    pub rate_window_ms: u64,
+    /// Limit assumed for a bucket before Okta's `X-Rate-Limit-Limit` says otherwise.
+    pub default_limit: u32,
+    /// Requests in flight to Okta from this process, at most (Okta's org concurrency limit is
+    /// 75 for all clients together; stay well below it).
+    pub max_concurrency: usize,
+    /// Attempts for a request that fails with 5xx, 429 or a network error.
+    pub max_attempts: u32,
+    /// Timeout of one Okta request.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// Run bulk job workers in this process.
+    pub workers: bool,
+    /// Rows in flight per process.
+    pub concurrency: usize,
+    /// Rows of a job list per page of results (JSON lines / CSV export streams in pages).
+    pub export_page: usize,
+    /// Pending rows of a dead worker are taken over after this long, in ms.
+    pub claim_idle_ms: u64,
+    /// Profile attribute set to the tenant on users a client admin creates; empty = client
+    /// admins may not run create jobs (the tenant could not be enforced).
+    pub tenant_profile_attribute: String,
 }
 
 /// One tenant rule as written in config; `domain::tenant` compiles it.
@@ -533,6 +597,39 @@ impl Settings {
             }
         }
         self.inline.validate(&mut problems);
+        let p = &self.projection;
+        if p.group.is_empty() || p.batch == 0 || p.block_ms == 0 || p.max_deliveries == 0 {
+            problems.push(
+                "projection: group must be set and batch, block_ms, max_deliveries > 0".into(),
+            );
+        }
+        let o = &self.okta;
+        let url_ok = o.org_url.is_empty()
+            || o.org_url.starts_with("https://")
+            || o.org_url.starts_with("http://");
+        if !url_ok {
+            problems.push(format!(
+                "okta.org_url: `{}` is not an http(s) URL",
+                o.org_url
+            ));
+        }
+        if !(0.0..=0.9).contains(&o.headroom) || !(0.0..=0.5).contains(&o.interactive_reserve) {
+            problems
+                .push("okta.headroom must be 0.0–0.9 and okta.interactive_reserve 0.0–0.5".into());
+        }
+        if o.rate_window_ms == 0
+            || o.default_limit == 0
+            || o.max_concurrency == 0
+            || o.max_attempts == 0
+        {
+            problems.push(
+                "okta.rate_window_ms, default_limit, max_concurrency, max_attempts: must be > 0"
+                    .into(),
+            );
+        }
+        if self.jobs.concurrency == 0 || self.jobs.export_page == 0 {
+            problems.push("jobs.concurrency and jobs.export_page: must be > 0".into());
+        }
         if problems.is_empty() {
             Ok(())
         } else {

@@ -4,24 +4,36 @@
 //!   endpoints, OpenAPI and Swagger UI; one JSON error shape.
 //! - [`fanout`] — event hook ingest: a delivery becomes stream entries in one atomic, de-duplicating
 //!   Redis script per slice; Okta's 2xx only follows a successful write.
+//! - [`projection`] — one record per Okta user from the firehose (consumer group): stamped
+//!   last-writer-wins registers, so order and duplicates do not matter; indexes and reads.
+//! - [`jobs`] — bulk jobs: streamed uploads into a shared queue, workers under the rate
+//!   scheduler, exactly-once row results, crash-safe.
 //! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
 //! - [`inline`] — inline hook decisions (password import, registration, user import, token,
 //!   SAML, telephony) under a hard deadline with per-type safe answers; the legacy credential
 //!   store and its clean-up consumer.
-//! - [`okta`] — Okta wire types, parsed leniently.
+//! - [`okta`] — Okta wire types (parsed leniently), the Management API client and the rate
+//!   scheduler shared by all replicas through Redis.
+//! - [`oktasim`] — an Okta Users API simulator (status rules, rate limits, System Log events)
+//!   for tests, benchmarks and `okta-adapter okta-sim`.
 //! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
+//! - [`access`] — API keys (hash-only storage), roles, tenant visibility, the audit stream.
 //! - [`config`] — layered settings (embedded defaults → file → env) with one-line errors.
 //! - [`startup`] / [`shutdown`] / [`telemetry`] — wiring, signals, logs and metrics.
 //! - [`dev`] — `okta-adapter dev`: a private Redis and a demo secret for a first run.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod fanout;
 pub mod http;
 pub mod inline;
+pub mod jobs;
 pub mod okta;
+pub mod oktasim;
+pub mod projection;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

@@ -38,6 +38,55 @@ enum Command {
         #[command(subcommand)]
         command: CredentialsCommand,
     },
+    /// Manage API keys for the management API.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// User projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Run a bulk job from a file (CSV with a header row, or JSON lines) with a progress bar:
+    /// the same queue and workers as POST /api/v1/jobs.
+    Import {
+        file: PathBuf,
+        /// Migration phase: `create` (STAGED, password import hook) or `activate` (no email).
+        #[arg(long)]
+        phase: Option<String>,
+        /// Any job kind instead of a phase (create, update, activate, deactivate, suspend,
+        /// unsuspend, delete, add-to-group, remove-from-group).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Group id for add-to-group / remove-from-group.
+        #[arg(long)]
+        group_id: Option<String>,
+    },
+    /// Run the Okta simulator (for demos and benchmarks; see src/oktasim).
+    OktaSim {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+        #[arg(long, default_value = "sim-token")]
+        token: String,
+        /// Requests per window for the /api/v1/users buckets.
+        #[arg(long, default_value_t = 600)]
+        limit: u32,
+        /// Rate-limit window in ms (Okta: 60000).
+        #[arg(long, default_value_t = 60000)]
+        window_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share of requests answered with 500.
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+        /// Event hook URL to post System Log events to, e.g. http://127.0.0.1:8080/hooks/okta/events
+        #[arg(long)]
+        event_hook: Option<String>,
+        /// Header value for the event hook (the adapter's hooks.secrets).
+        #[arg(long, default_value = "dev-secret-change-me")]
+        event_hook_secret: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -55,6 +104,29 @@ enum CredentialsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it once (only its hash is stored).
+    Create {
+        /// support | client-admin | operator
+        #[arg(long)]
+        role: String,
+        /// The tenant of a client-admin key.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List keys (ids, roles, tenants; never secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Drop every user projection and rebuild them from the firehose.
+    Rebuild,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -66,6 +138,36 @@ async fn main() -> ExitCode {
         Command::Credentials {
             command: CredentialsCommand::Import { file, dry_run },
         } => import_credentials(cli.config, &file, dry_run).await,
+        Command::Keys { command } => keys(cli.config, command).await,
+        Command::Projections { command } => projections(cli.config, command).await,
+        Command::Import {
+            file,
+            phase,
+            kind,
+            group_id,
+        } => import(cli.config, file, phase, kind, group_id).await,
+        Command::OktaSim {
+            listen,
+            token,
+            limit,
+            window_ms,
+            latency_ms,
+            fault_rate,
+            event_hook,
+            event_hook_secret,
+        } => {
+            let config = okta_adapter::oktasim::SimConfig {
+                token,
+                users_create_list_limit: limit,
+                users_by_id_limit: limit,
+                window: std::time::Duration::from_millis(window_ms),
+                latency: std::time::Duration::from_millis(latency_ms),
+                fault_rate,
+                event_hook: event_hook.map(|u| (u, event_hook_secret)),
+                ..Default::default()
+            };
+            okta_sim(listen, config).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -184,5 +286,214 @@ async fn run_dev(config: Option<PathBuf>) -> anyhow::Result<()> {
          then read it back: redis-cli -u <redis url> XRANGE okta-adapter:{{events}}:firehose - +\n"
     );
     app.run_until_stopped(shutdown::signal()).await?;
+    Ok(())
+}
+
+/// Settings for commands that never answer Okta, so a missing hook secret is no error.
+fn load_for_tool(config: Option<PathBuf>) -> anyhow::Result<Settings> {
+    load(
+        config,
+        Some("[hooks]\nsecrets = [\"not-used-by-this-command\"]\n"),
+    )
+}
+
+async fn tool_connection(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
+    store::connect(&settings.redis).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach Redis at {} (redis.url): {e}",
+            okta_adapter::startup::redacted_url(secrecy::ExposeSecret::expose_secret(
+                &settings.redis.url
+            ))
+        )
+    })
+}
+
+async fn keys(config: Option<PathBuf>, command: KeysCommand) -> anyhow::Result<()> {
+    use okta_adapter::access::{KeyStore, Role};
+    let settings = load_for_tool(config)?;
+    let mut conn = tool_connection(&settings).await?;
+    let store = KeyStore::new(store::Keys::new(settings.redis.prefix.clone()));
+    match command {
+        KeysCommand::Create { role, tenant } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("--role must be support, client-admin or operator, not `{role}`")
+            })?;
+            let (token, info) = store.create(&mut conn, role, tenant.as_deref()).await??;
+            eprintln!(
+                "created {} key {}{} — store the token now, it is not shown again:",
+                info.role,
+                info.id,
+                info.tenant
+                    .map(|t| format!(" for tenant {t}"))
+                    .unwrap_or_default()
+            );
+            println!("{token}");
+        }
+        KeysCommand::List => {
+            for k in store.list(&mut conn).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id,
+                    k.role,
+                    k.tenant.unwrap_or_else(|| "-".into()),
+                    k.created,
+                    if k.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if !store.revoke(&mut conn, &id).await? {
+                anyhow::bail!("no key with id `{id}`");
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn projections(config: Option<PathBuf>, command: ProjectionsCommand) -> anyhow::Result<()> {
+    let settings = load_for_tool(config)?;
+    let mut conn = tool_connection(&settings).await?;
+    match command {
+        ProjectionsCommand::Rebuild => {
+            let keys = store::Keys::new(settings.redis.prefix.clone());
+            let started = std::time::Instant::now();
+            let applied = okta_adapter::projection::consumer::rebuild(
+                &mut conn,
+                &keys,
+                settings.projection.timeline_len,
+                &okta_adapter::domain::tenant::TenantResolver::from_settings(
+                    &settings.tenants.rules,
+                ),
+                |n| eprint!("\rapplied {n} events"),
+            )
+            .await?;
+            eprintln!(
+                "\rrebuilt projections from {applied} events in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn okta_sim(listen: String, config: okta_adapter::oktasim::SimConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let sim = okta_adapter::oktasim::OktaSim::start(config, listener).await?;
+    eprintln!(
+        "Okta simulator on {} — point the adapter at it: OKTA_ADAPTER__OKTA__ORG_URL={} \\\n  OKTA_ADAPTER__OKTA__API_TOKEN=<--token>",
+        sim.url(),
+        sim.url()
+    );
+    shutdown::signal().await;
+    Ok(())
+}
+
+async fn import(
+    config: Option<PathBuf>,
+    file: PathBuf,
+    phase: Option<String>,
+    kind: Option<String>,
+    group_id: Option<String>,
+) -> anyhow::Result<()> {
+    use okta_adapter::jobs::rows::{phase as migration_phase, JobKind, JobOptions};
+    use okta_adapter::jobs::store::{FileFormat, JobStore};
+    let settings = load_for_tool(config)?;
+    let (kind, mut options) = match (phase.as_deref(), kind.as_deref()) {
+        (Some(p), _) => migration_phase(p)
+            .ok_or_else(|| anyhow::anyhow!("--phase must be create or activate"))?,
+        (None, Some(k)) => (
+            JobKind::parse(k).ok_or_else(|| anyhow::anyhow!("unknown --kind `{k}`"))?,
+            JobOptions::default(),
+        ),
+        (None, None) => anyhow::bail!("give --phase create|activate or --kind"),
+    };
+    options.group_id = group_id;
+    let format = match file.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "ndjson" | "json") => FileFormat::JsonLines,
+        _ => FileFormat::Csv,
+    };
+    let mut conn = tool_connection(&settings).await?;
+    let keys = store::Keys::new(settings.redis.prefix.clone());
+    let okta = okta_adapter::okta::client::OktaClient::new(&settings.okta, keys.clone(), conn.clone())
+        .ok_or_else(|| anyhow::anyhow!("set okta.org_url and okta.api_token (OKTA_ADAPTER__OKTA__ORG_URL, OKTA_ADAPTER__OKTA__API_TOKEN)"))?;
+    let input = tokio::fs::File::open(&file)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let store = JobStore::new(keys.clone());
+    let id = store.create(&mut conn, kind, &options, None, "cli").await?;
+    let counts = store
+        .upload(
+            &mut conn,
+            &id,
+            okta_adapter::jobs::store::UploadSpec {
+                kind,
+                options: &options,
+                tenant: None,
+                format,
+            },
+            input,
+        )
+        .await?;
+    store.finish_upload(&mut conn, &id, counts).await?;
+    eprintln!(
+        "job {id}: {} rows, {} invalid (their reasons are in the results); running {} rows",
+        counts.total, counts.invalid, counts.valid
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let worker = okta_adapter::jobs::worker::JobWorker::new(keys, okta, settings.jobs.clone());
+    let running = tokio::spawn(worker.run(settings.redis.clone(), cancel.clone()));
+    let bar = indicatif::ProgressBar::new(counts.valid);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}  {msg}",
+        )
+        .expect("static template"),
+    );
+    let interrupted = tokio::select! {
+        _ = shutdown::signal() => true,
+        _ = async {
+            loop {
+                if let Ok(Some(info)) = store.info(&mut conn, &id).await {
+                    bar.set_position(info.done + info.failed);
+                    bar.set_message(format!("{} failed", info.failed));
+                    if matches!(info.state.as_str(), "done" | "cancelled") && info.pending == 0 {
+                        break;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        } => false,
+    };
+    cancel.cancel();
+    let _ = running.await;
+    bar.finish();
+    let info = store
+        .info(&mut conn, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("job vanished"))?;
+    eprintln!(
+        "job {id} {}: {} done, {} failed, {} invalid{}",
+        info.state,
+        info.done,
+        info.failed,
+        info.invalid,
+        if interrupted {
+            " — interrupted; the remaining rows stay queued for any worker (`serve`)"
+        } else {
+            ""
+        }
+    );
+    // The first failures, to act on; all results: GET /api/v1/jobs/{id}/results.
+    let (mut after, mut shown) = (0, 0);
+    while shown < 20 {
+        let page = store.results_page(&mut conn, &id, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.line;
+        for r in page.iter().filter(|r| r.outcome != "done").take(20 - shown) {
+            eprintln!("  line {}: {}", r.line, r.error.as_deref().unwrap_or(""));
+            shown += 1;
+        }
+    }
     Ok(())
 }

@@ -15,14 +15,19 @@ use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::KeyStore;
 use crate::config::Settings;
+use crate::domain::tenant::TenantResolver;
 use crate::fanout::Ingestor;
 use crate::http::auth::HookAuth;
 use crate::http::inline_hooks::InlineAuth;
 use crate::http::jwt::JwtVerifier;
 use crate::inline::credentials::{run_cleanup, Cleanup};
 use crate::inline::InlineState;
-use crate::store::{ensure_group, GroupStatus};
+use crate::jobs::worker::JobWorker;
+use crate::okta::client::OktaClient;
+use crate::projection::consumer::ProjectionConsumer;
+use crate::store::{ensure_group, GroupStatus, Keys};
 use crate::{http, telemetry};
 
 /// Everything a request handler needs, shared.
@@ -35,6 +40,9 @@ pub struct AppState {
     /// Header secrets (as `hook_auth`) or, with `inline.oauth.enabled`, Okta's bearer tokens.
     pub inline_auth: InlineAuth,
     pub inline: InlineState,
+    pub key_store: KeyStore,
+    /// `None` when `okta.org_url` / `okta.api_token` are not set.
+    pub okta: Option<OktaClient>,
     pub metrics: PrometheusHandle,
 }
 
@@ -51,6 +59,12 @@ impl AppState {
             inline_auth: InlineAuth::new(hook_auth.clone(), jwt),
             inline: InlineState::new(&settings),
             hook_auth,
+            key_store: KeyStore::new(Keys::new(settings.redis.prefix.clone())),
+            okta: OktaClient::new(
+                &settings.okta,
+                Keys::new(settings.redis.prefix.clone()),
+                redis.clone(),
+            ),
             metrics: telemetry::metrics_handle(),
             redis,
             settings,
@@ -60,12 +74,19 @@ impl AppState {
     /// Every (stream, group) pair the config asks for.
     pub fn consumer_groups(&self) -> Vec<(String, String)> {
         let keys = self.ingestor.keys();
+        let projection = self
+            .settings
+            .projection
+            .enabled
+            .then(|| self.settings.projection.group.clone());
         let firehose = self
             .settings
             .firehose
             .groups
             .iter()
-            .map(|g| (keys.firehose(), g.clone()));
+            .cloned()
+            .chain(projection)
+            .map(|g| (keys.firehose(), g));
         let routes = self
             .ingestor
             .routes()
@@ -201,6 +222,27 @@ impl Application {
                 )
                 .await;
         });
+        let jobs = match (&self.state.okta, self.state.settings.jobs.workers) {
+            (Some(okta), true) => {
+                let worker = JobWorker::new(
+                    self.state.ingestor.keys().clone(),
+                    okta.clone(),
+                    self.state.settings.jobs.clone(),
+                );
+                Some(tokio::spawn(
+                    worker.run(self.state.settings.redis.clone(), cancel.clone()),
+                ))
+            }
+            _ => None,
+        };
+        let projection = self.state.settings.projection.enabled.then(|| {
+            let consumer = ProjectionConsumer::new(
+                self.state.ingestor.keys().clone(),
+                self.state.settings.projection.clone(),
+                TenantResolver::from_settings(&self.state.settings.tenants.rules),
+            );
+            tokio::spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
+        });
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let result = Server::new_with_acceptor(self.acceptor)
@@ -208,6 +250,9 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
+        for task in [projection, jobs].into_iter().flatten() {
+            let _ = task.await;
+        }
         let _ = cleanup.await;
         let _ = decisions.await;
         tracing::info!("okta-adapter stopped");

@@ -1,4 +1,6 @@
 //! Pure logic, unit-tested without Redis.
 
+pub mod actions;
 pub mod routing;
 pub mod tenant;
+pub mod user_status;

@@ -20,9 +20,21 @@ pub enum HttpError {
     /// 401: missing or wrong credentials (no detail is given on purpose).
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// 403: the key is valid but its role may not do this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// 404: no such resource (or none this key may see — the two look the same).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// 409: the request conflicts with the current state; the message says why.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// 413: the body is larger than `http.max_body_bytes`; nothing was read or changed.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// 502: Okta refused or failed; the message carries Okta's own summary.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
     /// 503: a dependency (Redis) failed; nothing was acknowledged — retry.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
@@ -42,6 +54,29 @@ impl HttpError {
 
     pub fn unauthorized() -> Self {
         Self::Unauthorized(body("unauthorized", "missing or invalid credentials"))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(body("forbidden", message))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(body("not_found", message))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(body("conflict", message))
+    }
+
+    /// A Redis failure: logged in full, answered as 503 without internals.
+    pub fn redis(op: &'static str, e: redis::RedisError) -> Self {
+        metrics::counter!("okta_adapter_redis_errors_total", "op" => op).increment(1);
+        tracing::warn!(error = %e, op, "redis error");
+        Self::unavailable("storage is unavailable; retry shortly")
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::BadGateway(body("okta_error", message))
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

@@ -22,7 +22,6 @@ use super::error::HttpError;
 use super::jwt::{bearer_token, JwtVerifier};
 use super::raw_json::RawJson;
 use super::ApiTags;
-use crate::inline::directory::find_user;
 use crate::inline::record::DecisionRecord;
 use crate::inline::{
     decide_within, registration, saml, telephony, token, user_import, Answer, Decided, HookKind,
@@ -31,6 +30,7 @@ use crate::okta::inline_hook::{
     profile_str, InlineRequest, InlineResponse, PasswordImportData, RegistrationData, SamlData,
     TelephonyData, TokenData, UserImportData,
 };
+use crate::projection::find_user;
 use crate::startup::AppState;
 
 /// Okta refuses larger answers (HOOKS-SPEC §3.3: "must be less than 256 KB").

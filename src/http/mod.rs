@@ -5,13 +5,17 @@
 //! parameter errors, and every request is timed into `okta_adapter_http_request_duration_seconds`
 //! labelled by operation id.
 
+pub mod actions;
 pub mod auth;
 pub mod error;
 pub mod event_hook;
 pub mod inline_hooks;
+pub mod jobs;
 pub mod jwt;
+pub mod keys;
 pub mod ops;
 pub mod raw_json;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,27 +29,47 @@ use crate::startup::AppState;
 pub enum ApiTags {
     /// Endpoints Okta calls (event hooks and inline hooks).
     OktaHooks,
+    /// Support and client-admin lookups of users' Okta status (from projections).
+    Users,
+    /// Queued bulk jobs against Okta.
+    Jobs,
+    /// API key management (operator keys).
+    Keys,
     /// Health, readiness and metrics.
     Operations,
 }
 
+/// Every API, in the order they appear in the OpenAPI document.
+pub type Apis = (
+    event_hook::EventHookApi,
+    inline_hooks::InlineHookApi,
+    users::UsersApi,
+    actions::ActionsApi,
+    jobs::JobsApi,
+    keys::KeysApi,
+    ops::OpsApi,
+);
+
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
-pub fn api_service(
-    state: Arc<AppState>,
-) -> OpenApiService<
-    (
-        event_hook::EventHookApi,
-        inline_hooks::InlineHookApi,
-        ops::OpsApi,
-    ),
-    (),
-> {
+pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             event_hook::EventHookApi {
                 state: state.clone(),
             },
             inline_hooks::InlineHookApi {
+                state: state.clone(),
+            },
+            users::UsersApi {
+                state: state.clone(),
+            },
+            actions::ActionsApi {
+                state: state.clone(),
+            },
+            jobs::JobsApi {
+                state: state.clone(),
+            },
+            keys::KeysApi {
                 state: state.clone(),
             },
             ops::OpsApi { state },

@@ -42,6 +42,64 @@ impl<T> RawJson<T> {
     }
 }
 
+/// A file upload (CSV or JSON lines) read as a stream, never held whole in memory.
+pub struct RawUpload {
+    pub body: Body,
+    pub content_type: Option<String>,
+}
+
+impl Payload for RawUpload {
+    const CONTENT_TYPE: &'static str = "text/csv";
+
+    fn check_content_type(_content_type: &str) -> bool {
+        true
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema {
+            format: Some("binary"),
+            ..poem_openapi::registry::MetaSchema::new("string")
+        }))
+    }
+}
+
+impl<'a> ApiExtractor<'a> for RawUpload {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: Some(
+                "CSV with a header row (text/csv) or JSON lines (application/x-ndjson)",
+            ),
+            content: vec![
+                MetaMediaType {
+                    content_type: "text/csv",
+                    schema: <Self as Payload>::schema_ref(),
+                },
+                MetaMediaType {
+                    content_type: "application/x-ndjson",
+                    schema: <Self as Payload>::schema_ref(),
+                },
+            ],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> Result<Self> {
+        Ok(Self {
+            body: body.take()?,
+            content_type: request.content_type().map(str::to_owned),
+        })
+    }
+}
+
 impl<T: Type> Payload for RawJson<T> {
     const CONTENT_TYPE: &'static str = "application/json";
 

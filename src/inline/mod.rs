@@ -16,7 +16,6 @@
 //! consumer); [`policy`] compiles `[inline]` config; [`record`] writes the decision stream.
 
 pub mod credentials;
-pub mod directory;
 pub mod password;
 pub mod policy;
 pub mod record;
@@ -223,6 +222,27 @@ pub fn cause(summary: &str, reason: &str, location: &str) -> ErrorCause {
         location_type: Some("body".into()),
         location: location.into(),
         domain: Some("end-user".into()),
+    }
+}
+
+/// A projection view for unit tests: `id`, `tenant` and group names; the rest empty.
+#[cfg(test)]
+pub(crate) fn test_user(
+    id: &str,
+    tenant: Option<&str>,
+    groups: &[&str],
+) -> crate::projection::UserView {
+    crate::projection::UserView {
+        id: id.into(),
+        login: None,
+        email: None,
+        display_name: None,
+        tenant: tenant.map(str::to_string),
+        status: None,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        apps: vec![],
+        factors: vec![],
+        freshness: None,
     }
 }
 

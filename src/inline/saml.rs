@@ -7,9 +7,9 @@
 
 use serde_json::{json, Value};
 
-use super::directory::UserView;
 use super::{pointer_segment, Answer, Decision, Policy};
 use crate::okta::inline_hook::{Command, InlineResponse, SamlData};
+use crate::projection::UserView;
 
 pub fn decide_saml(policy: &Policy, data: &SamlData, user: Option<&UserView>) -> Decision {
     let Some(user) = user else {
@@ -57,6 +57,7 @@ pub fn decide_saml(policy: &Policy, data: &SamlData, user: Option<&UserView>) ->
 mod tests {
     use super::*;
     use crate::inline::policy::policy_from;
+    use crate::inline::test_user;
     use crate::okta::inline_hook::InlineRequest;
 
     fn okta_sample() -> SamlData {
@@ -76,12 +77,7 @@ mod tests {
         let p = policy_from(
             "[inline]\nroles = { \"g1\" = [\"viewer\"], \"g2\" = [\"editor\", \"viewer\"] }\n[inline.saml]\nroles_attribute = \"middle\"\n",
         );
-        let user = UserView {
-            id: "00uq8tMo3zV0OfJON0g3".into(),
-            tenant: Some("acme".into()),
-            groups: vec!["g1".into(), "g2".into()],
-            ..Default::default()
-        };
+        let user = test_user("00uq8tMo3zV0OfJON0g3", Some("acme"), &["g1", "g2"]);
         let d = decide_saml(&p, &okta_sample(), Some(&user));
         assert_eq!(d.outcome, "attributes_added");
         let j = d.answer.to_json();
@@ -106,10 +102,7 @@ mod tests {
             decide_saml(&p, &okta_sample(), None).answer,
             Answer::NoContent
         );
-        let bare = UserView {
-            id: "x".into(),
-            ..Default::default()
-        };
+        let bare = test_user("x", None, &[]);
         assert_eq!(
             decide_saml(&p, &okta_sample(), Some(&bare)).outcome,
             "unchanged"

@@ -9,9 +9,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::directory::UserView;
 use super::{pointer_segment, Answer, Decision, Policy};
 use crate::okta::inline_hook::{Command, InlineResponse, TokenData};
+use crate::projection::UserView;
 
 pub fn decide_token(policy: &Policy, data: &TokenData, user: Option<&UserView>) -> Decision {
     let Some(user) = user else {
@@ -73,6 +73,7 @@ fn patch_ops(existing: &Map<String, Value>, claims: &[(&str, Value)]) -> Vec<Val
 mod tests {
     use super::*;
     use crate::inline::policy::policy_from;
+    use crate::inline::test_user;
     use crate::okta::inline_hook::InlineRequest;
 
     fn okta_sample() -> TokenData {
@@ -88,12 +89,11 @@ mod tests {
     }
 
     fn jane() -> UserView {
-        UserView {
-            id: "00uq8tMo3zV0OfJON0g3".into(),
-            tenant: Some("acme".into()),
-            groups: vec!["acme-admins".into(), "Everyone".into()],
-            ..Default::default()
-        }
+        test_user(
+            "00uq8tMo3zV0OfJON0g3",
+            Some("acme"),
+            &["acme-admins", "Everyone"],
+        )
     }
 
     const ROLES: &str = "[inline]\nroles = { \"acme-admins\" = [\"admin\"] }\n";
@@ -136,10 +136,7 @@ mod tests {
 
     #[test]
     fn nothing_to_add_or_an_unknown_user_answers_204() {
-        let nobody = UserView {
-            id: "00u2".into(),
-            ..Default::default()
-        };
+        let nobody = test_user("00u2", None, &[]);
         let p = policy_from(ROLES);
         assert_eq!(
             decide_token(&p, &okta_sample(), Some(&nobody)),

@@ -8,9 +8,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::directory::UserView;
 use super::{Answer, Decision, Policy};
 use crate::okta::inline_hook::{profile_str, Command, InlineResponse, UserImportData};
+use crate::projection::UserView;
 
 /// The login and email to look up, in that order (empty ones left out, duplicates once).
 pub fn lookup_keys(data: &UserImportData) -> Vec<String> {
@@ -88,6 +88,7 @@ pub fn decide_user_import(
 mod tests {
     use super::*;
     use crate::inline::policy::policy_from;
+    use crate::inline::test_user;
     use crate::okta::inline_hook::InlineRequest;
 
     fn okta_sample() -> UserImportData {
@@ -113,11 +114,7 @@ tenants = [{ id = "clouditude", email_domains = ["clouditude.net"] },
 
     #[test]
     fn a_known_user_is_linked_by_id_and_keeps_its_tenant() {
-        let user = UserView {
-            id: "00garwpuyxHaWOkdV0g4".into(),
-            tenant: Some("acme".into()),
-            ..Default::default()
-        };
+        let user = test_user("00garwpuyxHaWOkdV0g4", Some("acme"), &[]);
         let d = decide_user_import(&policy_from(POLICY), &okta_sample(), Some(&user));
         assert_eq!(d.outcome, "link");
         let j = d.answer.to_json();

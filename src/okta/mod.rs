@@ -1,4 +1,6 @@
-//! Okta wire types (serde). No business logic lives here.
+//! Okta: wire types (serde), the Management API client and its shared rate scheduler.
 
+pub mod client;
 pub mod event_hook;
 pub mod inline_hook;
+pub mod rate;

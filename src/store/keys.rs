@@ -64,6 +64,98 @@ impl Keys {
     pub fn credential_failures(&self, login: &str) -> String {
         format!("{}:{{cred:{}}}:failures", self.prefix, login.to_lowercase())
     }
+
+    /// Hash: one user's projection (field → `stamp|type|actor|outcome|value`). Tagged by the
+    /// user id so users spread over a cluster and the apply script touches one slot.
+    pub fn user(&self, id: &str) -> String {
+        format!("{}:user:{{{id}}}", self.prefix)
+    }
+
+    /// Sorted set: one user's recent events (score = published ms), same slot as the user.
+    pub fn timeline(&self, id: &str) -> String {
+        format!("{}:timeline:{{{id}}}", self.prefix)
+    }
+
+    /// Hash: lower-cased login → user id. A hint: readers check the user's current login.
+    pub fn login_index(&self) -> String {
+        format!("{}:idx:login", self.prefix)
+    }
+
+    /// Hash: lower-cased email → user id (a hint, like the login index).
+    pub fn email_index(&self) -> String {
+        format!("{}:idx:email", self.prefix)
+    }
+
+    /// Sorted set (all scores 0): `login\0id` of every user, for paging in login order.
+    pub fn users_index(&self) -> String {
+        format!("{}:idx:users", self.prefix)
+    }
+
+    /// Sorted set: `login\0id` of one tenant's users.
+    pub fn tenant_index(&self, tenant: &str) -> String {
+        format!("{}:idx:tenant:{tenant}", self.prefix)
+    }
+
+    /// String: `published` stamp of the newest event any projection applied.
+    pub fn projection_freshness(&self) -> String {
+        format!("{}:projection:fresh", self.prefix)
+    }
+
+    /// Stream: firehose entries a consumer could not apply, with the reason.
+    pub fn dead_letter(&self) -> String {
+        format!("{}:dead-letter", self.prefix)
+    }
+
+    /// Stream: who read or changed which user's record, when, and why.
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
+
+    /// Hash: one API key (hash of its secret, role, tenant, created, revoked).
+    pub fn api_key(&self, id: &str) -> String {
+        format!("{}:apikey:{id}", self.prefix)
+    }
+
+    /// Hash: the shared schedule of one Okta rate-limit bucket (see `okta::rate`).
+    pub fn okta_rate(&self, bucket: &str) -> String {
+        format!("{}:okta:rate:{bucket}", self.prefix)
+    }
+
+    /// Hash: a bulk job's metadata and counters. Tagged by job id, like its other keys.
+    pub fn job(&self, id: &str) -> String {
+        format!("{}:job:{{{id}}}", self.prefix)
+    }
+
+    /// Sorted set: a job's per-row results (score = line number, member = JSON result).
+    pub fn job_results(&self, id: &str) -> String {
+        format!("{}:job:{{{id}}}:results", self.prefix)
+    }
+
+    /// Hash: line → marker set just before a row's Okta call, so a replayed `create` that
+    /// meets `E0000001` knows the login was created by this job.
+    pub fn job_attempts(&self, id: &str) -> String {
+        format!("{}:job:{{{id}}}:attempts", self.prefix)
+    }
+
+    /// Sorted set of job ids by creation time (listing).
+    pub fn jobs(&self) -> String {
+        format!("{}:jobs", self.prefix)
+    }
+
+    /// Stream: rows of every job waiting for a worker (consumer group `job-workers`).
+    pub fn job_queue(&self) -> String {
+        format!("{}:jobs:queue", self.prefix)
+    }
+
+    /// Stream: one entry per finished row (job, line, kind, tenant, outcome, at) for reports.
+    pub fn job_rows(&self) -> String {
+        format!("{}:jobs:rows", self.prefix)
+    }
+
+    /// Set: ids of all API keys, for listing.
+    pub fn api_keys(&self) -> String {
+        format!("{}:apikeys", self.prefix)
+    }
 }
 
 #[cfg(test)]

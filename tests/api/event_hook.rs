@@ -62,14 +62,13 @@ async fn a_wrong_or_missing_secret_gets_401_and_writes_nothing() {
         let err: Value = resp.json().await.unwrap();
         assert_eq!(err["error"], "unauthorized");
     }
-    // Only the streams made (empty) for their consumer groups exist — the route's and the
-    // firehose (for the credential clean-up group); no event, no dedup key.
+    // Only the streams made empty for their consumer groups exist; no event, no dedup key.
     assert!(app.entries(&app.firehose()).await.is_empty());
     assert!(app.entries(&app.route("lifecycle")).await.is_empty());
     assert_eq!(
         app.key_count().await,
         2,
-        "only the empty streams made for their groups"
+        "only the empty firehose and route streams made for their groups"
     );
 }
 
@@ -154,7 +153,7 @@ async fn malformed_json_and_non_event_hook_bodies_get_400_and_write_nothing() {
     assert_eq!(
         app.key_count().await,
         2,
-        "no dedup key, no tenant index; only the empty streams made for their groups"
+        "no dedup key, no tenant index: only the group-holding streams"
     );
 }
 

@@ -82,6 +82,9 @@ maintenance_interval_secs = 1
 secrets = ["{SECRET}", "{SECOND_SECRET}"]
 [log]
 level = "warn"
+[projection]
+block_ms = 100
+claim_idle_ms = 500
 "#
     );
     let merged = merge_toml(&base, extra);
@@ -89,7 +92,7 @@ level = "warn"
 }
 
 /// Deep-merges two TOML documents (tables merge, everything else is replaced by `extra`).
-fn merge_toml(base: &str, extra: &str) -> String {
+pub fn merge_toml(base: &str, extra: &str) -> String {
     fn merge(a: &mut toml::Value, b: toml::Value) {
         match (a, b) {
             (toml::Value::Table(a), toml::Value::Table(b)) => {
@@ -120,8 +123,17 @@ pub async fn spawn_app_with(redis: &TestRedis, extra: &str) -> TestApp {
 }
 
 pub async fn spawn_app_on(redis_url: &str, prefix: &str, extra: &str) -> TestApp {
-    let settings = test_settings(redis_url, prefix, extra);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_app_on_listener(listener, redis_url, prefix, extra).await
+}
+
+pub async fn spawn_app_on_listener(
+    listener: tokio::net::TcpListener,
+    redis_url: &str,
+    prefix: &str,
+    extra: &str,
+) -> TestApp {
+    let settings = test_settings(redis_url, prefix, extra);
     let app = Application::build_with_listener(settings, listener)
         .await
         .expect("app builds");
@@ -309,4 +321,167 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Creates an API key straight in the app's Redis and returns its bearer token.
+pub async fn api_key(
+    app: &TestApp,
+    role: okta_adapter::access::Role,
+    tenant: Option<&str>,
+) -> String {
+    let mut conn = app.state.redis.clone();
+    let (token, _) = app
+        .state
+        .key_store
+        .create(&mut conn, role, tenant)
+        .await
+        .expect("valid role/tenant")
+        .expect("redis");
+    token
+}
+
+impl TestApp {
+    /// GET with a bearer key; returns status and JSON body (Null when there is none).
+    pub async fn get_json(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Waits until the projection of `user` satisfies `check` (via a support key).
+    pub async fn wait_for_user(
+        &self,
+        key: &str,
+        user: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..200 {
+            let (status, body) = self
+                .get_json(&format!("/api/v1/users/{user}"), Some(key))
+                .await;
+            if status == 200 && check(&body["user"]) {
+                return body["user"].clone();
+            }
+            last = body;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("projection of {user} never matched; last answer: {last}");
+    }
+}
+
+/// A LogEvent with its own `published` time and outcome.
+pub fn event_at(
+    uuid: &str,
+    event_type: &str,
+    user: (&str, &str),
+    published: &str,
+    outcome: &str,
+) -> Value {
+    let mut e = log_event(uuid, event_type, user);
+    e["published"] = json!(published);
+    e["outcome"]["result"] = json!(outcome);
+    e
+}
+
+/// The Okta simulator posting its System Log events to the app, and the app pointed at it.
+/// `extra` may override any key, including `[okta]` ones.
+pub async fn spawn_app_with_okta(
+    redis_url: &str,
+    prefix: &str,
+    mut sim: okta_adapter::oktasim::SimConfig,
+    extra: &str,
+) -> (TestApp, okta_adapter::oktasim::OktaSim) {
+    let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = app_listener.local_addr().unwrap();
+    sim.event_hook = Some((
+        format!("http://{app_addr}/hooks/okta/events"),
+        SECRET.to_string(),
+    ));
+    let token = sim.token.clone();
+    let sim = okta_adapter::oktasim::OktaSim::start(
+        sim,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let okta = format!(
+        "[okta]\norg_url = \"{}\"\napi_token = \"{token}\"\nrate_window_ms = 1000\n[jobs]\nclaim_idle_ms = 500\n",
+        sim.url()
+    );
+    let extra = merge_toml(&okta, extra);
+    let app = spawn_app_on_listener(app_listener, redis_url, prefix, &extra).await;
+    (app, sim)
+}
+
+impl TestApp {
+    /// POST with a bearer key and optional JSON body; returns status and JSON (Null if none).
+    pub async fn post_json(&self, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// Uploads a job file; returns status and the job JSON.
+    pub async fn upload_job(
+        &self,
+        key: &str,
+        query: &str,
+        content_type: &str,
+        body: String,
+    ) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(&format!("/api/v1/jobs?{query}")))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the job has no pending rows and is no longer running; returns its status.
+    pub async fn wait_for_job(&self, key: &str, id: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let (_, job) = self
+                .get_json(&format!("/api/v1/jobs/{id}"), Some(key))
+                .await;
+            if job["pending"] == 0
+                && job["state"] != "running"
+                && job["state"] != "queued"
+                && job["state"] != "validating"
+            {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} did not finish: {job}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A CSV of `n` users to create, logins `<tag>N@example.com`.
+pub fn users_csv(tag: &str, n: usize) -> String {
+    let mut s = String::from("login,email,firstName,lastName\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "{tag}{i}@example.com,{tag}{i}@example.com,First{i},Last{i}\n"
+        ));
+    }
+    s
 }

@@ -17,8 +17,25 @@ async fn healthz_readyz_metrics_docs_and_openapi_answer() {
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["groups"][0]["group"], "products");
-    assert_eq!(ready["groups"][0]["status"], "present");
+    let groups: Vec<(String, String)> = ready["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap().into(),
+                g["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("projections".into(), "present".into()),
+            ("products".into(), "present".into()),
+            ("credential-cleanup".into(), "present".into())
+        ]
+    );
 
     app.post_events(&lifecycle_batch("m", 3)).await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();

@@ -1,0 +1,289 @@
+//! API keys, roles and the audit stream.
+//!
+//! A key is shown once, at creation: `oka_<id>_<secret>`. Redis keeps only its id, role,
+//! tenant and the SHA-256 of the secret; authentication looks the id up and compares the
+//! digest in constant time. Roles: `support` sees every tenant, `client-admin` exactly one,
+//! `operator` runs jobs, reports and key management but reads no user records.
+
+use std::fmt;
+
+use chrono::{SecondsFormat, Utc};
+use rand::RngCore;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::store::Keys;
+
+/// Longest the audit stream grows (MAXLEN ~).
+const AUDIT_MAXLEN: usize = 1_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, serde::Serialize)]
+#[oai(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Support,
+    ClientAdmin,
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Support => "support",
+            Role::ClientAdmin => "client-admin",
+            Role::Operator => "operator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Role::Support, Role::ClientAdmin, Role::Operator]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who is calling, once their key checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub role: Role,
+    /// Set exactly for `client-admin`.
+    pub tenant: Option<String>,
+}
+
+impl Principal {
+    /// Whether this caller may see a user of `tenant` (`None` = a user without tenant).
+    pub fn can_see_tenant(&self, tenant: Option<&str>) -> bool {
+        match self.role {
+            Role::Support => true,
+            Role::ClientAdmin => self.tenant.is_some() && self.tenant.as_deref() == tenant,
+            Role::Operator => false,
+        }
+    }
+}
+
+/// A stored key, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, poem_openapi::Object, serde::Serialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub role: Role,
+    pub tenant: Option<String>,
+    pub created: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("a client-admin key needs --tenant")]
+    TenantRequired,
+    #[error("only client-admin keys have a tenant")]
+    TenantNotAllowed,
+}
+
+#[derive(Clone)]
+pub struct KeyStore {
+    keys: Keys,
+}
+
+fn digest_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl KeyStore {
+    pub fn new(keys: Keys) -> Self {
+        Self { keys }
+    }
+
+    /// Creates a key; returns the token (shown once) and what is stored.
+    pub async fn create(
+        &self,
+        conn: &mut ConnectionManager,
+        role: Role,
+        tenant: Option<&str>,
+    ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
+        match (role, tenant) {
+            (Role::ClientAdmin, None) => return Err(KeyError::TenantRequired),
+            (Role::Support | Role::Operator, Some(_)) => return Err(KeyError::TenantNotAllowed),
+            _ => {}
+        }
+        let mut id = [0u8; 6];
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut id);
+        rand::rng().fill_bytes(&mut secret);
+        let (id, secret) = (hex::encode(id), hex::encode(secret));
+        let info = ApiKeyInfo {
+            id: id.clone(),
+            role,
+            tenant: tenant.map(str::to_owned),
+            created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            revoked: false,
+        };
+        let stored: RedisResult<()> = redis::pipe()
+            .atomic()
+            .hset_multiple(
+                self.keys.api_key(&id),
+                &[
+                    ("digest", digest_hex(&secret)),
+                    ("role", role.as_str().to_owned()),
+                    ("tenant", tenant.unwrap_or("").to_owned()),
+                    ("created", info.created.clone()),
+                    ("revoked", "0".to_owned()),
+                ],
+            )
+            .sadd(self.keys.api_keys(), &id)
+            .query_async(conn)
+            .await;
+        Ok(stored.map(|()| (format!("oka_{id}_{secret}"), info)))
+    }
+
+    /// The caller behind `token`, or `None` for an unknown, malformed or revoked key.
+    pub async fn authenticate(
+        &self,
+        conn: &mut ConnectionManager,
+        token: &str,
+    ) -> RedisResult<Option<Principal>> {
+        let Some((id, secret)) = token
+            .strip_prefix("oka_")
+            .and_then(|rest| rest.split_once('_'))
+        else {
+            return Ok(None);
+        };
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let (digest, role, tenant, revoked): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = conn
+            .hmget(
+                self.keys.api_key(id),
+                &["digest", "role", "tenant", "revoked"],
+            )
+            .await?;
+        let (Some(digest), Some(role)) = (digest, role.as_deref().and_then(Role::parse)) else {
+            return Ok(None);
+        };
+        let matches: bool = digest
+            .as_bytes()
+            .ct_eq(digest_hex(secret).as_bytes())
+            .into();
+        if !matches || revoked.as_deref() == Some("1") {
+            return Ok(None);
+        }
+        Ok(Some(Principal {
+            key_id: id.to_owned(),
+            role,
+            tenant: tenant.filter(|t| !t.is_empty()),
+        }))
+    }
+
+    pub async fn list(&self, conn: &mut ConnectionManager) -> RedisResult<Vec<ApiKeyInfo>> {
+        let mut ids: Vec<String> = conn.smembers(self.keys.api_keys()).await?;
+        ids.sort();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.keys.api_key(id));
+        }
+        let rows: Vec<std::collections::HashMap<String, String>> = pipe.query_async(conn).await?;
+        Ok(ids
+            .into_iter()
+            .zip(rows)
+            .filter_map(|(id, row)| {
+                Some(ApiKeyInfo {
+                    id,
+                    role: Role::parse(row.get("role")?)?,
+                    tenant: row.get("tenant").filter(|t| !t.is_empty()).cloned(),
+                    created: row.get("created").cloned().unwrap_or_default(),
+                    revoked: row.get("revoked").map(String::as_str) == Some("1"),
+                })
+            })
+            .collect())
+    }
+
+    /// Revokes a key; `false` when there is no such key.
+    pub async fn revoke(&self, conn: &mut ConnectionManager, id: &str) -> RedisResult<bool> {
+        let exists: bool = conn.exists(self.keys.api_key(id)).await?;
+        if exists {
+            let _: () = conn.hset(self.keys.api_key(id), "revoked", "1").await?;
+        }
+        Ok(exists)
+    }
+}
+
+/// One audit record.
+pub struct AuditEntry<'a> {
+    pub who: &'a Principal,
+    /// e.g. `read-user`, `list-users`, `read-timeline`, `action:suspend`.
+    pub action: &'a str,
+    /// The user whose data was touched (empty for lists).
+    pub subject: &'a str,
+    /// The caller's `X-Audit-Reason`, if given.
+    pub reason: Option<&'a str>,
+    /// Result or detail, e.g. `200` or `3 users`.
+    pub detail: &'a str,
+}
+
+/// Appends to the audit stream.
+pub async fn audit(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    e: AuditEntry<'_>,
+) -> RedisResult<()> {
+    let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    redis::cmd("XADD")
+        .arg(keys.audit())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(AUDIT_MAXLEN)
+        .arg("*")
+        .arg(&[
+            ("at", at.as_str()),
+            ("key", e.who.key_id.as_str()),
+            ("role", e.who.role.as_str()),
+            ("tenant", e.who.tenant.as_deref().unwrap_or("")),
+            ("action", e.action),
+            ("subject", e.subject),
+            ("reason", e.reason.unwrap_or("")),
+            ("detail", e.detail),
+        ])
+        .query_async(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_visibility_by_role() {
+        let p = |role, tenant: Option<&str>| Principal {
+            key_id: "k".into(),
+            role,
+            tenant: tenant.map(Into::into),
+        };
+        assert!(p(Role::Support, None).can_see_tenant(Some("acme")));
+        assert!(p(Role::Support, None).can_see_tenant(None));
+        assert!(p(Role::ClientAdmin, Some("acme")).can_see_tenant(Some("acme")));
+        assert!(!p(Role::ClientAdmin, Some("acme")).can_see_tenant(Some("globex")));
+        assert!(!p(Role::ClientAdmin, Some("acme")).can_see_tenant(None));
+        assert!(!p(Role::Operator, None).can_see_tenant(Some("acme")));
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for r in [Role::Support, Role::ClientAdmin, Role::Operator] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("admin"), None);
+    }
+}

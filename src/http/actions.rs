@@ -1,0 +1,198 @@
+//! `POST /api/v1/users/{id}/actions/{action}`: lifecycle actions through one audited API.
+//!
+//! The projected status is checked first, so an impossible action gets a 409 that says what
+//! to do instead, without spending Okta's rate budget. The call runs in the interactive lane
+//! of the rate scheduler (ahead of bulk jobs). Okta's errors are translated; every attempt is
+//! audited with its result.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::error::HttpError;
+use super::users::{ApiKey, AUDIT_REASON_HEADER};
+use super::ApiTags;
+use crate::access::{audit, AuditEntry, Principal, Role};
+use crate::domain::actions::{check_action, Action};
+use crate::domain::user_status::UserStatus;
+use crate::okta::client::OktaError;
+use crate::okta::rate::Lane;
+use crate::projection::store::Reader;
+use crate::startup::AppState;
+
+pub struct ActionsApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+pub struct ActionResult {
+    pub user_id: String,
+    pub action: String,
+    /// `done`: Okta accepted it. The projection follows when Okta's event arrives.
+    pub result: String,
+    /// What Okta answered, when it answered something (e.g. an activation link).
+    pub okta: Option<serde_json::Value>,
+}
+
+/// Okta's error, in words for the person who clicked.
+pub fn translate_okta_error(e: &OktaError) -> HttpError {
+    match e {
+        OktaError::Api { code, summary, .. } if code == "E0000038" => HttpError::conflict(format!(
+            "Okta refused: {summary} (the adapter's view of the user may be behind Okta's)"
+        )),
+        OktaError::Api { code, .. } if code == "E0000007" => {
+            HttpError::not_found("Okta has no such user (it may have been deleted)")
+        }
+        OktaError::Api { code, .. } if code == "E0000047" => {
+            HttpError::unavailable("Okta's rate limit is exhausted; retry in a minute")
+        }
+        OktaError::Api {
+            status,
+            code,
+            summary,
+            causes,
+        } => {
+            let detail = if causes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", causes.join("; "))
+            };
+            HttpError::bad_gateway(format!("Okta answered {status} {code}: {summary}{detail}"))
+        }
+        OktaError::Network(_) => HttpError::unavailable("Okta could not be reached; retry shortly"),
+        OktaError::Redis(_) => HttpError::unavailable("storage is unavailable; retry shortly"),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    action: Action,
+    user_id: &str,
+    send_email: bool,
+) -> Result<Option<serde_json::Value>, OktaError> {
+    let okta = state.okta.as_ref().expect("checked by the caller");
+    let lane = Lane::Interactive;
+    match action {
+        Action::Activate => {
+            okta.lifecycle(lane, user_id, "activate", Some(send_email))
+                .await
+        }
+        Action::Reactivate => {
+            okta.lifecycle(lane, user_id, "reactivate", Some(send_email))
+                .await
+        }
+        Action::Deactivate => {
+            okta.lifecycle(lane, user_id, "deactivate", Some(false))
+                .await
+        }
+        Action::ResetPassword => {
+            okta.lifecycle(lane, user_id, "reset_password", Some(send_email))
+                .await
+        }
+        Action::ClearSessions => okta.clear_sessions(lane, user_id).await.map(|()| None),
+        Action::Delete => okta.delete_user(lane, user_id).await.map(|()| None),
+        other => okta.lifecycle(lane, user_id, other.as_str(), None).await,
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Users")]
+impl ActionsApi {
+    /// Run a lifecycle action on a user.
+    ///
+    /// `action`: activate, reactivate, deactivate, suspend, unsuspend, unlock, reset_factors,
+    /// reset_password, expire_password, clear_sessions, delete. Checked against the user's
+    /// projected status first (409 with advice); `client-admin` keys act only on their tenant.
+    #[oai(
+        path = "/users/:id/actions/:action",
+        method = "post",
+        operation_id = "run_user_action"
+    )]
+    async fn run_user_action(
+        &self,
+        req: &Request,
+        auth: ApiKey,
+        id: Path<String>,
+        action: Path<String>,
+        /// For activate / reactivate / reset_password: whether Okta emails the user.
+        #[oai(default)]
+        send_email: Query<bool>,
+    ) -> Result<Json<ActionResult>, HttpError> {
+        let state = &self.state;
+        let who = state
+            .require(&auth, &[Role::Support, Role::ClientAdmin])
+            .await?;
+        let action = Action::parse(&action).ok_or_else(|| {
+            HttpError::bad_request(format!(
+                "unknown action `{}`; one of {}",
+                action.0,
+                Action::ALL.map(|a| a.as_str()).join(", ")
+            ))
+        })?;
+        if state.okta.is_none() {
+            return Err(HttpError::unavailable(
+                "Okta is not configured (okta.org_url, okta.api_token)",
+            ));
+        }
+        let mut conn = state.redis.clone();
+        let found = Reader::new(state.ingestor.keys().clone())
+            .find(&mut conn, &id, 1)
+            .await
+            .map_err(|e| HttpError::redis("action-lookup", e))?;
+        let user = match found {
+            Some((u, _)) if who.can_see_tenant(u.tenant.as_deref()) => u,
+            _ => return Err(HttpError::not_found(format!("no user `{}`", id.0))),
+        };
+        let reason = req
+            .headers()
+            .get(AUDIT_REASON_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let status = user.status.as_deref().and_then(UserStatus::parse);
+        if let Err(why) = check_action(action, status) {
+            self.audit(&who, action, &user.id, reason, &format!("refused: {why}"))
+                .await;
+            return Err(HttpError::conflict(why));
+        }
+        let outcome = run(state, action, &user.id, send_email.0).await;
+        let detail = match &outcome {
+            Ok(_) => "done".to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        self.audit(&who, action, &user.id, reason, &detail).await;
+        metrics::counter!("okta_adapter_actions_total", "action" => action.as_str(), "result" => if outcome.is_ok() { "done" } else { "failed" }).increment(1);
+        let answer = outcome.map_err(|e| translate_okta_error(&e))?;
+        Ok(Json(ActionResult {
+            user_id: user.id,
+            action: action.as_str().into(),
+            result: "done".into(),
+            okta: answer,
+        }))
+    }
+}
+
+impl ActionsApi {
+    async fn audit(
+        &self,
+        who: &Principal,
+        action: Action,
+        subject: &str,
+        reason: Option<&str>,
+        detail: &str,
+    ) {
+        let mut conn = self.state.redis.clone();
+        let name = format!("action:{}", action.as_str());
+        let entry = AuditEntry {
+            who,
+            action: &name,
+            subject,
+            reason,
+            detail,
+        };
+        if let Err(e) = audit(&mut conn, self.state.ingestor.keys(), entry).await {
+            metrics::counter!("okta_adapter_audit_failures_total").increment(1);
+            tracing::error!(error = %e, %subject, "audit record could not be written");
+        }
+    }
+}

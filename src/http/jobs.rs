@@ -1,0 +1,336 @@
+//! `/api/v1/jobs`: queued bulk imports, updates and deletions.
+//!
+//! Upload a CSV or JSON-lines file of any size: it is read as a stream, validated row by row
+//! (bad rows fail at once with their line number) and queued; the answer is 202 with the job id
+//! as soon as the file is read — no Okta call happens during the request. `operator` keys run
+//! jobs for any tenant; `client-admin` keys only for their own (a job of another tenant is a
+//! 404), and a client admin's `create` sets `jobs.tenant_profile_attribute`.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use poem::Body;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{self, Binary, Json};
+use poem_openapi::{ApiResponse, OpenApi};
+use tokio_util::io::StreamReader;
+
+use super::error::HttpError;
+use super::raw_json::RawUpload;
+use super::users::ApiKey;
+use super::ApiTags;
+use crate::access::{Principal, Role};
+use crate::jobs::rows::{phase, JobKind, JobOptions};
+use crate::jobs::store::{FileFormat, JobInfo, JobStore, UploadError, UploadSpec};
+use crate::startup::AppState;
+
+pub struct JobsApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum Accepted {
+    /// The file was read and queued; poll the job for progress.
+    #[oai(status = 202)]
+    Accepted(Json<JobInfo>),
+}
+
+const JOB_RUNNERS: &[Role] = &[Role::Operator, Role::ClientAdmin];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+impl JobsApi {
+    fn store(&self) -> JobStore {
+        JobStore::new(self.state.ingestor.keys().clone())
+    }
+
+    /// The job, if this caller may see it (a client admin sees only its tenant's jobs).
+    async fn visible_job(&self, who: &Principal, id: &str) -> Result<JobInfo, HttpError> {
+        let mut conn = self.state.redis.clone();
+        let info = self
+            .store()
+            .info(&mut conn, id)
+            .await
+            .map_err(|e| HttpError::redis("job", e))?;
+        match info {
+            Some(job)
+                if who.role == Role::Operator
+                    || (job.tenant.is_some() && job.tenant == who.tenant) =>
+            {
+                Ok(job)
+            }
+            _ => Err(HttpError::not_found(format!("no job `{id}`"))),
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Jobs")]
+impl JobsApi {
+    /// Upload a bulk job.
+    ///
+    /// `kind`: create, update, activate, deactivate, suspend, unsuspend, delete, add-to-group,
+    /// remove-from-group — or `phase=create|activate` for the migration phases (create STAGED
+    /// with the password import hook; activate without emails). Columns: `login`, `email`,
+    /// `firstName`, `lastName` and any profile attribute for create; `id` or `login` for the
+    /// others; `group_id` for group kinds (or the `group_id` option).
+    #[oai(path = "/jobs", method = "post", operation_id = "create_job")]
+    #[allow(clippy::too_many_arguments)]
+    async fn create_job(
+        &self,
+        auth: ApiKey,
+        kind: Query<Option<String>>,
+        /// `create` or `activate`: the migration phases.
+        #[oai(name = "phase")]
+        migration_phase: Query<Option<String>>,
+        /// `csv` or `jsonl`; default from the Content-Type (JSON lines for application/x-ndjson).
+        format: Query<Option<String>>,
+        /// create: activate at once (default: STAGED).
+        activate: Query<Option<bool>>,
+        /// create: users sign in with their legacy password via the password import hook.
+        password_hook: Query<Option<bool>>,
+        /// activate: let Okta email an activation link (never for password-hook users).
+        send_email: Query<Option<bool>>,
+        /// group kinds: the Okta group id for every row.
+        group_id: Query<Option<String>>,
+        file: RawUpload,
+    ) -> Result<Accepted, HttpError> {
+        let state = &self.state;
+        let who = state.require(&auth, JOB_RUNNERS).await?;
+        let (kind, mut options) = match (kind.0.as_deref(), migration_phase.0.as_deref()) {
+            (_, Some(p)) => phase(p).ok_or_else(|| {
+                HttpError::bad_request(format!("unknown phase `{p}`; create or activate"))
+            })?,
+            (Some(k), None) => (
+                JobKind::parse(k)
+                    .ok_or_else(|| HttpError::bad_request(format!("unknown job kind `{k}`")))?,
+                JobOptions::default(),
+            ),
+            (None, None) => return Err(HttpError::bad_request("give a `kind` or a `phase`")),
+        };
+        if let Some(v) = activate.0 {
+            options.activate = v;
+        }
+        if let Some(v) = password_hook.0 {
+            options.password_hook = v;
+        }
+        if let Some(v) = send_email.0 {
+            options.send_email = v;
+        }
+        options.group_id = group_id.0.or(options.group_id);
+        let format = match format.0.as_deref() {
+            Some("csv") => FileFormat::Csv,
+            Some("jsonl" | "ndjson") => FileFormat::JsonLines,
+            Some(other) => {
+                return Err(HttpError::bad_request(format!(
+                    "unknown format `{other}`; csv or jsonl"
+                )))
+            }
+            None if file
+                .content_type
+                .as_deref()
+                .is_some_and(|c| c.contains("json")) =>
+            {
+                FileFormat::JsonLines
+            }
+            None => FileFormat::Csv,
+        };
+        let tenant_attr = &state.settings.jobs.tenant_profile_attribute;
+        let tenant = match (&who.tenant, kind) {
+            (Some(_), JobKind::Create) if tenant_attr.is_empty() => {
+                return Err(HttpError::forbidden(
+                    "client-admin keys can create users only when jobs.tenant_profile_attribute is configured",
+                ))
+            }
+            (Some(t), _) => Some((tenant_attr.as_str(), t.as_str())),
+            (None, _) => None,
+        };
+        if state.okta.is_none() {
+            return Err(HttpError::unavailable(
+                "Okta is not configured (okta.org_url, okta.api_token)",
+            ));
+        }
+        let store = self.store();
+        let mut conn = state.redis.clone();
+        let id = store
+            .create(
+                &mut conn,
+                kind,
+                &options,
+                who.tenant.as_deref(),
+                &format!("key:{}", who.key_id),
+            )
+            .await
+            .map_err(|e| HttpError::redis("job-create", e))?;
+        let stream = file
+            .body
+            .into_bytes_stream()
+            .map(|r| r.map_err(std::io::Error::other));
+        let reader = StreamReader::new(stream);
+        let counts = match store
+            .upload(
+                &mut conn,
+                &id,
+                UploadSpec {
+                    kind,
+                    options: &options,
+                    tenant,
+                    format,
+                },
+                reader,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = store.cancel(&mut conn, &id).await;
+                return Err(match e {
+                    UploadError::Read(msg) => {
+                        HttpError::bad_request(format!("job {id} cancelled: {msg}"))
+                    }
+                    UploadError::Redis(e) => HttpError::redis("job-upload", e),
+                });
+            }
+        };
+        store
+            .finish_upload(&mut conn, &id, counts)
+            .await
+            .map_err(|e| HttpError::redis("job-upload", e))?;
+        let info = self.visible_job(&who, &id).await?;
+        tracing::info!(job = %id, kind = kind.as_str(), rows = counts.total, invalid = counts.invalid, "job queued");
+        Ok(Accepted::Accepted(Json(info)))
+    }
+
+    /// Recent jobs (a client admin sees its tenant's).
+    #[oai(path = "/jobs", method = "get", operation_id = "list_jobs")]
+    async fn list_jobs(&self, auth: ApiKey) -> Result<Json<Vec<JobInfo>>, HttpError> {
+        let who = self.state.require(&auth, JOB_RUNNERS).await?;
+        let mut conn = self.state.redis.clone();
+        let jobs = self
+            .store()
+            .list(&mut conn, 200)
+            .await
+            .map_err(|e| HttpError::redis("jobs", e))?;
+        Ok(Json(
+            jobs.into_iter()
+                .filter(|j| {
+                    who.role == Role::Operator || (j.tenant.is_some() && j.tenant == who.tenant)
+                })
+                .collect(),
+        ))
+    }
+
+    /// A job's progress: counts, rate and ETA.
+    #[oai(path = "/jobs/:id", method = "get", operation_id = "get_job")]
+    async fn get_job(&self, auth: ApiKey, id: Path<String>) -> Result<Json<JobInfo>, HttpError> {
+        let who = self.state.require(&auth, JOB_RUNNERS).await?;
+        Ok(Json(self.visible_job(&who, &id).await?))
+    }
+
+    /// Cancel a job: rows not yet run fail with `cancelled`.
+    #[oai(
+        path = "/jobs/:id/cancel",
+        method = "post",
+        operation_id = "cancel_job"
+    )]
+    async fn cancel_job(&self, auth: ApiKey, id: Path<String>) -> Result<Json<JobInfo>, HttpError> {
+        let who = self.state.require(&auth, JOB_RUNNERS).await?;
+        let job = self.visible_job(&who, &id).await?;
+        let mut conn = self.state.redis.clone();
+        let cancelled = self
+            .store()
+            .cancel(&mut conn, &id)
+            .await
+            .map_err(|e| HttpError::redis("job-cancel", e))?;
+        if !cancelled {
+            return Err(HttpError::conflict(format!(
+                "job {} is already {}",
+                id.0, job.state
+            )));
+        }
+        Ok(Json(self.visible_job(&who, &id).await?))
+    }
+
+    /// Per-row results, streamed in line order (`format=csv` or `jsonl`).
+    #[oai(
+        path = "/jobs/:id/results",
+        method = "get",
+        operation_id = "get_job_results"
+    )]
+    async fn get_job_results(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        #[oai(default = "default_format")] format: Query<String>,
+    ) -> Result<payload::Response<Binary<Body>>, HttpError> {
+        let who = self.state.require(&auth, JOB_RUNNERS).await?;
+        self.visible_job(&who, &id).await?;
+        let csv = match format.0.as_str() {
+            "csv" => true,
+            "jsonl" => false,
+            other => {
+                return Err(HttpError::bad_request(format!(
+                    "unknown format `{other}`; csv or jsonl"
+                )))
+            }
+        };
+        let store = self.store();
+        let conn = self.state.redis.clone();
+        let page = self.state.settings.jobs.export_page;
+        let job = id.0.clone();
+        // Pages of results become chunks of the body: memory stays one page, whatever the size.
+        let header = csv.then(|| {
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                b"line,login,okta_id,outcome,error\n",
+            ))
+        });
+        let pages = futures::stream::unfold(Some((0u64, conn)), move |cursor| {
+            let store = store.clone();
+            let job = job.clone();
+            async move {
+                let (after, mut conn) = cursor?;
+                let rows = match store.results_page(&mut conn, &job, after, page).await {
+                    Ok(rows) => rows,
+                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+                };
+                let last = rows.last()?.line;
+                let mut out = String::new();
+                for r in &rows {
+                    if csv {
+                        out.push_str(&format!(
+                            "{},{},{},{},{}\n",
+                            r.line,
+                            csv_field(r.login.as_deref().unwrap_or("")),
+                            csv_field(r.okta_id.as_deref().unwrap_or("")),
+                            r.outcome,
+                            csv_field(r.error.as_deref().unwrap_or(""))
+                        ));
+                    } else {
+                        out.push_str(&serde_json::to_string(r).expect("results serialise"));
+                        out.push('\n');
+                    }
+                }
+                Some((Ok(bytes::Bytes::from(out)), Some((last, conn))))
+            }
+        });
+        let body = futures::stream::iter(header).chain(pages);
+        let content_type = if csv {
+            "text/csv"
+        } else {
+            "application/x-ndjson"
+        };
+        Ok(
+            payload::Response::new(Binary(Body::from_bytes_stream(body)))
+                .header("content-type", content_type),
+        )
+    }
+}
+
+fn default_format() -> String {
+    "csv".into()
+}

@@ -1,0 +1,319 @@
+//! `/api/v1/users`: support lookup and the tenant-scoped client-admin API, answered from the
+//! projections (never by calling Okta).
+//!
+//! Scoping rule: a `client-admin` key sees exactly its tenant. A user of another tenant is
+//! answered exactly like a user that does not exist (404 with the same message), so existence
+//! does not leak. Every read of a user's record by a `support` key is audited.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, SecurityScheme};
+
+use super::error::HttpError;
+use super::ApiTags;
+use crate::access::{audit, AuditEntry, Principal, Role};
+use crate::domain::user_status::UserStatus;
+use crate::projection::store::{ListQuery, Reader, TimelineEntry};
+use crate::projection::UserRecord;
+use crate::startup::AppState;
+
+/// `Authorization: Bearer oka_…` — an API key made with `okta-adapter keys create`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", rename = "ApiKey")]
+pub struct ApiKey(pub Bearer);
+
+/// Header a caller may set to say why they read a record; it goes to the audit stream.
+pub const AUDIT_REASON_HEADER: &str = "x-audit-reason";
+
+impl AppState {
+    /// The caller behind the key, or 401.
+    pub async fn principal(&self, key: &ApiKey) -> Result<Principal, HttpError> {
+        let mut conn = self.redis.clone();
+        match self.key_store.authenticate(&mut conn, &key.0.token).await {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(HttpError::unauthorized()),
+            Err(e) => Err(HttpError::redis("auth", e)),
+        }
+    }
+
+    /// The caller, if their role is one of `roles`; 401/403 otherwise.
+    pub async fn require(&self, key: &ApiKey, roles: &[Role]) -> Result<Principal, HttpError> {
+        let p = self.principal(key).await?;
+        if roles.contains(&p.role) {
+            Ok(p)
+        } else {
+            Err(HttpError::forbidden(format!(
+                "a {} key may not do this (allowed: {})",
+                p.role,
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+}
+
+pub struct UsersApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+pub struct UserResponse {
+    pub user: UserRecord,
+    /// `published` time of the newest event any projection has applied.
+    pub projection_freshness: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct UserList {
+    pub users: Vec<UserRecord>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+    /// Users indexed for the tenant (or all users), before the status/prefix filters.
+    pub total_indexed: u64,
+    pub projection_freshness: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct TimelineItem {
+    pub uuid: String,
+    pub published: String,
+    pub event_type: String,
+    pub actor: String,
+    pub outcome: String,
+}
+
+impl From<TimelineEntry> for TimelineItem {
+    fn from(t: TimelineEntry) -> Self {
+        Self {
+            uuid: t.uuid,
+            published: t.published,
+            event_type: t.event_type,
+            actor: t.actor,
+            outcome: t.outcome,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct Timeline {
+    pub user_id: String,
+    /// Newest first.
+    pub events: Vec<TimelineItem>,
+    pub projection_freshness: Option<String>,
+}
+
+const USER_READERS: &[Role] = &[Role::Support, Role::ClientAdmin];
+
+fn no_such_user(id: &str) -> HttpError {
+    HttpError::not_found(format!("no user `{id}`"))
+}
+
+impl UsersApi {
+    fn reader(&self) -> Reader {
+        Reader::new(self.state.ingestor.keys().clone())
+    }
+
+    /// Finds the user and applies tenant scoping.
+    async fn visible_user(
+        &self,
+        who: &Principal,
+        id: &str,
+        timeline_limit: isize,
+    ) -> Result<(UserRecord, Vec<TimelineEntry>), HttpError> {
+        let mut conn = self.state.redis.clone();
+        let found = self
+            .reader()
+            .find(&mut conn, id, timeline_limit)
+            .await
+            .map_err(|e| HttpError::redis("read-user", e))?;
+        match found {
+            Some((record, timeline)) if who.can_see_tenant(record.tenant.as_deref()) => {
+                Ok((record, timeline))
+            }
+            _ => Err(no_such_user(id)),
+        }
+    }
+
+    async fn audit_read(
+        &self,
+        req: &Request,
+        who: &Principal,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) {
+        if who.role != Role::Support {
+            return;
+        }
+        let reason = req
+            .headers()
+            .get(AUDIT_REASON_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let mut conn = self.state.redis.clone();
+        let entry = AuditEntry {
+            who,
+            action,
+            subject,
+            reason,
+            detail,
+        };
+        if let Err(e) = audit(&mut conn, self.state.ingestor.keys(), entry).await {
+            // The read already happened; losing its audit record must be visible.
+            metrics::counter!("okta_adapter_audit_failures_total").increment(1);
+            tracing::error!(error = %e, %subject, "audit record could not be written");
+        }
+    }
+
+    async fn freshness(&self) -> Option<String> {
+        let mut conn = self.state.redis.clone();
+        self.reader().freshness(&mut conn).await.ok().flatten()
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Get a user by Okta id, login or email.
+    ///
+    /// The record comes from the adapter's projection of Okta events; `why` says which event set
+    /// each field. `client-admin` keys see only their tenant's users. Reads by `support` keys are
+    /// audited (add `X-Audit-Reason` to say why).
+    #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
+    async fn get_user(
+        &self,
+        req: &Request,
+        auth: ApiKey,
+        id: Path<String>,
+    ) -> Result<Json<UserResponse>, HttpError> {
+        let who = self.state.require(&auth, USER_READERS).await?;
+        let (user, _) = self.visible_user(&who, &id, 1).await?;
+        self.audit_read(req, &who, "read-user", &user.id, "200")
+            .await;
+        Ok(Json(UserResponse {
+            user,
+            projection_freshness: self.freshness().await,
+        }))
+    }
+
+    /// A user's recent events, newest first.
+    #[oai(
+        path = "/users/:id/timeline",
+        method = "get",
+        operation_id = "get_user_timeline"
+    )]
+    async fn get_user_timeline(
+        &self,
+        req: &Request,
+        auth: ApiKey,
+        id: Path<String>,
+        /// At most this many events (1–500).
+        #[oai(
+            default = "default_timeline_limit",
+            validator(minimum(value = "1"), maximum(value = "500"))
+        )]
+        limit: Query<u32>,
+    ) -> Result<Json<Timeline>, HttpError> {
+        let who = self.state.require(&auth, USER_READERS).await?;
+        let (user, timeline) = self.visible_user(&who, &id, limit.0 as isize).await?;
+        self.audit_read(req, &who, "read-timeline", &user.id, "200")
+            .await;
+        Ok(Json(Timeline {
+            user_id: user.id,
+            events: timeline.into_iter().map(Into::into).collect(),
+            projection_freshness: self.freshness().await,
+        }))
+    }
+
+    /// List or search users, in login order, with cursor paging.
+    ///
+    /// `client-admin` keys always list their own tenant (asking for another tenant is 403).
+    #[oai(path = "/users", method = "get", operation_id = "list_users")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_users(
+        &self,
+        req: &Request,
+        auth: ApiKey,
+        /// Only this tenant's users.
+        tenant: Query<Option<String>>,
+        /// Only users in this status, e.g. `SUSPENDED`.
+        status: Query<Option<String>>,
+        /// Only logins starting with this (case-insensitive).
+        login_prefix: Query<Option<String>>,
+        /// The `next` cursor of the previous page.
+        after: Query<Option<String>>,
+        /// Page size (1–500).
+        #[oai(
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "500"))
+        )]
+        limit: Query<u32>,
+    ) -> Result<Json<UserList>, HttpError> {
+        let who = self.state.require(&auth, USER_READERS).await?;
+        let tenant = match (who.role, tenant.0) {
+            (Role::ClientAdmin, Some(t)) if Some(&t) != who.tenant.as_ref() => {
+                return Err(HttpError::forbidden(
+                    "a client-admin key lists only its own tenant",
+                ));
+            }
+            (Role::ClientAdmin, _) => who.tenant.clone(),
+            (_, t) => t,
+        };
+        let status = match status.0.as_deref() {
+            None => None,
+            Some(s) => Some(UserStatus::parse(s).ok_or_else(|| {
+                HttpError::bad_request(format!(
+                    "status `{s}` is not one of {}",
+                    UserStatus::ALL.map(|s| s.as_str()).join(", ")
+                ))
+            })?),
+        };
+        let cursor = match after.0.as_deref() {
+            None => None,
+            Some(c) => Some(
+                hex::decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        HttpError::bad_request("`after` is not a cursor from a previous page")
+                    })?,
+            ),
+        };
+        let mut conn = self.state.redis.clone();
+        let page = self
+            .reader()
+            .list(
+                &mut conn,
+                &ListQuery {
+                    tenant: tenant.as_deref(),
+                    login_prefix: login_prefix.0.as_deref(),
+                    status,
+                    after: cursor.as_deref(),
+                    limit: limit.0 as usize,
+                },
+            )
+            .await
+            .map_err(|e| HttpError::redis("list-users", e))?;
+        let detail = format!("{} users", page.users.len());
+        self.audit_read(req, &who, "list-users", "", &detail).await;
+        Ok(Json(UserList {
+            users: page.users,
+            next: page.next.map(hex::encode),
+            total_indexed: page.indexed,
+            projection_freshness: self.freshness().await,
+        }))
+    }
+}
+
+fn default_timeline_limit() -> u32 {
+    50
+}
+
+fn default_page_size() -> u32 {
+    50
+}

@@ -1,0 +1,10 @@
+//! Queued bulk imports, updates and deletions against the Okta API.
+//!
+//! - [`rows`]: job kinds, options, migration phases and row validation (pure);
+//! - [`store`]: job metadata and counters, the file upload (streamed row by row into the shared
+//!   queue, never held whole), exactly-once per-row results, export pages;
+//! - [`worker`]: the consumer group that runs rows under the shared rate scheduler's bulk lane.
+
+pub mod rows;
+pub mod store;
+pub mod worker;

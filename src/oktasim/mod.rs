@@ -1,0 +1,788 @@
+//! An Okta Management API simulator, for tests, benchmarks and a local demo
+//! (`okta-adapter okta-sim`). Okta itself cannot be reached from CI, so this server behaves as
+//! Okta documents it (HOOKS-SPEC §4):
+//!
+//! - the Users API subset the adapter uses, with Okta's status rules (activation only from
+//!   `STAGED`/`DEPROVISIONED`, suspend only `ACTIVE`, …: `E0000038` otherwise), `E0000001` on a
+//!   duplicate login, `E0000007` for an unknown user, and the two-step delete;
+//! - `SSWS` token auth (`E0000011`);
+//! - per-bucket per-window limits with `X-Rate-Limit-Limit/Remaining/Reset` on every answer and
+//!   429 `E0000047` beyond; an optional concurrency limit (429 with `X-Rate-Limit-Limit: 0`);
+//! - injected latency and 5xx faults; a window length to run "600/minute" in a second;
+//! - System Log events for every change, posted to an event hook URL (in order), so the loop
+//!   action → Okta → event hook → projection runs locally;
+//! - `GET /sim/stats` (what it saw: requests and the busiest window per bucket, 429s) and
+//!   `POST /sim/users/{id}/lock` (a lockout, as after failed sign-ins) for tests.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{SecondsFormat, Utc};
+use poem::http::{Method, StatusCode};
+use poem::listener::TcpAcceptor;
+use poem::web::Query;
+use poem::{handler, Body, EndpointExt, Request, Response, Route, Server};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// Per-window limits of the simulated buckets.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The `SSWS` token clients must send.
+    pub token: String,
+    /// GET/POST `/api/v1/users`.
+    pub users_create_list_limit: u32,
+    /// GET `/api/v1/users/{idOrLogin}`.
+    pub users_get_limit: u32,
+    /// Writes to `/api/v1/users/{id}…`.
+    pub users_by_id_limit: u32,
+    /// Everything else under `/api/v1`.
+    pub other_limit: u32,
+    /// Length of a rate-limit window (Okta: a minute).
+    pub window: Duration,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// Share of requests answered with a 500 (0.0–1.0).
+    pub fault_rate: f64,
+    /// Requests in flight at most (0 = no limit).
+    pub concurrency_limit: usize,
+    /// Where to post System Log events: (event hook URL, auth header value).
+    pub event_hook: Option<(String, String)>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            token: "sim-token".into(),
+            users_create_list_limit: 600,
+            users_get_limit: 2000,
+            users_by_id_limit: 600,
+            other_limit: 1200,
+            window: Duration::from_secs(60),
+            latency: Duration::ZERO,
+            fault_rate: 0.0,
+            concurrency_limit: 0,
+            event_hook: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SimUser {
+    id: String,
+    status: &'static str,
+    profile: Value,
+    has_credentials: bool,
+    created: String,
+    last_updated: String,
+}
+
+impl SimUser {
+    fn login(&self) -> &str {
+        self.profile["login"].as_str().unwrap_or("")
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "status": self.status,
+            "created": self.created,
+            "lastUpdated": self.last_updated,
+            "statusChanged": self.last_updated,
+            "profile": self.profile,
+            "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
+            "_links": {}
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    start: Option<SystemTime>,
+    count: u32,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    users: HashMap<String, SimUser>,
+    by_login: HashMap<String, String>,
+    groups: HashMap<String, HashSet<String>>,
+    apps: HashMap<String, HashSet<String>>,
+    windows: HashMap<&'static str, Window>,
+    requests: HashMap<&'static str, u64>,
+    busiest_window: HashMap<&'static str, u32>,
+    rejected_429: u64,
+    faults: u64,
+    /// Activation emails Okta would have sent (activate with sendEmail=true).
+    activation_emails: u64,
+}
+
+struct Sim {
+    config: SimConfig,
+    state: Mutex<SimState>,
+    in_flight: AtomicUsize,
+    events: Option<mpsc::UnboundedSender<Value>>,
+}
+
+/// A running simulator.
+pub struct OktaSim {
+    pub addr: SocketAddr,
+    sim: Arc<Sim>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl OktaSim {
+    /// Starts on `listener` (bind port 0 for tests).
+    pub async fn start(
+        config: SimConfig,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let events = config.event_hook.clone().map(|(url, secret)| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(deliver_events(url, secret, rx));
+            tx
+        });
+        let sim = Arc::new(Sim {
+            config,
+            state: Mutex::new(SimState::default()),
+            in_flight: AtomicUsize::new(0),
+            events,
+        });
+        let app = Route::new().at("/*path", serve.data(sim.clone()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    async {
+                        let _ = rx.await;
+                    },
+                    Some(Duration::from_secs(1)),
+                )
+                .await;
+        });
+        Ok(Self {
+            addr,
+            sim,
+            stop: Some(tx),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Status of a user, if it exists.
+    pub fn user_status(&self, id_or_login: &str) -> Option<String> {
+        let st = self.sim.state.lock().unwrap();
+        find(&st, id_or_login).map(|u| u.status.to_string())
+    }
+
+    /// Number of users, by login (for duplicate checks in tests).
+    pub fn users_with_login(&self, login: &str) -> usize {
+        let st = self.sim.state.lock().unwrap();
+        st.users
+            .values()
+            .filter(|u| u.login().eq_ignore_ascii_case(login))
+            .count()
+    }
+
+    pub fn stats(&self) -> Value {
+        stats_json(&self.sim.state.lock().unwrap())
+    }
+}
+
+impl Drop for OktaSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn stats_json(st: &SimState) -> Value {
+    json!({
+        "requests": st.requests,
+        "busiest_window": st.busiest_window,
+        "rejected_429": st.rejected_429,
+        "faults": st.faults,
+        "activation_emails": st.activation_emails,
+        "users": st.users.len(),
+    })
+}
+
+fn find<'a>(st: &'a SimState, id_or_login: &str) -> Option<&'a SimUser> {
+    st.users.get(id_or_login).or_else(|| {
+        st.by_login
+            .get(&id_or_login.to_lowercase())
+            .and_then(|id| st.users.get(id))
+    })
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn okta_error(status: StatusCode, code: &str, summary: &str, causes: &[&str]) -> Response {
+    let body = json!({
+        "errorCode": code,
+        "errorSummary": summary,
+        "errorLink": code,
+        "errorId": format!("oae{}", rand_id(19)),
+        "errorCauses": causes.iter().map(|c| json!({"errorSummary": c})).collect::<Vec<_>>(),
+    });
+    json_response(status, &body)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+fn rand_id(n: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+fn bucket(method: &Method, segments: &[&str]) -> &'static str {
+    match (method.as_str(), segments) {
+        ("GET" | "POST", ["api", "v1", "users"]) => "users-create-list",
+        ("GET", ["api", "v1", "users", _]) => "users-get",
+        (_, ["api", "v1", "users", ..]) => "users-by-id",
+        _ => "other",
+    }
+}
+
+fn limit_of(config: &SimConfig, bucket: &str) -> u32 {
+    match bucket {
+        "users-create-list" => config.users_create_list_limit,
+        "users-get" => config.users_get_limit,
+        "users-by-id" => config.users_by_id_limit,
+        _ => config.other_limit,
+    }
+}
+
+#[handler]
+async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Response {
+    let sim = sim.0.clone();
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segments.first() == Some(&"sim") {
+        return sim_control(&sim, req.method(), &segments);
+    }
+    let expected = format!("SSWS {}", sim.config.token);
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return okta_error(
+            StatusCode::UNAUTHORIZED,
+            "E0000011",
+            "Invalid token provided",
+            &[],
+        );
+    }
+    let in_flight = sim.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&sim.in_flight);
+    let bucket = bucket(req.method(), &segments);
+    let limit = limit_of(&sim.config, bucket);
+    // Rate limit: a window starts at the first request after the previous one ended (Okta's
+    // windows are not aligned to wall-clock minutes).
+    let (remaining, reset, rejected) = {
+        let mut st = sim.state.lock().unwrap();
+        *st.requests.entry(bucket).or_default() += 1;
+        let now = SystemTime::now();
+        let w = st.windows.entry(bucket).or_default();
+        if w.start.is_none_or(|s| now >= s + sim.config.window) {
+            w.start = Some(now);
+            w.count = 0;
+        }
+        let end = w.start.unwrap() + sim.config.window;
+        let reset = end
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .div_ceil(1000) as u64;
+        let rejected = w.count >= limit;
+        if !rejected {
+            w.count += 1;
+        }
+        let count = w.count;
+        let remaining = limit - count;
+        if rejected {
+            st.rejected_429 += 1;
+        } else {
+            let busiest = st.busiest_window.entry(bucket).or_default();
+            *busiest = (*busiest).max(count);
+        }
+        (remaining, reset, rejected)
+    };
+    let with_headers = |mut resp: Response, limit: u32, remaining: u32| {
+        let h = resp.headers_mut();
+        h.insert("x-rate-limit-limit", limit.into());
+        h.insert("x-rate-limit-remaining", remaining.into());
+        h.insert("x-rate-limit-reset", reset.into());
+        resp
+    };
+    if rejected {
+        let resp = okta_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+            &[],
+        );
+        return with_headers(resp, limit, 0);
+    }
+    if sim.config.concurrency_limit > 0 && in_flight > sim.config.concurrency_limit {
+        let resp = okta_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+            &[],
+        );
+        sim.state.lock().unwrap().rejected_429 += 1;
+        return with_headers(resp, 0, 0);
+    }
+    if !sim.config.latency.is_zero() {
+        tokio::time::sleep(sim.config.latency).await;
+    }
+    if sim.config.fault_rate > 0.0 && rand::rng().random_bool(sim.config.fault_rate.min(1.0)) {
+        sim.state.lock().unwrap().faults += 1;
+        let resp = okta_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "E0000009",
+            "Internal Server Error",
+            &[],
+        );
+        return with_headers(resp, limit, remaining);
+    }
+    let body: Value = match body.into_bytes().await {
+        Ok(b) if b.is_empty() => Value::Null,
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(v) => v,
+            Err(_) => {
+                return with_headers(
+                    okta_error(
+                        StatusCode::BAD_REQUEST,
+                        "E0000003",
+                        "The request body was not well-formed.",
+                        &[],
+                    ),
+                    limit,
+                    remaining,
+                )
+            }
+        },
+        Err(_) => Value::Null,
+    };
+    let query: HashMap<String, String> =
+        Query::<HashMap<String, String>>::from_request_without_body(req)
+            .await
+            .map(|q| q.0)
+            .unwrap_or_default();
+    let resp = users_api(&sim, req.method(), &segments, &query, &body);
+    with_headers(resp, limit, remaining)
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+use poem::FromRequest;
+
+fn sim_control(sim: &Sim, method: &Method, segments: &[&str]) -> Response {
+    match (method.as_str(), segments) {
+        ("GET", ["sim", "stats"]) => {
+            json_response(StatusCode::OK, &stats_json(&sim.state.lock().unwrap()))
+        }
+        ("POST", ["sim", "users", id, "lock"]) => {
+            let mut st = sim.state.lock().unwrap();
+            let Some(id) = find(&st, id).map(|u| u.id.clone()) else {
+                return okta_error(StatusCode::NOT_FOUND, "E0000007", "Not found", &[]);
+            };
+            let user = st.users.get_mut(&id).unwrap();
+            user.status = "LOCKED_OUT";
+            let u = user.clone();
+            drop(st);
+            emit(sim, "user.account.lock", &u, None);
+            json_response(StatusCode::OK, &u.to_json())
+        }
+        _ => okta_error(
+            StatusCode::NOT_FOUND,
+            "E0000022",
+            "The endpoint does not support the provided HTTP method",
+            &[],
+        ),
+    }
+}
+
+fn not_found(what: &str) -> Response {
+    okta_error(
+        StatusCode::NOT_FOUND,
+        "E0000007",
+        &format!("Not found: Resource not found: {what} (User)"),
+        &[],
+    )
+}
+
+fn not_allowed() -> Response {
+    okta_error(
+        StatusCode::FORBIDDEN,
+        "E0000038",
+        "This operation is not allowed in the user's current status.",
+        &[],
+    )
+}
+
+fn users_api(
+    sim: &Sim,
+    method: &Method,
+    segments: &[&str],
+    query: &HashMap<String, String>,
+    body: &Value,
+) -> Response {
+    let flag = |k: &str, default: bool| query.get(k).map(|v| v == "true").unwrap_or(default);
+    let mut st = sim.state.lock().unwrap();
+    match (method.as_str(), segments) {
+        ("POST", ["api", "v1", "users"]) => {
+            let profile = body.get("profile").cloned().unwrap_or(Value::Null);
+            let login = profile.get("login").and_then(Value::as_str).unwrap_or("");
+            if login.is_empty()
+                || profile
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+            {
+                return okta_error(
+                    StatusCode::BAD_REQUEST,
+                    "E0000001",
+                    "Api validation failed: login",
+                    &[
+                        "login: The field cannot be left blank",
+                        "email: The field cannot be left blank",
+                    ],
+                );
+            }
+            if st.by_login.contains_key(&login.to_lowercase()) {
+                return okta_error(
+                    StatusCode::BAD_REQUEST,
+                    "E0000001",
+                    "Api validation failed: login",
+                    &["login: An object with this field already exists in the current organization"],
+                );
+            }
+            let has_credentials = body.pointer("/credentials/password").is_some();
+            let activate = flag("activate", true);
+            let status = match (activate, has_credentials) {
+                (false, _) => "STAGED",
+                (true, true) => "ACTIVE",
+                (true, false) => "PROVISIONED",
+            };
+            let user = SimUser {
+                id: format!("00u{}", rand_id(17)),
+                status,
+                profile,
+                has_credentials,
+                created: now(),
+                last_updated: now(),
+            };
+            st.by_login
+                .insert(user.login().to_lowercase(), user.id.clone());
+            st.users.insert(user.id.clone(), user.clone());
+            drop(st);
+            emit(sim, "user.lifecycle.create", &user, None);
+            if activate {
+                emit(sim, "user.lifecycle.activate", &user, None);
+            }
+            json_response(StatusCode::OK, &user.to_json())
+        }
+        ("GET", ["api", "v1", "users", id]) => match find(&st, id) {
+            Some(u) => json_response(StatusCode::OK, &u.to_json()),
+            None => not_found(id),
+        },
+        ("POST", ["api", "v1", "users", id]) => {
+            let Some(uid) = find(&st, id).map(|u| u.id.clone()) else {
+                return not_found(id);
+            };
+            let new_login = body
+                .pointer("/profile/login")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
+            if let Some(l) = &new_login {
+                if st.by_login.get(l).is_some_and(|other| *other != uid) {
+                    return okta_error(
+                        StatusCode::BAD_REQUEST,
+                        "E0000001",
+                        "Api validation failed: login",
+                        &["login: An object with this field already exists in the current organization"],
+                    );
+                }
+            }
+            let old_login = st.users[&uid].login().to_lowercase();
+            let user = st.users.get_mut(&uid).unwrap();
+            if let (Some(target), Some(changes)) = (
+                user.profile.as_object_mut(),
+                body.get("profile").and_then(Value::as_object),
+            ) {
+                for (k, v) in changes {
+                    target.insert(k.clone(), v.clone());
+                }
+            }
+            user.last_updated = now();
+            let u = user.clone();
+            if new_login.is_some() {
+                st.by_login.remove(&old_login);
+                st.by_login.insert(u.login().to_lowercase(), uid);
+            }
+            drop(st);
+            emit(sim, "user.account.update_profile", &u, None);
+            json_response(StatusCode::OK, &u.to_json())
+        }
+        ("POST", ["api", "v1", "users", id, "lifecycle", op]) => {
+            let Some(uid) = find(&st, id).map(|u| u.id.clone()) else {
+                return not_found(id);
+            };
+            let user = st.users.get_mut(&uid).unwrap();
+            let (next, event, answer) = match (*op, user.status) {
+                ("activate", "STAGED" | "DEPROVISIONED") => {
+                    let next = if user.has_credentials {
+                        "ACTIVE"
+                    } else {
+                        "PROVISIONED"
+                    };
+                    let answer = if flag("sendEmail", true) {
+                        json!({"emailSent": true})
+                    } else {
+                        json!({"activationUrl": format!("https://sim.okta/welcome/{}", rand_id(20)), "activationToken": rand_id(20)})
+                    };
+                    (next, "user.lifecycle.activate", answer)
+                }
+                ("reactivate", "PROVISIONED" | "RECOVERY") => {
+                    ("PROVISIONED", "user.lifecycle.reactivate", json!({}))
+                }
+                ("deactivate", s) if s != "DEPROVISIONED" => {
+                    ("DEPROVISIONED", "user.lifecycle.deactivate", json!({}))
+                }
+                ("suspend", "ACTIVE") => ("SUSPENDED", "user.lifecycle.suspend", json!({})),
+                ("unsuspend", "SUSPENDED") => ("ACTIVE", "user.lifecycle.unsuspend", json!({})),
+                ("unlock", "LOCKED_OUT" | "ACTIVE") => {
+                    ("ACTIVE", "user.account.unlock_by_admin", json!({}))
+                }
+                ("reset_factors", s) if s != "DEPROVISIONED" => {
+                    (s, "user.mfa.factor.reset_all", json!({}))
+                }
+                ("reset_password", "ACTIVE" | "RECOVERY" | "PASSWORD_EXPIRED" | "PROVISIONED") => (
+                    "RECOVERY",
+                    "user.account.reset_password",
+                    json!({"resetPasswordUrl": "https://sim.okta/reset"}),
+                ),
+                ("expire_password", "ACTIVE") => (
+                    "PASSWORD_EXPIRED",
+                    "user.account.expire_password",
+                    json!({}),
+                ),
+                (
+                    "activate" | "reactivate" | "deactivate" | "suspend" | "unsuspend" | "unlock"
+                    | "reset_factors" | "reset_password" | "expire_password",
+                    _,
+                ) => return not_allowed(),
+                _ => {
+                    return okta_error(
+                        StatusCode::NOT_FOUND,
+                        "E0000022",
+                        "The endpoint does not support the provided HTTP method",
+                        &[],
+                    )
+                }
+            };
+            user.status = next;
+            user.last_updated = now();
+            let u = user.clone();
+            if answer.get("emailSent").is_some() {
+                st.activation_emails += 1;
+            }
+            drop(st);
+            emit(sim, event, &u, None);
+            let mut answer = answer;
+            if let Some(fields) = answer.as_object_mut() {
+                fields.remove("emailSent");
+            }
+            json_response(StatusCode::OK, &answer)
+        }
+        ("DELETE", ["api", "v1", "users", id, "sessions"]) => {
+            let Some(u) = find(&st, id).cloned() else {
+                return not_found(id);
+            };
+            drop(st);
+            emit(sim, "user.session.clear", &u, None);
+            Response::builder().status(StatusCode::NO_CONTENT).finish()
+        }
+        ("DELETE", ["api", "v1", "users", id]) => {
+            let Some(uid) = find(&st, id).map(|u| u.id.clone()) else {
+                return not_found(id);
+            };
+            // Okta: deleting a user that is not DEPROVISIONED deactivates it instead.
+            let user = st.users.get_mut(&uid).unwrap();
+            if user.status == "DEPROVISIONED" {
+                let u = st.users.remove(&uid).unwrap();
+                st.by_login.remove(&u.login().to_lowercase());
+                drop(st);
+                emit(sim, "user.lifecycle.delete.initiated", &u, None);
+            } else {
+                user.status = "DEPROVISIONED";
+                let u = user.clone();
+                drop(st);
+                emit(sim, "user.lifecycle.deactivate", &u, None);
+            }
+            Response::builder().status(StatusCode::NO_CONTENT).finish()
+        }
+        (m @ ("PUT" | "DELETE"), ["api", "v1", "groups", gid, "users", uid]) => {
+            let Some(u) = find(&st, uid).cloned() else {
+                return not_found(uid);
+            };
+            let members = st.groups.entry(gid.to_string()).or_default();
+            let event = if m == "PUT" {
+                members.insert(u.id.clone());
+                "group.user_membership.add"
+            } else {
+                members.remove(&u.id);
+                "group.user_membership.remove"
+            };
+            drop(st);
+            emit(
+                sim,
+                event,
+                &u,
+                Some(
+                    json!({"id": gid, "type": "UserGroup", "alternateId": "unknown", "displayName": gid}),
+                ),
+            );
+            Response::builder().status(StatusCode::NO_CONTENT).finish()
+        }
+        ("POST", ["api", "v1", "apps", aid, "users"]) => {
+            let uid = body.get("id").and_then(Value::as_str).unwrap_or("");
+            let Some(u) = find(&st, uid).cloned() else {
+                return not_found(uid);
+            };
+            st.apps
+                .entry(aid.to_string())
+                .or_default()
+                .insert(u.id.clone());
+            drop(st);
+            emit(
+                sim,
+                "application.user_membership.add",
+                &u,
+                Some(
+                    json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid}),
+                ),
+            );
+            json_response(
+                StatusCode::OK,
+                &json!({"id": u.id, "scope": "USER", "status": "ACTIVE"}),
+            )
+        }
+        ("DELETE", ["api", "v1", "apps", aid, "users", uid]) => {
+            let Some(u) = find(&st, uid).cloned() else {
+                return not_found(uid);
+            };
+            st.apps.entry(aid.to_string()).or_default().remove(&u.id);
+            drop(st);
+            emit(
+                sim,
+                "application.user_membership.remove",
+                &u,
+                Some(
+                    json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid}),
+                ),
+            );
+            Response::builder().status(StatusCode::NO_CONTENT).finish()
+        }
+        _ => okta_error(
+            StatusCode::NOT_FOUND,
+            "E0000022",
+            "The endpoint does not support the provided HTTP method",
+            &[],
+        ),
+    }
+}
+
+/// Queues a System Log event about `user` for the event hook.
+fn emit(sim: &Sim, event_type: &str, user: &SimUser, extra_target: Option<Value>) {
+    let Some(tx) = &sim.events else { return };
+    let mut targets = vec![json!({
+        "id": user.id, "type": "User", "alternateId": user.login(),
+        "displayName": format!("{} {}", user.profile["firstName"].as_str().unwrap_or(""), user.profile["lastName"].as_str().unwrap_or("")).trim().to_string(),
+        "detailEntry": null
+    })];
+    targets.extend(extra_target);
+    let event = json!({
+        "uuid": format!("{:032x}", rand::rng().random::<u128>()),
+        "published": now(),
+        "eventType": event_type,
+        "version": "0",
+        "severity": "INFO",
+        "displayMessage": event_type,
+        "actor": {"id": "00usimadmin0000000001", "type": "User", "alternateId": "api-admin@sim.okta", "displayName": "API Admin"},
+        "client": {"ipAddress": "127.0.0.1", "zone": "null", "device": "Unknown"},
+        "outcome": {"result": "SUCCESS", "reason": null},
+        "target": targets,
+        "transaction": {"type": "WEB", "id": rand_id(20), "detail": {}},
+        "debugContext": {"debugData": {"requestId": rand_id(20)}},
+    });
+    let _ = tx.send(event);
+}
+
+/// Posts queued events, in order, in batches of whatever has accumulated (as Okta batches).
+async fn deliver_events(url: String, secret: String, mut rx: mpsc::UnboundedReceiver<Value>) {
+    let client = reqwest::Client::new();
+    while let Some(first) = rx.recv().await {
+        let mut events = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            events.push(more);
+            if events.len() >= 200 {
+                break;
+            }
+        }
+        let delivery = json!({
+            "eventType": "com.okta.event_hook",
+            "eventTypeVersion": "1.0",
+            "cloudEventsVersion": "0.1",
+            "source": "https://sim.okta/api/v1/eventHooks/whosim",
+            "eventId": format!("{:032x}", rand::rng().random::<u128>()),
+            "eventTime": now(),
+            "contentType": "application/json",
+            "data": {"events": events},
+        });
+        // Okta retries once on failure; so do we.
+        for _ in 0..2 {
+            let sent = client
+                .post(&url)
+                .header("authorization", &secret)
+                .json(&delivery)
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! Bulk jobs against the Okta simulator and real Redis.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use okta_adapter::access::Role;
+use okta_adapter::oktasim::SimConfig;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn bad_rows_fail_with_their_line_and_good_rows_still_run() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let csv = "login,email,firstName,lastName\n\
+               ok1@example.com,ok1@example.com,A,One\n\
+               broken,ok2@example.com,B,Two\n\
+               ok3@example.com,,C,Three\n\
+               q@example.com,q@example.com,\"Doe, Jr\",Q\n\
+               too,many,fields,here,extra\n\
+               ok6@example.com,ok6@example.com,F,Six\n";
+    let (s, job) = app
+        .upload_job(&operator, "kind=create", "text/csv", csv.into())
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        (
+            job["total"].as_u64(),
+            job["invalid"].as_u64(),
+            job["valid"].as_u64()
+        ),
+        (Some(6), Some(3), Some(3))
+    );
+    let id = job["id"].as_str().unwrap();
+    let job = app.wait_for_job(&operator, id, 10).await;
+    assert_eq!(
+        (
+            job["state"].as_str(),
+            job["done"].as_u64(),
+            job["failed"].as_u64()
+        ),
+        (Some("done"), Some(3), Some(0)),
+        "{job}"
+    );
+    assert!(job["rows_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        sim.user_status("ok1@example.com").as_deref(),
+        Some("STAGED")
+    );
+
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/jobs/{id}/results?format=csv")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/csv");
+    let results = resp.text().await.unwrap();
+    let lines: Vec<&str> = results.lines().collect();
+    assert_eq!(lines[0], "line,login,okta_id,outcome,error");
+    assert!(lines[1].starts_with("2,ok1@example.com,00u"), "{results}");
+    assert!(
+        lines[2].starts_with("3,,,failed,line 3 login `broken` is not an email address"),
+        "{results}"
+    );
+    assert!(
+        lines[3].starts_with("4,,,failed,line 4 missing email"),
+        "{results}"
+    );
+    assert!(
+        lines[4].contains("done"),
+        "quoted CSV fields are fine: {results}"
+    );
+    assert_eq!(
+        lines[5], "6,,,failed,\"line 6 has 5 fields, the header has 4\"",
+        "{results}"
+    );
+    assert!(lines[6].starts_with("7,ok6@example.com"), "{results}");
+
+    let jsonl = app
+        .client
+        .get(app.url(&format!("/api/v1/jobs/{id}/results?format=jsonl")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[5]["outcome"], "done");
+}
+
+#[tokio::test]
+async fn json_lines_jobs_update_and_suspend_users_found_by_login() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (_, job) = app
+        .upload_job(
+            &operator,
+            "kind=create&activate=true&password_hook=true",
+            "text/csv",
+            users_csv("u", 3),
+        )
+        .await;
+    app.wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
+        .await;
+    let body = "{\"login\":\"u0@example.com\",\"department\":\"Sales\"}\n\n{\"login\":\"u1@example.com\",\"department\":\"Ops\"}\nnot json\n";
+    let (s, job) = app
+        .upload_job(
+            &operator,
+            "kind=update",
+            "application/x-ndjson",
+            body.into(),
+        )
+        .await;
+    assert_eq!(s, 202);
+    assert_eq!(job["invalid"], 1);
+    let job = app
+        .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
+        .await;
+    assert_eq!(job["done"], 2, "{job}");
+    let (_, job) = app
+        .upload_job(
+            &operator,
+            "kind=suspend&format=jsonl",
+            "text/plain",
+            "{\"login\":\"u2@example.com\"}\n{\"login\":\"nobody@example.com\"}\n".into(),
+        )
+        .await;
+    let job = app
+        .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
+        .await;
+    assert_eq!(
+        (job["done"].as_u64(), job["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{job}"
+    );
+    assert_eq!(
+        sim.user_status("u2@example.com").as_deref(),
+        Some("SUSPENDED")
+    );
+}
+
+#[tokio::test]
+async fn migration_phases_create_staged_hook_users_then_activate_them_without_mail() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (_, job) = app
+        .upload_job(&operator, "phase=create", "text/csv", users_csv("mig", 5))
+        .await;
+    let job = app
+        .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
+        .await;
+    assert_eq!(job["done"], 5);
+    assert!(job["options"]
+        .as_str()
+        .unwrap()
+        .contains("\"password_hook\":true"));
+    for i in 0..5 {
+        assert_eq!(
+            sim.user_status(&format!("mig{i}@example.com")).as_deref(),
+            Some("STAGED")
+        );
+    }
+    app.wait_for_user(&support, "mig4@example.com", |u| u["status"] == "STAGED")
+        .await;
+
+    let activate = (0..5).fold(String::from("login\n"), |s, i| {
+        s + &format!("mig{i}@example.com\n")
+    });
+    let (_, job) = app
+        .upload_job(&operator, "phase=activate", "text/csv", activate)
+        .await;
+    let job = app
+        .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
+        .await;
+    assert_eq!(job["done"], 5, "{job}");
+    for i in 0..5 {
+        // The hook is their credential, so activation makes them ACTIVE at once.
+        assert_eq!(
+            sim.user_status(&format!("mig{i}@example.com")).as_deref(),
+            Some("ACTIVE")
+        );
+    }
+    assert_eq!(
+        sim.stats()["activation_emails"],
+        0,
+        "nobody got a confusing activation mail"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_job_fails_its_remaining_rows_and_client_admins_see_only_their_jobs() {
+    let redis = TestRedis::start();
+    let sim = SimConfig {
+        latency: Duration::from_millis(30),
+        ..SimConfig::default()
+    };
+    let extra = "[jobs]\nconcurrency = 1\ntenant_profile_attribute = \"tenantId\"\n";
+    let (app, _sim) = spawn_app_with_okta(&redis.url(), &random_prefix(), sim, extra).await;
+    let acme = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+    let globex = api_key(&app, Role::ClientAdmin, Some("globex")).await;
+    let (s, job) = app
+        .upload_job(&acme, "kind=create", "text/csv", users_csv("c", 200))
+        .await;
+    assert_eq!(s, 202);
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["tenant"], "acme");
+    assert_eq!(
+        app.get_json(&format!("/api/v1/jobs/{id}"), Some(&globex))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.post_json(&format!("/api/v1/jobs/{id}/cancel"), &globex, None)
+            .await
+            .0,
+        404
+    );
+    let (_, list) = app.get_json("/api/v1/jobs", Some(&globex)).await;
+    assert_eq!(list.as_array().unwrap().len(), 0);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, cancelled) = app
+        .post_json(&format!("/api/v1/jobs/{id}/cancel"), &acme, None)
+        .await;
+    assert_eq!((s, cancelled["state"].as_str()), (200, Some("cancelled")));
+    let job = app.wait_for_job(&acme, &id, 20).await;
+    let (done, failed) = (
+        job["done"].as_u64().unwrap(),
+        job["failed"].as_u64().unwrap(),
+    );
+    assert!(
+        done > 0 && done < 200,
+        "some rows ran before the cancel: {job}"
+    );
+    assert_eq!(done + failed, 200);
+    assert_eq!(
+        app.post_json(&format!("/api/v1/jobs/{id}/cancel"), &acme, None)
+            .await
+            .0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn a_client_admin_cannot_create_users_unless_the_tenant_attribute_is_configured() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let acme = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (s, body) = app
+        .upload_job(&acme, "kind=create", "text/csv", users_csv("x", 1))
+        .await;
+    assert_eq!(s, 403, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("tenant_profile_attribute"));
+    assert_eq!(
+        app.upload_job(&support, "kind=create", "text/csv", users_csv("x", 1))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.upload_job(&acme, "kind=explode", "text/csv", "id\n1\n".into())
+            .await
+            .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_rate_budget_and_interactive_actions_stay_prompt() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    // 20 creates per 1 s window for the whole "org"; the adapters keep 10% headroom.
+    let sim = SimConfig {
+        users_create_list_limit: 20,
+        window: Duration::from_millis(1000),
+        latency: Duration::from_millis(5),
+        ..SimConfig::default()
+    };
+    let extra = "[okta]\ndefault_limit = 20\n";
+    let (a, sim) = spawn_app_with_okta(&redis.url(), &prefix, sim, extra).await;
+    let b = spawn_app_on(
+        &redis.url(),
+        &prefix,
+        &merge_toml(
+            &format!(
+                "[okta]\norg_url = \"{}\"\napi_token = \"sim-token\"\nrate_window_ms = 1000\n",
+                sim.url()
+            ),
+            extra,
+        ),
+    )
+    .await;
+    let operator = api_key(&a, Role::Operator, None).await;
+    let support = api_key(&a, Role::Support, None).await;
+    let (_, seed) = a
+        .upload_job(
+            &operator,
+            "kind=create&activate=true&password_hook=true",
+            "text/csv",
+            users_csv("vip", 1),
+        )
+        .await;
+    a.wait_for_job(&operator, seed["id"].as_str().unwrap(), 10)
+        .await;
+    let vip = a
+        .wait_for_user(&support, "vip0@example.com", |u| u["status"] == "ACTIVE")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let started = Instant::now();
+    let (s, job) = b
+        .upload_job(&operator, "kind=create", "text/csv", users_csv("bulk", 90))
+        .await;
+    assert_eq!(s, 202);
+    let id = job["id"].as_str().unwrap().to_string();
+    // While the job runs on both replicas, a support action goes through promptly.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = Instant::now();
+    let (s, body) = a
+        .post_json(
+            &format!("/api/v1/users/{vip}/actions/suspend"),
+            &support,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let interactive = t.elapsed();
+    let job = a.wait_for_job(&operator, &id, 30).await;
+    assert_eq!(job["done"], 90, "{job}");
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let stats = sim.stats();
+    assert_eq!(stats["rejected_429"], 0, "{stats}");
+    assert!(
+        stats["busiest_window"]["users-create-list"]
+            .as_u64()
+            .unwrap()
+            <= 20,
+        "{stats}"
+    );
+    // 91 creates at 18 per second take about 5 s; both replicas worked, neither ran alone.
+    assert!(
+        elapsed >= 4.0,
+        "the budget was shared, not doubled: {elapsed:.1} s"
+    );
+    assert!(
+        interactive < Duration::from_millis(1000),
+        "interactive action took {interactive:?}"
+    );
+    drop(b);
+}
+
+#[tokio::test]
+async fn a_crash_mid_job_leaves_no_row_doubled_or_lost() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let sim_config = SimConfig {
+        latency: Duration::from_millis(25),
+        ..SimConfig::default()
+    };
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        sim_config,
+        "[jobs]\nworkers = false\n",
+    )
+    .await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (s, job) = app
+        .upload_job(
+            &operator,
+            "kind=create",
+            "text/csv",
+            users_csv("crash", 120),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let id = job["id"].as_str().unwrap().to_string();
+
+    // A real worker process, killed with SIGKILL while rows are in flight.
+    let spawn_worker = || {
+        Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+            .arg("serve")
+            .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
+            .env("OKTA_ADAPTER__HTTP__LISTEN", "127.0.0.1:0")
+            .env("OKTA_ADAPTER__HOOKS__SECRETS", "[\"x\"]")
+            .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
+            .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
+            .env("OKTA_ADAPTER__JOBS__CONCURRENCY", "8")
+            .env("OKTA_ADAPTER__JOBS__CLAIM_IDLE_MS", "300")
+            .env("OKTA_ADAPTER__PROJECTION__ENABLED", "false")
+            .env("OKTA_ADAPTER__LOG__LEVEL", "error")
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn_worker();
+    let some_done = eventually(20, || async {
+        let (_, j) = app
+            .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+            .await;
+        j["done"].as_u64().unwrap_or(0) >= 30
+    })
+    .await;
+    assert!(some_done);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (_, at_crash) = app
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+        .await;
+    assert!(
+        at_crash["pending"].as_u64().unwrap() > 0,
+        "killed mid-job: {at_crash}"
+    );
+
+    let mut second = spawn_worker();
+    let job = app.wait_for_job(&operator, &id, 60).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    assert_eq!(
+        (job["done"].as_u64(), job["failed"].as_u64()),
+        (Some(120), Some(0)),
+        "{job}"
+    );
+    for i in 0..120 {
+        assert_eq!(
+            sim.users_with_login(&format!("crash{i}@example.com")),
+            1,
+            "user {i}"
+        );
+    }
+    let results = app
+        .client
+        .get(app.url(&format!("/api/v1/jobs/{id}/results?format=jsonl")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<u64> = results
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        (2..122).collect::<Vec<u64>>(),
+        "each row exactly once, in order"
+    );
+}
+
+#[tokio::test]
+async fn the_import_command_runs_a_migration_phase_with_progress() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (_app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        "[jobs]\nworkers = false\n",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.csv");
+    std::fs::write(&file, users_csv("cli", 12) + "bad-row,x,y,z\n").unwrap();
+    // tokio's Command: the simulator answers on this test's runtime while the CLI runs.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+        .arg("import")
+        .arg(&file)
+        .args(["--phase", "create"])
+        .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+        .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
+        .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
+        .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("12 done, 0 failed, 1 invalid"), "{err}");
+    assert!(
+        err.contains("line 14"),
+        "the bad row is shown with its line: {err}"
+    );
+    assert_eq!(
+        sim.user_status("cli11@example.com").as_deref(),
+        Some("STAGED")
+    );
+}
