@@ -146,8 +146,20 @@ pub struct ProjectionSettings {
 pub struct OktaSettings {
     /// Base URL of the Okta org (or of any Okta-compatible server, e.g. the simulator).
     pub org_url: String,
-    /// `SSWS` API token; empty = lifecycle actions and jobs are unavailable.
+    /// `SSWS` API token (with `auth = "ssws"`).
     pub api_token: SecretString,
+    /// `ssws` (API token) or `private_key_jwt` (OAuth 2.0 service app).
+    pub auth: String,
+    /// OAuth service app client id (`private_key_jwt`).
+    pub client_id: String,
+    /// The service app's private key, PEM (`private_key_jwt`); or use `private_key_file`.
+    pub private_key: SecretString,
+    /// Path of a PEM file with the private key (`private_key_jwt`).
+    pub private_key_file: String,
+    /// `kid` of the key registered on the service app (optional).
+    pub key_id: String,
+    /// Scopes requested for the access token.
+    pub scopes: Vec<String>,
     /// Share of each rate-limit bucket left to other integrations (0.0–0.9).
     pub headroom: f64,
     /// Share of the budget only interactive actions may use when bulk work is running.
@@ -163,6 +175,21 @@ pub struct OktaSettings {
     pub max_attempts: u32,
     /// Timeout of one Okta request.
     pub timeout_ms: u64,
+}
+
+impl OktaSettings {
+    /// The `private_key_jwt` key: inline PEM, else the file's content.
+    pub fn private_key_pem(&self) -> Result<String, String> {
+        let inline = self.private_key.expose_secret();
+        if !inline.is_empty() {
+            return Ok(inline.to_owned());
+        }
+        if self.private_key_file.is_empty() {
+            return Err("no key: set one of them".into());
+        }
+        std::fs::read_to_string(&self.private_key_file)
+            .map_err(|e| format!("cannot read {}: {e}", self.private_key_file))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -607,6 +634,21 @@ impl Settings {
         let url_ok = o.org_url.is_empty()
             || o.org_url.starts_with("https://")
             || o.org_url.starts_with("http://");
+        if o.auth == "private_key_jwt" {
+            if o.client_id.is_empty() {
+                problems.push("okta.client_id: required with auth = \"private_key_jwt\"".into());
+            }
+            if let Err(e) = o.private_key_pem().and_then(|pem| {
+                jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())
+            }) {
+                problems.push(format!("okta.private_key / okta.private_key_file: {e}"));
+            }
+        } else if o.auth != "ssws" {
+            problems.push(format!(
+                "okta.auth: `{}` is not ssws or private_key_jwt",
+                o.auth
+            ));
+        }
         if !url_ok {
             problems.push(format!(
                 "okta.org_url: `{}` is not an http(s) URL",

@@ -75,11 +75,27 @@ impl Credentials {
     }
 }
 
+/// How requests to Okta are authorised.
+#[derive(Clone)]
+enum Auth {
+    /// `Authorization: SSWS <api token>`.
+    Ssws(SecretString),
+    /// OAuth 2.0 client credentials with a signed client assertion (`private_key_jwt`); the
+    /// access token is cached until shortly before it expires.
+    PrivateKeyJwt {
+        client_id: String,
+        key: Arc<jsonwebtoken::EncodingKey>,
+        key_id: Option<String>,
+        scopes: String,
+        cached: Arc<tokio::sync::Mutex<Option<(SecretString, std::time::Instant)>>>,
+    },
+}
+
 #[derive(Clone)]
 pub struct OktaClient {
     http: reqwest::Client,
     base: String,
-    token: SecretString,
+    auth: Auth,
     rate: RateLimiter,
     redis: ConnectionManager,
     permits: Arc<Semaphore>,
@@ -87,11 +103,25 @@ pub struct OktaClient {
 }
 
 impl OktaClient {
-    /// `None` when `okta.org_url` or `okta.api_token` is not set.
+    /// `None` when Okta is not configured (no `okta.org_url`, or no credentials).
     pub fn new(settings: &OktaSettings, keys: Keys, redis: ConnectionManager) -> Option<Self> {
-        if settings.org_url.is_empty() || settings.api_token.expose_secret().is_empty() {
+        if settings.org_url.is_empty() {
             return None;
         }
+        let auth = if settings.auth == "private_key_jwt" {
+            let pem = settings.private_key_pem().ok()?;
+            Auth::PrivateKeyJwt {
+                client_id: settings.client_id.clone(),
+                key: Arc::new(jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).ok()?),
+                key_id: (!settings.key_id.is_empty()).then(|| settings.key_id.clone()),
+                scopes: settings.scopes.join(" "),
+                cached: Arc::default(),
+            }
+        } else if settings.api_token.expose_secret().is_empty() {
+            return None;
+        } else {
+            Auth::Ssws(settings.api_token.clone())
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
@@ -101,7 +131,7 @@ impl OktaClient {
         Some(Self {
             http,
             base: settings.org_url.trim_end_matches('/').to_owned(),
-            token: settings.api_token.clone(),
+            auth,
             rate: RateLimiter::new(keys, settings),
             redis,
             permits: Arc::new(Semaphore::new(settings.max_concurrency)),
@@ -131,13 +161,11 @@ impl OktaClient {
                     .acquire()
                     .await
                     .expect("semaphore never closed");
+                let authorization = self.authorization().await?;
                 let mut req = self
                     .http
                     .request(method.clone(), format!("{}{path_and_query}", self.base))
-                    .header(
-                        "Authorization",
-                        format!("SSWS {}", self.token.expose_secret()),
-                    )
+                    .header("Authorization", authorization.expose_secret())
                     .header("Accept", "application/json");
                 if let Some(b) = body {
                     req = req.json(b);
@@ -173,6 +201,11 @@ impl OktaClient {
                 });
             }
             let err = api_error(status.as_u16(), &text);
+            if status.as_u16() == 401 && self.forget_token().await && attempt < self.max_attempts {
+                // The cached access token expired or was revoked early: get a new one.
+                last = err;
+                continue;
+            }
             metrics::counter!("okta_adapter_okta_errors_total", "kind" => status.as_u16().to_string()).increment(1);
             if too_many {
                 // `acquire` now waits for X-Rate-Limit-Reset (+ jitter) before the next attempt.
@@ -187,6 +220,98 @@ impl OktaClient {
             return Err(err);
         }
         Err(last)
+    }
+
+    /// The `Authorization` header value.
+    async fn authorization(&self) -> Result<SecretString, OktaError> {
+        match &self.auth {
+            Auth::Ssws(token) => Ok(format!("SSWS {}", token.expose_secret()).into()),
+            Auth::PrivateKeyJwt {
+                client_id,
+                key,
+                key_id,
+                scopes,
+                cached,
+            } => {
+                let mut cached = cached.lock().await;
+                if let Some((token, until)) = cached.as_ref() {
+                    if std::time::Instant::now() < *until {
+                        return Ok(format!("Bearer {}", token.expose_secret()).into());
+                    }
+                }
+                let (token, lifetime) = self
+                    .fetch_token(client_id, key, key_id.as_deref(), scopes)
+                    .await?;
+                // Renew a minute early so a request never leaves with a token about to expire.
+                let until =
+                    std::time::Instant::now() + lifetime.saturating_sub(Duration::from_secs(60));
+                let header = format!("Bearer {}", token.expose_secret()).into();
+                *cached = Some((token, until));
+                Ok(header)
+            }
+        }
+    }
+
+    /// Drops a cached OAuth token; `true` when there was one to drop.
+    async fn forget_token(&self) -> bool {
+        match &self.auth {
+            Auth::PrivateKeyJwt { cached, .. } => cached.lock().await.take().is_some(),
+            Auth::Ssws(_) => false,
+        }
+    }
+
+    /// Client credentials grant with a `private_key_jwt` client assertion (RFC 7523).
+    async fn fetch_token(
+        &self,
+        client_id: &str,
+        key: &jsonwebtoken::EncodingKey,
+        key_id: Option<&str>,
+        scopes: &str,
+    ) -> Result<(SecretString, Duration), OktaError> {
+        let token_url = format!("{}/oauth2/v1/token", self.base);
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "iss": client_id, "sub": client_id, "aud": token_url,
+            "iat": now, "exp": now + 300,
+            "jti": format!("{:032x}", rand::rng().random::<u128>()),
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = key_id.map(str::to_owned);
+        let assertion = jsonwebtoken::encode(&header, &claims, key)
+            .map_err(|e| OktaError::Network(format!("cannot sign the client assertion: {e}")))?;
+        let resp = self
+            .http
+            .post(&token_url)
+            .header("Accept", "application/json")
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scopes),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| OktaError::Network(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        match body["access_token"].as_str() {
+            Some(token) if status == 200 => {
+                let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
+                Ok((token.to_owned().into(), lifetime))
+            }
+            _ => Err(OktaError::Api {
+                status,
+                code: body["error"].as_str().unwrap_or("token_error").to_owned(),
+                summary: body["error_description"]
+                    .as_str()
+                    .unwrap_or("Okta refused the access token request")
+                    .to_owned(),
+                causes: vec![],
+            }),
+        }
     }
 
     pub async fn create_user(

@@ -52,6 +52,8 @@ pub struct SimConfig {
     pub concurrency_limit: usize,
     /// Where to post System Log events: (event hook URL, auth header value).
     pub event_hook: Option<(String, String)>,
+    /// An OAuth 2.0 service app allowed to use `private_key_jwt`: (client id, public key PEM).
+    pub oauth_app: Option<(String, String)>,
 }
 
 impl Default for SimConfig {
@@ -67,6 +69,7 @@ impl Default for SimConfig {
             fault_rate: 0.0,
             concurrency_limit: 0,
             event_hook: None,
+            oauth_app: None,
         }
     }
 }
@@ -119,9 +122,14 @@ struct SimState {
     faults: u64,
     /// Activation emails Okta would have sent (activate with sendEmail=true).
     activation_emails: u64,
+    /// Access tokens issued to the OAuth service app, and those still valid.
+    tokens_issued: u64,
+    access_tokens: HashSet<String>,
 }
 
 struct Sim {
+    /// Its own base URL: the audience of client assertions.
+    url: String,
     config: SimConfig,
     state: Mutex<SimState>,
     in_flight: AtomicUsize,
@@ -148,6 +156,7 @@ impl OktaSim {
             tx
         });
         let sim = Arc::new(Sim {
+            url: format!("http://{addr}"),
             config,
             state: Mutex::new(SimState::default()),
             in_flight: AtomicUsize::new(0),
@@ -213,6 +222,7 @@ fn stats_json(st: &SimState) -> Value {
         "rejected_429": st.rejected_429,
         "faults": st.faults,
         "activation_emails": st.activation_emails,
+        "tokens_issued": st.tokens_issued,
         "users": st.users.len(),
     })
 }
@@ -281,13 +291,20 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
     if segments.first() == Some(&"sim") {
         return sim_control(&sim, req.method(), &segments);
     }
-    let expected = format!("SSWS {}", sim.config.token);
-    if req
+    if segments == ["oauth2", "v1", "token"] && req.method() == Method::POST {
+        let form = body.into_string().await.unwrap_or_default();
+        return token_endpoint(&sim, &form);
+    }
+    let presented = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        != Some(expected.as_str())
-    {
+        .unwrap_or("");
+    let authorised = presented == format!("SSWS {}", sim.config.token)
+        || presented
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| sim.state.lock().unwrap().access_tokens.contains(t));
+    if !authorised {
         return okta_error(
             StatusCode::UNAUTHORIZED,
             "E0000011",
@@ -395,6 +412,53 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
             .unwrap_or_default();
     let resp = users_api(&sim, req.method(), &segments, &query, &body);
     with_headers(resp, limit, remaining)
+}
+
+/// `POST /oauth2/v1/token`: client credentials with a `private_key_jwt` assertion.
+fn token_endpoint(sim: &Sim, form: &str) -> Response {
+    let fields: HashMap<String, String> = form_urlencoded::parse(form.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let refuse = |error: &str, description: &str| {
+        json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": error, "error_description": description}),
+        )
+    };
+    let Some((client_id, public_pem)) = &sim.config.oauth_app else {
+        return refuse("invalid_client", "no OAuth service app is configured");
+    };
+    if fields.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return refuse("unsupported_grant_type", "only client_credentials");
+    }
+    let Some(assertion) = fields.get("client_assertion") else {
+        return refuse("invalid_client", "client_assertion is required");
+    };
+    let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()) else {
+        return refuse("invalid_client", "the app's public key is unusable");
+    };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[format!("{}/oauth2/v1/token", sim.url)]);
+    validation.set_issuer(&[client_id]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    match jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
+        Ok(data) if data.claims["sub"] == json!(client_id) => {
+            let token = rand_id(40);
+            let mut st = sim.state.lock().unwrap();
+            st.tokens_issued += 1;
+            st.access_tokens.insert(token.clone());
+            json_response(
+                StatusCode::OK,
+                &json!({"token_type": "Bearer", "expires_in": 3600, "access_token": token,
+                        "scope": fields.get("scope").cloned().unwrap_or_default()}),
+            )
+        }
+        Ok(_) => refuse("invalid_client", "sub must be the client id"),
+        Err(e) => refuse(
+            "invalid_client",
+            &format!("The client_assertion is invalid: {e}"),
+        ),
+    }
 }
 
 struct InFlight<'a>(&'a AtomicUsize);

@@ -280,3 +280,74 @@ async fn without_okta_configured_actions_say_so() {
     assert_eq!(s, 503);
     assert!(body["message"].as_str().unwrap().contains("okta.org_url"));
 }
+
+fn fixture_path(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn oauth_sim() -> SimConfig {
+    SimConfig {
+        oauth_app: Some((
+            "0oaservice".into(),
+            std::fs::read_to_string(fixture_path("oauth-service-app.pub.pem")).unwrap(),
+        )),
+        ..SimConfig::default()
+    }
+}
+
+fn oauth_config(key_file: &str) -> String {
+    format!(
+        "[okta]\napi_token = \"\"\nauth = \"private_key_jwt\"\nclient_id = \"0oaservice\"\nprivate_key_file = \"{}\"\n",
+        fixture_path(key_file)
+    )
+}
+
+#[tokio::test]
+async fn an_oauth_service_app_with_private_key_jwt_gets_one_token_and_reuses_it() {
+    let redis = TestRedis::start();
+    let config = oauth_config("oauth-service-app.key.pem");
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), oauth_sim(), &config).await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let id = create_active_user(&app, &operator, &support, "oauth").await;
+    assert_eq!(act(&app, &support, &id, "suspend").await.0, 200);
+    assert_eq!(sim.user_status(&id).as_deref(), Some("SUSPENDED"));
+    assert_eq!(
+        sim.stats()["tokens_issued"],
+        1,
+        "the access token is cached"
+    );
+}
+
+#[tokio::test]
+async fn a_client_assertion_signed_with_the_wrong_key_is_refused_clearly() {
+    let redis = TestRedis::start();
+    let config = oauth_config("oauth-other.key.pem");
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), oauth_sim(), &config).await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (_, job) = app
+        .upload_job(&operator, "kind=create", "text/csv", users_csv("nokey", 1))
+        .await;
+    let job = app
+        .wait_for_job(&operator, job["id"].as_str().unwrap(), 20)
+        .await;
+    assert_eq!(job["failed"], 1);
+    let results = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/jobs/{}/results",
+            job["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(results.contains("invalid_client"), "{results}");
+    assert_eq!(sim.stats()["tokens_issued"], 0);
+    assert_eq!(sim.stats()["users"], 0);
+}
