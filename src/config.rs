@@ -272,6 +272,7 @@ pub struct PasswordImportSettings {
     pub max_failures: u64,
     pub failure_window_secs: u64,
     pub cleanup_group: String,
+    pub cleanup_claim_idle_secs: u64,
 }
 
 impl PasswordImportSettings {
@@ -448,6 +449,9 @@ impl InlineSettings {
         }
         if p.cleanup_group.is_empty() {
             problems.push("inline.password_import.cleanup_group: must not be empty".into());
+        }
+        if p.cleanup_claim_idle_secs == 0 {
+            problems.push("inline.password_import.cleanup_claim_idle_secs: must be > 0".into());
         }
         for (key, claim) in [
             ("tenant_claim", &self.token.tenant_claim),

@@ -301,6 +301,13 @@ async fn credential_cleanup(state: Arc<AppState>, cancel: CancellationToken) {
             rand::random::<u32>()
         ),
         block: Duration::from_secs(5),
+        claim_idle: Duration::from_secs(
+            state
+                .settings
+                .inline
+                .password_import
+                .cleanup_claim_idle_secs,
+        ),
     };
     run_cleanup(cleanup, state.redis.clone(), cancel).await;
 }

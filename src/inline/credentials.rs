@@ -14,15 +14,19 @@
 //! hook again). [`run_cleanup`] is a consumer group (`inline.password_import.cleanup_group`) on
 //! the firehose: it reads with `XREADGROUP … BLOCK` on its own connection (no response timeout —
 //! the shared connection's timeout would cut every blocking read), deletes the hash of each such
-//! SUCCESS event's user, and acknowledges only after the delete. Entries it read but did not
-//! acknowledge before a crash are read again from its pending list at the next start.
+//! SUCCESS event's user, and acknowledges only after the delete. Entries read but not
+//! acknowledged before a crash (their consumer is gone: names are unique per process) are taken
+//! over by any running replica with `XAUTOCLAIM` once idle for
+//! `inline.password_import.cleanup_claim_idle_secs` — at start and then every half of that.
 
 use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
+};
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
@@ -200,6 +204,8 @@ pub struct Cleanup {
     pub consumer: String,
     /// How long one XREADGROUP blocks; bounds how late a cancellation is noticed by Redis.
     pub block: Duration,
+    /// Pending entries idle this long belong to a dead consumer and are taken over.
+    pub claim_idle: Duration,
 }
 
 /// Runs the clean-up consumer until `cancel`.
@@ -236,7 +242,12 @@ async fn cleanup_session(cleanup: &Cleanup, mut manager: ConnectionManager) -> R
     let stream = cleanup.keys.firehose();
     ensure_group(&mut manager, &stream, &cleanup.group).await?;
     let mut pending = true;
+    let mut last_reclaim: Option<std::time::Instant> = None;
     loop {
+        if last_reclaim.is_none_or(|at| at.elapsed() >= cleanup.claim_idle / 2) {
+            reclaim(&mut conn, cleanup).await?;
+            last_reclaim = Some(std::time::Instant::now());
+        }
         let mut opts = StreamReadOptions::default()
             .group(&cleanup.group, &cleanup.consumer)
             .count(100);
@@ -266,6 +277,36 @@ async fn cleanup_session(cleanup: &Cleanup, mut manager: ConnectionManager) -> R
             apply_entry(&mut conn, &cleanup.keys, &entry).await?;
             let _: () = conn.xack(&stream, &cleanup.group, &[&entry.id]).await?;
         }
+    }
+}
+
+/// Takes over and applies entries a dead consumer left pending.
+async fn reclaim(conn: &mut MultiplexedConnection, cleanup: &Cleanup) -> RedisResult<()> {
+    let stream = cleanup.keys.firehose();
+    let mut start = "0-0".to_string();
+    loop {
+        let reply: StreamAutoClaimReply = conn
+            .xautoclaim_options(
+                &stream,
+                &cleanup.group,
+                &cleanup.consumer,
+                cleanup.claim_idle.as_millis() as usize,
+                &start,
+                StreamAutoClaimOptions::default().count(100),
+            )
+            .await?;
+        for entry in &reply.claimed {
+            apply_entry(conn, &cleanup.keys, entry).await?;
+            let _: () = conn.xack(&stream, &cleanup.group, &[&entry.id]).await?;
+        }
+        if !reply.claimed.is_empty() {
+            metrics::counter!("okta_adapter_credential_cleanup_reclaimed_total")
+                .increment(reply.claimed.len() as u64);
+        }
+        if reply.next_stream_id == "0-0" {
+            return Ok(());
+        }
+        start = reply.next_stream_id;
     }
 }
 

@@ -1367,3 +1367,80 @@ async fn user_import_links_a_user_the_projection_knows_and_creates_the_others() 
         ]})
     );
 }
+
+#[tokio::test]
+async fn an_import_confirmation_left_pending_by_a_dead_replica_is_taken_over() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let keys = Keys::new(prefix.clone());
+    let mut conn = redis.conn().await;
+    // Another replica read Okta's SUCCESS event and died before deleting and acknowledging.
+    let _: () = conn
+        .xgroup_create_mkstream(keys.firehose(), "credential-cleanup", "0")
+        .await
+        .unwrap();
+    let event = log_event(
+        "imp-dead",
+        "user.import.password",
+        ("00ujane", "jane@acme.com"),
+    );
+    let _: String = conn
+        .xadd(
+            keys.firehose(),
+            "*",
+            &[
+                ("v", "1".to_string()),
+                ("uuid", "imp-dead".to_string()),
+                ("type", "user.import.password".to_string()),
+                ("published", "2026-10-01T09:00:00.000Z".to_string()),
+                ("received", "2026-10-01T09:00:01.000Z".to_string()),
+                ("tenant", String::new()),
+                ("user", "00ujane".to_string()),
+                ("actor", "00uadmin".to_string()),
+                ("outcome", "SUCCESS".to_string()),
+                ("event", event.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+    let taken: redis::streams::StreamReadReply = conn
+        .xread_options(
+            &[keys.firehose()],
+            &[">"],
+            &redis::streams::StreamReadOptions::default()
+                .group("credential-cleanup", "dead-replica"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.keys[0].ids.len(),
+        1,
+        "the dead replica holds the entry"
+    );
+    let _: () = conn
+        .set(
+            keys.legacy_credential("jane@acme.com"),
+            salted_sha_string(Sha::Sha256, b"s", RIGHT.as_bytes()),
+        )
+        .await
+        .unwrap();
+
+    let app = spawn_app_on(
+        &redis.url(),
+        &prefix,
+        "[inline.password_import]\ncleanup_claim_idle_secs = 1\n",
+    )
+    .await;
+    assert!(
+        eventually(10, || async {
+            legacy_hash(&app, "jane@acme.com").await.is_none()
+        })
+        .await,
+        "the running replica took the entry over and deleted the hash"
+    );
+    let pending: redis::streams::StreamPendingReply = conn
+        .xpending(keys.firehose(), "credential-cleanup")
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 0, "and acknowledged it");
+}
