@@ -15,7 +15,7 @@ use poem_openapi::{Object, OpenApi};
 use super::error::HttpError;
 use super::users::{ApiKey, AUDIT_REASON_HEADER};
 use super::ApiTags;
-use crate::access::{audit, AuditEntry, Principal, Role};
+use crate::access::{AuditEntry, Principal, Role};
 use crate::domain::actions::{check_action, Action};
 use crate::domain::user_status::UserStatus;
 use crate::okta::client::OktaError;
@@ -181,18 +181,15 @@ impl ActionsApi {
         reason: Option<&str>,
         detail: &str,
     ) {
-        let mut conn = self.state.redis.clone();
         let name = format!("action:{}", action.as_str());
-        let entry = AuditEntry {
-            who,
-            action: &name,
-            subject,
-            reason,
-            detail,
-        };
-        if let Err(e) = audit(&mut conn, self.state.ingestor.keys(), entry).await {
-            metrics::counter!("okta_adapter_audit_failures_total").increment(1);
-            tracing::error!(error = %e, %subject, "audit record could not be written");
-        }
+        self.state
+            .record_audit(AuditEntry {
+                who,
+                action: &name,
+                subject,
+                reason,
+                detail,
+            })
+            .await;
     }
 }

@@ -40,6 +40,17 @@ impl AppState {
         }
     }
 
+    /// Appends to the audit stream. The audited thing already happened, so a lost record is
+    /// not an error for the caller — but it must be visible (log + metric).
+    pub async fn record_audit(&self, entry: AuditEntry<'_>) {
+        let mut conn = self.redis.clone();
+        let subject = entry.subject.to_owned();
+        if let Err(e) = audit(&mut conn, self.ingestor.keys(), entry).await {
+            metrics::counter!("okta_adapter_audit_failures_total").increment(1);
+            tracing::error!(error = %e, %subject, "audit record could not be written");
+        }
+    }
+
     /// The caller, if their role is one of `roles`; 401/403 otherwise.
     pub async fn require(&self, key: &ApiKey, roles: &[Role]) -> Result<Principal, HttpError> {
         let p = self.principal(key).await?;
@@ -156,19 +167,15 @@ impl UsersApi {
             .headers()
             .get(AUDIT_REASON_HEADER)
             .and_then(|v| v.to_str().ok());
-        let mut conn = self.state.redis.clone();
-        let entry = AuditEntry {
-            who,
-            action,
-            subject,
-            reason,
-            detail,
-        };
-        if let Err(e) = audit(&mut conn, self.state.ingestor.keys(), entry).await {
-            // The read already happened; losing its audit record must be visible.
-            metrics::counter!("okta_adapter_audit_failures_total").increment(1);
-            tracing::error!(error = %e, %subject, "audit record could not be written");
-        }
+        self.state
+            .record_audit(AuditEntry {
+                who,
+                action,
+                subject,
+                reason,
+                detail,
+            })
+            .await;
     }
 
     async fn freshness(&self) -> Option<String> {

@@ -359,11 +359,14 @@ impl Reader {
         id_login_or_email: &str,
         timeline_limit: isize,
     ) -> RedisResult<Option<(UserRecord, Vec<TimelineEntry>)>> {
-        if let Some(found) = self
-            .get_by_id(conn, id_login_or_email, timeline_limit)
-            .await?
-        {
-            return Ok(Some(found));
+        // Okta ids never contain `@`; logins and emails (nearly) always do: skip a sure miss.
+        if !id_login_or_email.contains('@') {
+            if let Some(found) = self
+                .get_by_id(conn, id_login_or_email, timeline_limit)
+                .await?
+            {
+                return Ok(Some(found));
+            }
         }
         let wanted = id_login_or_email.to_lowercase();
         for index in [self.keys.login_index(), self.keys.email_index()] {
