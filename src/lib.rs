@@ -6,6 +6,9 @@
 //!   Redis script per slice; Okta's 2xx only follows a successful write.
 //! - [`projection`] — one record per Okta user from the firehose (consumer group): stamped
 //!   last-writer-wins registers, so order and duplicates do not matter; indexes and reads.
+//! - [`reporting`] — monthly IAM metrics: a consumer group counts events into per-tenant, per-month
+//!   aggregates (HyperLogLog + counters, idempotent per entry); the report is compiled from them,
+//!   rendered (HTML, text, PNG chart) and mailed exactly once per month by a cron job.
 //! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
 //! - [`okta`] — Okta wire types, parsed leniently.
 //! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
@@ -23,6 +26,7 @@ pub mod fanout;
 pub mod http;
 pub mod okta;
 pub mod projection;
+pub mod reporting;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

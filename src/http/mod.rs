@@ -11,6 +11,7 @@ pub mod event_hook;
 pub mod keys;
 pub mod ops;
 pub mod raw_json;
+pub mod reports;
 pub mod users;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub enum ApiTags {
     Users,
     /// API key management (operator keys).
     Keys,
+    /// Monthly IAM report: preview and send (operator keys).
+    Reports,
     /// Health, readiness and metrics.
     Operations,
 }
@@ -38,6 +41,7 @@ pub type Apis = (
     event_hook::EventHookApi,
     users::UsersApi,
     keys::KeysApi,
+    reports::ReportsApi,
     ops::OpsApi,
 );
 
@@ -52,6 +56,9 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             keys::KeysApi {
+                state: state.clone(),
+            },
+            reports::ReportsApi {
                 state: state.clone(),
             },
             ops::OpsApi { state },
