@@ -117,12 +117,8 @@ impl Template {
             rest = rest[at + placeholders[slot].len()..].to_string();
         }
         parts.push(rest);
-        for i in 0..placeholders.len() {
-            assert!(
-                slots.contains(&i),
-                "placeholder {} in template",
-                placeholders[i]
-            );
+        for (i, placeholder) in placeholders.iter().enumerate() {
+            assert!(slots.contains(&i), "placeholder {placeholder} in template");
         }
         Self { parts, slots }
     }

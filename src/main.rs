@@ -267,7 +267,10 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
     let reporter = Reporter::new(&settings, transport);
     let current = ReportMonth::of(chrono::Utc::now(), reporter.tz);
     if month > current {
-        anyhow::bail!("{month} has not started yet (it is {current} in {})", reporter.tz);
+        anyhow::bail!(
+            "{month} has not started yet (it is {current} in {})",
+            reporter.tz
+        );
     }
     let started = std::time::Instant::now();
     let Some(report) = reporter.compile(&mut conn, month).await? else {
@@ -281,14 +284,21 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
         compiled.as_millis(),
         report.tenants.len(),
         report.overview.active_users,
-        if report.complete { "" } else { " (month in progress)" }
+        if report.complete {
+            ""
+        } else {
+            " (month in progress)"
+        }
     );
     for p in &paths {
         eprintln!("  wrote {}", p.display());
     }
     if send {
         let cancel = tokio_util::sync::CancellationToken::new();
-        match reporter.send_once(&mut conn, month, Some(5), &cancel).await? {
+        match reporter
+            .send_once(&mut conn, month, Some(5), &cancel)
+            .await?
+        {
             SendOutcome::Sent(r) => eprintln!(
                 "sent {month} to {} via {} (Message-ID {})",
                 r.recipients.join(", "),

@@ -26,7 +26,7 @@ pub struct ReportsApi {
 pub enum ReportResponse {
     /// The report (JSON, or HTML when the request prefers `text/html`).
     #[oai(status = 200)]
-    Json(Json<MonthlyReport>),
+    Json(Json<Box<MonthlyReport>>),
     /// The report as the email's HTML, with the chart inline.
     #[oai(status = 200)]
     Html(Html<String>),
@@ -95,17 +95,16 @@ impl ReportsApi {
                 html.is_some() && (json.is_none() || html < json)
             });
         if wants_html {
-            let rendered = tokio::task::spawn_blocking(move || {
-                render_report(&report, ChartRef::DataUri).html
-            })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "report rendering failed");
-                HttpError::unavailable("the report could not be rendered")
-            })?;
+            let rendered =
+                tokio::task::spawn_blocking(move || render_report(&report, ChartRef::DataUri).html)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "report rendering failed");
+                        HttpError::unavailable("the report could not be rendered")
+                    })?;
             return Ok(ReportResponse::Html(Html(rendered)));
         }
-        Ok(ReportResponse::Json(Json(report)))
+        Ok(ReportResponse::Json(Json(Box::new(report))))
     }
 
     /// Send the report of a month now, unless it was already sent.
@@ -113,7 +112,11 @@ impl ReportsApi {
     /// Exactly once per month across replicas: a second call answers `already_sent` with the
     /// first send's Message-ID. One SMTP attempt; on failure 503 (the scheduler keeps retrying
     /// the due month).
-    #[oai(path = "/reports/:month/send", method = "post", operation_id = "send_report")]
+    #[oai(
+        path = "/reports/:month/send",
+        method = "post",
+        operation_id = "send_report"
+    )]
     async fn send_report(
         &self,
         auth: ApiKey,

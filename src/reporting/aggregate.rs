@@ -377,9 +377,7 @@ impl Counter {
                 match op {
                     Op::Incr { field, by, .. } => inv.arg("h").arg(k).arg(field).arg(*by),
                     Op::Distinct { member, .. } => inv.arg("p").arg(k).arg(member).arg(0),
-                    Op::Sample { member, score, .. } => {
-                        inv.arg("z").arg(k).arg(member).arg(*score)
-                    }
+                    Op::Sample { member, score, .. } => inv.arg("z").arg(k).arg(member).arg(*score),
                     Op::Member { member, .. } => inv.arg("s").arg(k).arg(member).arg(0),
                 };
             }

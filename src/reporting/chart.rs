@@ -138,9 +138,12 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
     };
     let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| format!("chart SVG: {e}"))?;
     let scale = 2.0;
-    let size = tree.size().to_int_size().scale_by(scale).ok_or("chart size")?;
-    let mut pixmap =
-        tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("chart pixmap")?;
+    let size = tree
+        .size()
+        .to_int_size()
+        .scale_by(scale)
+        .ok_or("chart size")?;
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("chart pixmap")?;
     resvg::render(
         &tree,
         tiny_skia::Transform::from_scale(scale, scale),

@@ -235,7 +235,11 @@ pub async fn compile_monthly_report(
     if !tenants.is_empty() {
         pipe.pfcount(active(&m)).pfcount(active(&p));
     }
-    let mut values: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let mut values: Vec<redis::Value> = if tenants.is_empty() {
+        Vec::new() // only hook health this month; an empty pipeline is not sent
+    } else {
+        pipe.query_async(conn).await?
+    };
     let (union, union_prev): (u64, u64) = if tenants.is_empty() {
         (0, 0)
     } else {

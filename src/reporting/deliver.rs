@@ -84,12 +84,19 @@ impl Transport {
 
     async fn send(&self, message: &Message) -> Result<(), String> {
         match self {
-            Transport::Smtp(t) => t.send(message.clone()).await.map(|_| ()).map_err(|e| e.to_string()),
+            Transport::Smtp(t) => t
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             Transport::File(t, dir) => {
                 tokio::fs::create_dir_all(dir)
                     .await
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                t.send(message.clone()).await.map(|_| ()).map_err(|e| e.to_string())
+                t.send(message.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -111,10 +118,10 @@ pub fn build_message(
     }
     let mut related = MultiPart::related().singlepart(SinglePart::html(rendered.html.clone()));
     if !rendered.chart_png.is_empty() {
-        related = related.singlepart(
-            Attachment::new_inline(CHART_CONTENT_ID.to_string())
-                .body(rendered.chart_png.clone(), ContentType::parse("image/png").expect("valid")),
-        );
+        related = related.singlepart(Attachment::new_inline(CHART_CONTENT_ID.to_string()).body(
+            rendered.chart_png.clone(),
+            ContentType::parse("image/png").expect("valid"),
+        ));
     }
     builder.multipart(
         MultiPart::alternative()
@@ -250,7 +257,9 @@ impl Reporter {
         if taken.is_none() {
             return Ok(SendOutcome::Busy);
         }
-        let result = self.send_holding_lease(conn, month, max_attempts, cancel).await;
+        let result = self
+            .send_holding_lease(conn, month, max_attempts, cancel)
+            .await;
         let released: RedisResult<i64> = Script::new(RELEASE_LEASE)
             .key(&lease_key)
             .arg(&self.instance)
@@ -362,7 +371,8 @@ impl Reporter {
                 }
             }
         }
-        metrics::gauge!("okta_adapter_report_last_sent_timestamp_seconds").set(now.timestamp() as f64);
+        metrics::gauge!("okta_adapter_report_last_sent_timestamp_seconds")
+            .set(now.timestamp() as f64);
         metrics::counter!("okta_adapter_reports_sent_total").increment(1);
         tracing::info!(month = %m, message_id = %record.message_id, recipients = record.recipients.len(), transport = %self.transport.describe(), "monthly report sent");
         Ok(SendOutcome::Sent(record))

@@ -50,12 +50,29 @@ impl HookStats {
     }
 
     /// Writes what was counted since the last flush into the current month's hook hash.
-    pub async fn flush(&self, conn: &mut ConnectionManager, keys: &Keys, tz: Tz) -> RedisResult<()> {
+    pub async fn flush(
+        &self,
+        conn: &mut ConnectionManager,
+        keys: &Keys,
+        tz: Tz,
+    ) -> RedisResult<()> {
         let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
         let mut taken: Vec<(String, &AtomicU64, u64)> = vec![
-            (hook_field::RECEIVED.into(), &self.received, take(&self.received)),
-            (hook_field::DUPLICATES.into(), &self.duplicates, take(&self.duplicates)),
-            (hook_field::UNAVAILABLE.into(), &self.unavailable, take(&self.unavailable)),
+            (
+                hook_field::RECEIVED.into(),
+                &self.received,
+                take(&self.received),
+            ),
+            (
+                hook_field::DUPLICATES.into(),
+                &self.duplicates,
+                take(&self.duplicates),
+            ),
+            (
+                hook_field::UNAVAILABLE.into(),
+                &self.unavailable,
+                take(&self.unavailable),
+            ),
         ];
         for (i, a) in self.latency.iter().enumerate() {
             let label = LATENCY_BUCKETS_MS

@@ -59,12 +59,16 @@ pub async fn run_scheduler(
             Ok(SendOutcome::Failed(e)) => {
                 tracing::warn!(month = %due, error = %e, "report not sent; next check retries")
             }
-            Ok(SendOutcome::NoData | SendOutcome::NoRecipients) if reported_nothing_for != Some(due) => {
+            Ok(SendOutcome::NoData | SendOutcome::NoRecipients)
+                if reported_nothing_for != Some(due) =>
+            {
                 reported_nothing_for = Some(due);
                 tracing::info!(month = %due, "no report mailed: no recipients or nothing recorded for the month");
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(month = %due, error = %e, "report check failed (Redis); next check retries"),
+            Err(e) => {
+                tracing::warn!(month = %due, error = %e, "report check failed (Redis); next check retries")
+            }
         }
         if let Ok(Some(t)) = reporter.last_sent(&mut conn).await {
             metrics::gauge!("okta_adapter_report_last_sent_timestamp_seconds").set(t as f64);

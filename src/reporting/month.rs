@@ -130,8 +130,20 @@ mod tests {
 
     #[test]
     fn months_parse_only_in_the_one_format() {
-        assert_eq!(ReportMonth::parse("2026-10").unwrap().to_string(), "2026-10");
-        for bad in ["2026-13", "2026-00", "2026-1", "26-10", "2026/10", "", "abcd-ef", "2026-10-01"] {
+        assert_eq!(
+            ReportMonth::parse("2026-10").unwrap().to_string(),
+            "2026-10"
+        );
+        for bad in [
+            "2026-13",
+            "2026-00",
+            "2026-1",
+            "26-10",
+            "2026/10",
+            "",
+            "abcd-ef",
+            "2026-10-01",
+        ] {
             assert!(ReportMonth::parse(bad).is_err(), "{bad}");
         }
         assert!(ReportMonth::parse("2026-13")
@@ -160,7 +172,9 @@ mod tests {
         assert_eq!(jan.previous().to_string(), "2026-12");
         assert_eq!(jan.previous().next(), jan);
         assert_eq!(ReportMonth::parse("2028-02").unwrap().days(), 29);
-        let start = ReportMonth::parse("2026-11").unwrap().start(chrono_tz::Europe::Berlin);
+        let start = ReportMonth::parse("2026-11")
+            .unwrap()
+            .start(chrono_tz::Europe::Berlin);
         assert_eq!(start.to_rfc3339(), "2026-10-31T23:00:00+00:00");
     }
 }

@@ -75,10 +75,7 @@ pub fn change(cur: u64, prev: u64) -> (String, &'static str) {
         _ if cur == prev => ("0%".into(), "flat"),
         _ => {
             let pct = (cur as f64 - prev as f64) * 100.0 / prev as f64;
-            (
-                format!("{pct:+.1}%"),
-                if pct > 0.0 { "up" } else { "down" },
-            )
+            (format!("{pct:+.1}%"), if pct > 0.0 { "up" } else { "down" })
         }
     }
 }
@@ -120,7 +117,11 @@ fn mfa_text(m: &MfaShare) -> String {
 fn mfa_detail(m: &MfaShare) -> String {
     match m.share {
         None => "no active users".into(),
-        Some(_) => format!("{} of {} active users checked", thousands(m.with_factor), thousands(m.checked)),
+        Some(_) => format!(
+            "{} of {} active users checked",
+            thousands(m.with_factor),
+            thousands(m.checked)
+        ),
     }
 }
 
@@ -142,8 +143,16 @@ fn hook_rows(h: &HookHealth, p: &HookHealth) -> Vec<Row> {
     };
     vec![
         n("Events received", h.events_received, p.events_received),
-        n("Duplicates dropped", h.duplicates_dropped, p.duplicates_dropped),
-        n("Deliveries answered 503", h.unavailable_503, p.unavailable_503),
+        n(
+            "Duplicates dropped",
+            h.duplicates_dropped,
+            p.duplicates_dropped,
+        ),
+        n(
+            "Deliveries answered 503",
+            h.unavailable_503,
+            p.unavailable_503,
+        ),
         Row {
             label: "Ingest p99 latency".into(),
             value: ms(&h.ingest_p99_ms),
@@ -237,7 +246,11 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
         "IAM report {}: {} active users{}",
         report.month_name,
         thousands(o.active_users),
-        if report.complete { "" } else { " (month in progress)" }
+        if report.complete {
+            ""
+        } else {
+            " (month in progress)"
+        }
     );
     let ctx = context! {
         subject => &subject,
@@ -247,7 +260,9 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
         timezone => &report.timezone,
         generated_at => &report.generated_at,
         complete => report.complete,
-        chart_src => chart_src,
+        // Built here from base64 or a fixed Content-ID, never from input: safe to emit as is
+        // (auto-escaping would turn the `/` of a data URI into an entity).
+        chart_src => Value::from_safe_string(chart_src),
         has_chart => !chart_png.is_empty(),
         active => thousands(o.active_users),
         active_change => change(o.active_users, report.overview_previous.active_users).0,

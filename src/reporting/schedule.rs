@@ -89,9 +89,15 @@ mod tests {
             due_month(&cron, chrono_tz::Europe::Berlin, at("2026-11-01T06:00:01Z")).to_string(),
             "2026-10"
         );
-        assert_eq!(due_month(&cron, ny, at("2026-11-01T06:00:01Z")).to_string(), "2026-10");
+        assert_eq!(
+            due_month(&cron, ny, at("2026-11-01T06:00:01Z")).to_string(),
+            "2026-10"
+        );
         // At 03:00 UTC it is still 31 Oct in New York: October's own run has passed, so the
         // month due is September.
-        assert_eq!(due_month(&cron, ny, at("2026-11-01T03:00:00Z")).to_string(), "2026-09");
+        assert_eq!(
+            due_month(&cron, ny, at("2026-11-01T03:00:00Z")).to_string(),
+            "2026-09"
+        );
     }
 }

@@ -6,4 +6,5 @@ mod event_hook;
 mod helpers;
 mod ops;
 mod projection;
+mod reports;
 mod users;
