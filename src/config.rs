@@ -525,6 +525,30 @@ mod tests {
     }
 
     #[test]
+    fn report_settings_are_checked_and_the_smtp_password_never_shows() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[report]\nschedule = \"0 6 1 * *\"\ntimezone = \"Mars/Olympus\"\nrecipients = [\"not-an-address\"]\n[smtp]\nurl = \"ftp://u:smtp-pw-123@host\"\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        for key in [
+            "report.schedule",
+            "report.timezone",
+            "report.recipients[0]",
+            "smtp.url",
+        ] {
+            assert!(msg.contains(key), "{key} in {msg}");
+        }
+        assert!(!msg.contains("smtp-pw-123"), "{msg}");
+        let s = Settings::from_toml_overrides(&with_secret(
+            "[smtp]\nurl = \"smtp://u:smtp-pw-123@mail.example.com:587?tls=required\"\n",
+        ))
+        .unwrap();
+        assert!(!format!("{s:?}").contains("smtp-pw-123"));
+        assert_eq!(s.report.schedule, "0 0 6 1 * *");
+    }
+
+    #[test]
     fn duplicate_route_names_and_bad_group_regex_are_refused() {
         let err = Settings::from_toml_overrides(&with_secret(
             "[[routes]]\nname = \"a\"\nevent_types = [\"x\"]\n[[routes]]\nname = \"a\"\nevent_types = [\"y\"]\n[tenants]\nrules = [{ kind = \"group\", pattern = \"(\" }]\n",

@@ -28,16 +28,16 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
     .clone()
 }
 
-/// A "nice" axis maximum (1, 2, 2.5 or 5 × 10^n) at or above `max`.
+/// A "nice" axis maximum at or above `max` whose quarters are round: 4, 8, 10 or 20 × 10^n.
 fn nice_max(max: u64) -> u64 {
     if max == 0 {
         return 4;
     }
     let mut step = 1u64;
     loop {
-        for m in [1, 2, 5] {
-            if step * m * 4 >= max {
-                return step * m * 4;
+        for top in [4, 8, 10, 20] {
+            if step * top >= max {
+                return step * top;
             }
         }
         step *= 10;
@@ -47,7 +47,7 @@ fn nice_max(max: u64) -> u64 {
 fn short(n: u64) -> String {
     match n {
         n if n >= 1_000_000 => format!("{}M", trim(n as f64 / 1e6)),
-        n if n >= 10_000 => format!("{}k", trim(n as f64 / 1e3)),
+        n if n >= 1_000 => format!("{}k", trim(n as f64 / 1e3)),
         n => n.to_string(),
     }
 }
@@ -177,6 +177,8 @@ mod tests {
         assert_eq!(nice_max(0), 4);
         assert_eq!(nice_max(3), 4);
         assert_eq!(nice_max(303), 400);
+        assert_eq!(nice_max(8_100), 10_000);
         assert_eq!(nice_max(1_234_567), 2_000_000);
+        assert_eq!(short(2_500), "2.5k");
     }
 }

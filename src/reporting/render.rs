@@ -51,6 +51,8 @@ struct TenantView {
     new_users: String,
     deactivations: String,
     mfa: String,
+    /// The share with how many users it was measured on.
+    mfa_detail: String,
     rows: Vec<Row>,
 }
 
@@ -104,24 +106,34 @@ fn rows(cur: &Counts, prev: &Counts, keep_zero: bool) -> Vec<Row> {
         .collect()
 }
 
-fn mfa_text(m: &MfaShare) -> String {
+fn mfa_text(m: &MfaShare, overall: bool) -> String {
     match m.share {
         None => "–".into(),
-        Some(s) if m.checked >= super::aggregate::MFA_SAMPLE as u64 => {
-            format!("{:.1}% (sample of {})", s * 100.0, m.checked)
-        }
-        Some(s) => format!("{:.1}% ({} of {})", s * 100.0, m.with_factor, m.checked),
+        // Across tenants the share is weighted by each tenant's active users.
+        Some(s) if overall => format!(
+            "{:.1}% (weighted by tenant; {} active users checked)",
+            s * 100.0,
+            thousands(m.checked)
+        ),
+        Some(s) if m.checked >= super::aggregate::MFA_SAMPLE as u64 => format!(
+            "{:.1}% ({} of a sample of {})",
+            s * 100.0,
+            thousands(m.with_factor),
+            thousands(m.checked)
+        ),
+        Some(s) => format!(
+            "{:.1}% ({} of {})",
+            s * 100.0,
+            thousands(m.with_factor),
+            thousands(m.checked)
+        ),
     }
 }
 
 fn mfa_detail(m: &MfaShare) -> String {
     match m.share {
         None => "no active users".into(),
-        Some(_) => format!(
-            "{} of {} active users checked",
-            thousands(m.with_factor),
-            thousands(m.checked)
-        ),
+        Some(_) => format!("of {} active users checked", thousands(m.checked)),
     }
 }
 
@@ -230,6 +242,7 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
             new_users: thousands(t.counts.new_users),
             deactivations: thousands(t.counts.deactivations),
             mfa: pct(t.mfa.share),
+            mfa_detail: mfa_text(&t.mfa, false),
             rows: rows(&t.counts, &t.previous, false),
         })
         .collect();
@@ -268,7 +281,7 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
         active_change => change(o.active_users, report.overview_previous.active_users).0,
         sign_ins => thousands(o.sign_ins_ok),
         failed_share => failed_share,
-        mfa => mfa_text(&report.overview_mfa),
+        mfa => mfa_text(&report.overview_mfa, true),
         mfa_value => pct(report.overview_mfa.share),
         mfa_detail => mfa_detail(&report.overview_mfa),
         tenant_count => report.tenants.len(),
