@@ -555,3 +555,74 @@ async fn the_html_preview_is_served_for_browsers() {
     );
     assert!(html.contains(&m.long_name()));
 }
+
+fn adapter() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OKTA_ADAPTER") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[tokio::test]
+async fn the_report_command_writes_a_preview_and_sends_through_the_file_transport_once() {
+    let redis = TestRedis::start();
+    let out = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_with(&redis, &report_settings("", FAR_AWAY, out.path())).await;
+    let key = api_key(&app, Role::Operator, None).await;
+    let m = due_month();
+    assert_eq!(
+        app.post_events(&delivery(known_events(m))).await.status(),
+        204
+    );
+    wait_counted(&app, &key, m, |r| r["overview"]["sign_ins_ok"] == 6).await;
+    app.stop().await;
+    let run = |month: &str, send: bool| {
+        let mut cmd = adapter();
+        cmd.arg("report").arg("--month").arg(month);
+        if send {
+            cmd.arg("--send");
+        }
+        cmd.env("OKTA_ADAPTER__REDIS__URL", &app.redis_url)
+            .env("OKTA_ADAPTER__REDIS__PREFIX", &app.prefix)
+            .env("OKTA_ADAPTER__REPORT__OUTPUT_DIR", out.path())
+            .env(
+                "OKTA_ADAPTER__REPORT__RECIPIENTS",
+                r#"["owner@example.com"]"#,
+            )
+            .env("OKTA_ADAPTER__LOG__LEVEL", "warn")
+            .output()
+            .unwrap()
+    };
+    let bad = run("2026-13", false);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use YYYY-MM"));
+
+    let first = run(&m.to_string(), true);
+    let err = String::from_utf8_lossy(&first.stderr).to_string();
+    assert!(first.status.success(), "{err}");
+    for suffix in [".html", ".txt", "-chart.png", ".eml"] {
+        let path = out.path().join(format!("{m}{suffix}"));
+        assert!(
+            path.metadata().is_ok_and(|p| p.len() > 100),
+            "{path:?}: {err}"
+        );
+    }
+    let outbox: Vec<_> = std::fs::read_dir(out.path().join("outbox"))
+        .unwrap()
+        .collect();
+    assert_eq!(outbox.len(), 1, "one mail in the file transport's outbox");
+    let eml = std::fs::read(outbox[0].as_ref().unwrap().path()).unwrap();
+    let mail = MessageParser::default().parse(&eml).unwrap();
+    assert!(mail.body_text(0).unwrap().contains("Successful sign-ins"));
+
+    let second = run(&m.to_string(), true);
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already sent"));
+    let outbox = std::fs::read_dir(out.path().join("outbox"))
+        .unwrap()
+        .count();
+    assert_eq!(outbox, 1, "not sent again");
+}
