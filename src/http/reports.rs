@@ -6,7 +6,7 @@ use chrono::Utc;
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::{Html, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
 use tokio_util::sync::CancellationToken;
 
 use super::error::HttpError;
@@ -22,14 +22,20 @@ pub struct ReportsApi {
     pub state: Arc<AppState>,
 }
 
+/// The report in the representation the client asked for.
+#[derive(Debug, ResponseContent)]
+pub enum ReportBody {
+    /// The report's numbers.
+    Json(Json<Box<MonthlyReport>>),
+    /// The email's HTML, chart inline (for a browser).
+    Html(Html<String>),
+}
+
 #[derive(Debug, ApiResponse)]
 pub enum ReportResponse {
-    /// The report (JSON, or HTML when the request prefers `text/html`).
+    /// The report: JSON, or HTML when the request's `Accept` prefers `text/html`.
     #[oai(status = 200)]
-    Json(Json<Box<MonthlyReport>>),
-    /// The report as the email's HTML, with the chart inline.
-    #[oai(status = 200)]
-    Html(Html<String>),
+    Ok(ReportBody),
 }
 
 #[derive(Debug, Object)]
@@ -102,9 +108,9 @@ impl ReportsApi {
                         tracing::error!(error = %e, "report rendering failed");
                         HttpError::unavailable("the report could not be rendered")
                     })?;
-            return Ok(ReportResponse::Html(Html(rendered)));
+            return Ok(ReportResponse::Ok(ReportBody::Html(Html(rendered))));
         }
-        Ok(ReportResponse::Json(Json(Box::new(report))))
+        Ok(ReportResponse::Ok(ReportBody::Json(Json(Box::new(report)))))
     }
 
     /// Send the report of a month now, unless it was already sent.
