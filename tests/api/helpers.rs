@@ -400,6 +400,15 @@ impl TestSmtp {
 
     /// On a given port (0 = any), e.g. one a test configured while no server was listening.
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, std::time::Duration::ZERO).await
+    }
+
+    /// A server that takes `delay` to accept each message (so two senders would overlap).
+    pub async fn start_slow(delay: std::time::Duration) -> Self {
+        Self::start_with(0, delay).await
+    }
+
+    async fn start_with(port: u16, delay: std::time::Duration) -> Self {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();
@@ -408,7 +417,7 @@ impl TestSmtp {
         let store = messages.clone();
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(smtp_session(sock, store.clone()));
+                tokio::spawn(smtp_session(sock, store.clone(), delay));
             }
         });
         Self {
@@ -442,7 +451,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-async fn smtp_session(sock: tokio::net::TcpStream, store: Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+async fn smtp_session(
+    sock: tokio::net::TcpStream,
+    store: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    delay: std::time::Duration,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let (r, mut w) = sock.into_split();
     let mut r = BufReader::new(r);
@@ -482,6 +495,7 @@ async fn smtp_session(sock: tokio::net::TcpStream, store: Arc<std::sync::Mutex<V
                 };
                 data.extend_from_slice(l);
             }
+            tokio::time::sleep(delay).await;
             store.lock().unwrap().push(data);
             b"250 OK queued\r\n"
         } else if cmd.starts_with("QUIT") {

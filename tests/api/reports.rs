@@ -369,7 +369,8 @@ async fn an_entry_counted_once_is_not_counted_again_when_redelivered() {
 #[tokio::test]
 async fn two_instances_scheduled_at_the_same_moment_send_one_email() {
     let redis = TestRedis::start();
-    let smtp = TestSmtp::start().await;
+    // A slow server: a second sender would start while the first is still sending.
+    let smtp = TestSmtp::start_slow(Duration::from_millis(1500)).await;
     let out = tempfile::tempdir().unwrap();
     let prefix = random_prefix();
     // Every second: both replicas fire together, again and again.
@@ -382,10 +383,10 @@ async fn two_instances_scheduled_at_the_same_moment_send_one_email() {
         204
     );
     assert!(
-        eventually(10, || async { !smtp.received().is_empty() }).await,
+        eventually(15, || async { !smtp.received().is_empty() }).await,
         "one replica sent it"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         smtp.received().len(),
         1,
