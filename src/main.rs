@@ -39,7 +39,7 @@ enum Command {
         command: KeysCommand,
     },
     /// Compile a month's IAM report and write a preview (HTML, text, chart, .eml) under
-    /// `report.output_dir`; with --send, also mail it (once: a month already sent is not re-sent).
+    /// `<report.output_dir>/preview/`; with --send, also mail it (once: a month already sent is not re-sent).
     Report {
         /// The month, YYYY-MM, in the business time zone (`report.timezone`).
         #[arg(long)]
@@ -277,7 +277,8 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
         anyhow::bail!("nothing was recorded for {month}: no events, job rows or hook deliveries");
     };
     let compiled = started.elapsed();
-    let dir = PathBuf::from(&settings.report.output_dir);
+    // `preview/` is git-ignored, so previews never end up next to the templates in a commit.
+    let dir = PathBuf::from(&settings.report.output_dir).join("preview");
     let paths = write_preview(&dir, &report, &reporter.from, &reporter.to)?;
     eprintln!(
         "compiled {month} in {} ms: {} tenants, {} active users{}",

@@ -390,6 +390,8 @@ pub fn event_at(
 pub struct TestSmtp {
     pub port: u16,
     pub messages: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// Decoded `AUTH PLAIN` credentials, `user:password`, one per login.
+    pub logins: Arc<std::sync::Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
@@ -414,15 +416,17 @@ impl TestSmtp {
             .unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let store = messages.clone();
+        let logins = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (store, seen) = (messages.clone(), logins.clone());
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(smtp_session(sock, store.clone(), delay));
+                tokio::spawn(smtp_session(sock, store.clone(), seen.clone(), delay));
             }
         });
         Self {
             port,
             messages,
+            logins,
             task,
         }
     }
@@ -454,6 +458,7 @@ pub fn free_port() -> u16 {
 async fn smtp_session(
     sock: tokio::net::TcpStream,
     store: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    logins: Arc<std::sync::Mutex<Vec<String>>>,
     delay: std::time::Duration,
 ) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -468,7 +473,19 @@ async fn smtp_session(
         }
         let cmd = line.trim_end().to_ascii_uppercase();
         let reply: &[u8] = if cmd.starts_with("EHLO") {
-            b"250-test-smtp\r\n250 8BITMIME\r\n"
+            b"250-test-smtp\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+        } else if cmd.starts_with("AUTH PLAIN ") {
+            use base64::Engine;
+            let raw = line.trim_end()["AUTH PLAIN ".len()..].to_string();
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .unwrap_or_default();
+            let parts: Vec<String> = decoded
+                .split(|b| *b == 0)
+                .map(|p| String::from_utf8_lossy(p).to_string())
+                .collect();
+            logins.lock().unwrap().push(parts[1..].join(":"));
+            b"235 authenticated\r\n"
         } else if cmd.starts_with("HELO")
             || cmd.starts_with("MAIL")
             || cmd.starts_with("RCPT")

@@ -605,7 +605,7 @@ async fn the_report_command_writes_a_preview_and_sends_through_the_file_transpor
     let err = String::from_utf8_lossy(&first.stderr).to_string();
     assert!(first.status.success(), "{err}");
     for suffix in [".html", ".txt", "-chart.png", ".eml"] {
-        let path = out.path().join(format!("{m}{suffix}"));
+        let path = out.path().join("preview").join(format!("{m}{suffix}"));
         assert!(
             path.metadata().is_ok_and(|p| p.len() > 100),
             "{path:?}: {err}"
@@ -626,4 +626,71 @@ async fn the_report_command_writes_a_preview_and_sends_through_the_file_transpor
         .unwrap()
         .count();
     assert_eq!(outbox, 1, "not sent again");
+}
+
+#[tokio::test]
+async fn smtp_credentials_from_the_url_are_used_and_never_shown() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("smtp://reporter:smtp-pw-s3cret@127.0.0.1:{}", smtp.port);
+    let app = spawn_app_with(&redis, &report_settings(&url, FAR_AWAY, out.path())).await;
+    let key = api_key(&app, Role::Operator, None).await;
+    let m = due_month();
+    assert_eq!(
+        app.post_events(&delivery(known_events(m))).await.status(),
+        204
+    );
+    wait_counted(&app, &key, m, |r| r["overview"]["sign_ins_ok"] == 6).await;
+
+    // Operators' tools never print it, not even when the server is unreachable (the CLI's send
+    // fails here, after its attempts, and releases the month).
+    let unreachable = format!("smtp://reporter:smtp-pw-s3cret@127.0.0.1:{}", free_port());
+    let month = m.to_string();
+    for args in [
+        vec!["check-config"],
+        vec!["report", "--month", month.as_str(), "--send"],
+    ] {
+        let run = adapter()
+            .args(&args)
+            .env("OKTA_ADAPTER__HOOKS__SECRETS", r#"["x"]"#)
+            .env("OKTA_ADAPTER__REDIS__URL", &app.redis_url)
+            .env("OKTA_ADAPTER__REDIS__PREFIX", &app.prefix)
+            .env("OKTA_ADAPTER__REPORT__OUTPUT_DIR", out.path())
+            .env(
+                "OKTA_ADAPTER__REPORT__RECIPIENTS",
+                r#"["owner@example.com"]"#,
+            )
+            .env("OKTA_ADAPTER__REPORT__RETRY_INITIAL_MS", "10")
+            .env("OKTA_ADAPTER__REPORT__RETRY_MAX_MS", "20")
+            .env("OKTA_ADAPTER__SMTP__URL", &unreachable)
+            .env("OKTA_ADAPTER__LOG__LEVEL", "debug")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            !all.contains("smtp-pw-s3cret"),
+            "{args:?} leaked the password: {all}"
+        );
+        if args[0] == "report" {
+            assert!(!run.status.success() && all.contains("not sent"), "{all}");
+        }
+    }
+    assert!(smtp.received().is_empty());
+
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/reports/{m}/send")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("\"sent\""), "{body}");
+    assert_eq!(*smtp.logins.lock().unwrap(), ["reporter:smtp-pw-s3cret"]);
+    assert!(!body.contains("smtp-pw-s3cret"));
 }
