@@ -23,9 +23,15 @@ pub struct RenderedReport {
     pub chart_png: Vec<u8>,
 }
 
+/// Tenants with a detail table in the email (largest first). Gmail clips messages above
+/// ~100 KB and nobody reads 200 tables in a mail; every tenant still has its row in the tenant
+/// table, and the JSON report and previews have every detail table.
+pub const EMAIL_DETAIL_TENANTS: usize = 25;
+
 /// Where the HTML finds the chart: `cid:` in email, a file next to a preview, or inline data.
 #[derive(Debug, Clone, Copy)]
 pub enum ChartRef<'a> {
+    /// As mailed: the chart by Content-ID, detail tables for `EMAIL_DETAIL_TENANTS` tenants.
     ContentId,
     File(&'a str),
     DataUri,
@@ -246,6 +252,10 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
             rows: rows(&t.counts, &t.previous, false),
         })
         .collect();
+    let detail_count = match chart_ref {
+        ChartRef::ContentId => tenants.len().min(EMAIL_DETAIL_TENANTS),
+        _ => tenants.len(),
+    };
     let o = &report.overview;
     let failed_share = if o.sign_ins_ok + o.sign_ins_failed > 0 {
         format!(
@@ -286,6 +296,8 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
         mfa_detail => mfa_detail(&report.overview_mfa),
         tenant_count => report.tenants.len(),
         overview => Value::from(Serde(rows(o, &report.overview_previous, true))),
+        details => Value::from(Serde(&tenants[..detail_count])),
+        details_omitted => tenants.len() - detail_count,
         tenants => Value::from(Serde(&tenants)),
         hooks => Value::from(Serde(hook_rows(&report.hooks, &report.hooks_previous))),
         inline => Value::from(Serde(&report.hooks.inline_decisions)),
@@ -318,5 +330,55 @@ mod tests {
         assert_eq!(change(90, 100), ("-10.0%".to_string(), "down"));
         assert_eq!(change(5, 0).0, "new");
         assert_eq!(change(0, 0).0, "–");
+    }
+
+    #[test]
+    fn the_email_details_the_largest_tenants_and_previews_detail_all() {
+        use super::super::compile::{DailySignIns, TenantReport};
+        let tenant = |i: u64| TenantReport {
+            tenant: format!("tenant-{i:03}"),
+            counts: Counts {
+                active_users: 1000 - i,
+                sign_ins_ok: 5000 - i,
+                ..Counts::default()
+            },
+            previous: Counts::default(),
+            mfa: MfaShare::default(),
+        };
+        let report = MonthlyReport {
+            month: "2026-10".into(),
+            month_name: "October 2026".into(),
+            previous_month: "2026-09".into(),
+            timezone: "UTC".into(),
+            generated_at: "2026-11-01T06:00:00Z".into(),
+            complete: true,
+            overview: Counts::default(),
+            overview_previous: Counts::default(),
+            overview_mfa: MfaShare::default(),
+            tenants: (0..40).map(tenant).collect(),
+            hooks: HookHealth::default(),
+            hooks_previous: HookHealth::default(),
+            daily_sign_ins: vec![DailySignIns {
+                day: 1,
+                ok: 1,
+                failed: 0,
+            }],
+        };
+        let email = render_report(&report, ChartRef::ContentId);
+        let details = |s: &str| s.matches("id=\"tenant-").count();
+        assert_eq!(details(&email.html), EMAIL_DETAIL_TENANTS);
+        assert!(email
+            .html
+            .contains("The 15 smaller tenants are in the tenant table"));
+        assert!(email
+            .text
+            .contains("The 15 smaller tenants are in the tenant table"));
+        assert!(
+            email.text.contains("tenant-039"),
+            "every tenant has its row"
+        );
+        assert!(email.html.len() < 100_000, "{} bytes", email.html.len());
+        let preview = render_report(&report, ChartRef::DataUri);
+        assert_eq!(details(&preview.html), 40);
     }
 }

@@ -291,8 +291,9 @@ async fn a_known_set_of_events_gives_exactly_the_expected_numbers_in_json_and_em
             .unwrap_or_else(|| panic!("{label} row in the text part:\n{text}"));
         assert_eq!(line[32..].split_whitespace().next(), Some(value), "{line}");
         assert!(
-            html.contains(&format!(">{label}</td><td style="))
-                && html.contains(&format!("font-weight:600;\">{value}</td>")),
+            html.contains(&format!(
+                "<td class=\"l\">{label}</td><td class=\"b\">{value}</td>"
+            )),
             "{label} = {value} in the HTML"
         );
     }
