@@ -200,11 +200,15 @@ pub struct InlineDecision {
 }
 
 /// Reads a decision-stream entry. THE one place that knows that stream's field names: the
-/// inline-hook code owns the format, so adapt only this when it changes. `id_ms` is the stream
-/// entry id's time, used when the entry carries no `at`.
+/// inline-hook code owns the format, so adapt only this when it changes. The inline-hooks branch
+/// writes `v, type (the hook's name), user, outcome, latency_ms, deadline_hit, event_id, at`;
+/// `hook` is accepted as well. `id_ms` is the stream entry id's time, used when there is no `at`.
 pub fn parse_decision(fields: &HashMap<String, String>, id_ms: i64) -> Option<InlineDecision> {
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-    let hook = get("hook");
+    let hook = match get("hook") {
+        "" => get("type"),
+        h => h,
+    };
     if hook.is_empty() {
         return None;
     }
@@ -481,6 +485,27 @@ mod tests {
             ["inline:password-import:verified", "lat:inline:5"]
         );
         assert!(parse_decision(&HashMap::new(), 0).is_none());
+        // The inline-hooks writer's own format: the hook's name in `type`, an explicit `at`.
+        let written: HashMap<String, String> = [
+            ("v", "1"),
+            ("type", "password-import"),
+            ("user", "00u1"),
+            ("outcome", "unverified"),
+            ("latency_ms", "12.250"),
+            ("deadline_hit", "0"),
+            ("event_id", "evt1"),
+            ("at", "2026-10-31T23:59:59.000Z"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+        let d = parse_decision(&written, 0).unwrap();
+        assert_eq!(
+            (d.hook.as_str(), d.outcome.as_str()),
+            ("password-import", "unverified")
+        );
+        assert_eq!(latency_bucket(d.latency_ms), "25");
+        assert_eq!(ReportMonth::of(d.at, chrono_tz::UTC).to_string(), "2026-10");
     }
 
     #[test]
