@@ -37,6 +37,8 @@ pub struct Settings {
     pub projection: ProjectionSettings,
     pub okta: OktaSettings,
     pub jobs: JobSettings,
+    pub report: ReportSettings,
+    pub smtp: SmtpSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +208,51 @@ pub struct JobSettings {
     /// Profile attribute set to the tenant on users a client admin creates; empty = client
     /// admins may not run create jobs (the tenant could not be enforced).
     pub tenant_profile_attribute: String,
+}
+
+/// The monthly report: aggregation consumer, schedule and delivery (see `docs/reports.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Run the aggregation consumer and the scheduled sender in this process.
+    pub enabled: bool,
+    /// 6-field cron (seconds first), evaluated in UTC: when the previous month is sent.
+    pub schedule: String,
+    /// IANA zone whose calendar months the report counts (e.g. `Europe/Berlin`).
+    pub timezone: String,
+    /// Who gets the email; empty = the report is compiled but not sent.
+    pub recipients: Vec<String>,
+    /// The `From:` mailbox.
+    pub from: String,
+    /// Where previews, charts and the file-transport outbox are written.
+    pub output_dir: String,
+    /// Consumer group on the firehose, the inline decision stream and the job-rows stream.
+    pub group: String,
+    /// Consumer name; empty = host name and process id.
+    pub consumer: String,
+    /// Entries read (and counted in one script call) per round.
+    pub batch: usize,
+    /// How long one blocking read waits for new entries.
+    pub block_ms: u64,
+    /// Entries pending longer than this (their consumer died) are taken over.
+    pub claim_idle_ms: u64,
+    /// How often a replica checks for a due but unsent month (catch-up and SMTP retries).
+    pub check_interval_secs: u64,
+    /// First retry delay after an SMTP failure; doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// How long one replica may hold the right to send a month before another may take over.
+    pub lease_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://…`, or empty for the file transport.
+    /// A secret because it carries the SMTP password.
+    pub url: SecretString,
+    /// Timeout for one SMTP conversation.
+    pub timeout_secs: u64,
 }
 
 /// One tenant rule as written in config; `domain::tenant` compiles it.
@@ -676,11 +723,67 @@ impl Settings {
         if self.jobs.concurrency == 0 || self.jobs.export_page == 0 {
             problems.push("jobs.concurrency and jobs.export_page: must be > 0".into());
         }
+        self.validate_report(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError { problems })
         }
+    }
+
+    fn validate_report(&self, problems: &mut Vec<String>) {
+        let r = &self.report;
+        if let Err(e) = crate::reporting::schedule::parse_cron(&r.schedule) {
+            problems.push(format!("report.schedule: {e}"));
+        }
+        if r.timezone.parse::<chrono_tz::Tz>().is_err() {
+            problems.push(format!(
+                "report.timezone: `{}` is not an IANA time zone like Europe/Berlin or UTC",
+                r.timezone
+            ));
+        }
+        for (i, to) in r.recipients.iter().enumerate() {
+            if to.parse::<lettre::message::Mailbox>().is_err() {
+                problems.push(format!(
+                    "report.recipients[{i}]: `{to}` is not an email address"
+                ));
+            }
+        }
+        if r.from.parse::<lettre::message::Mailbox>().is_err() {
+            problems.push(format!(
+                "report.from: `{}` is not a mailbox like \"IAM reports <iam@example.com>\"",
+                r.from
+            ));
+        }
+        if r.group.is_empty() || r.batch == 0 || r.block_ms == 0 {
+            problems.push("report: group must be set and batch, block_ms > 0".into());
+        }
+        if r.check_interval_secs == 0 || r.lease_secs == 0 || r.retry_initial_ms == 0 {
+            problems.push(
+                "report.check_interval_secs / lease_secs / retry_initial_ms: must be > 0".into(),
+            );
+        }
+        if r.retry_max_ms < r.retry_initial_ms {
+            problems.push("report.retry_max_ms: must be >= report.retry_initial_ms".into());
+        }
+        let url = self.smtp.url.expose_secret();
+        if !url.is_empty() {
+            if let Err(e) = crate::reporting::deliver::check_smtp_url(url) {
+                // The message never contains the URL: it may hold the password.
+                problems.push(format!("smtp.url: {e}"));
+            }
+        }
+        if self.smtp.timeout_secs == 0 {
+            problems.push("smtp.timeout_secs: must be > 0".into());
+        }
+    }
+
+    /// The business time zone (checked by `validate`).
+    pub fn report_timezone(&self) -> chrono_tz::Tz {
+        self.report
+            .timezone
+            .parse()
+            .expect("report.timezone is checked by validate()")
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -830,6 +933,30 @@ mod tests {
             err.to_string().contains("also belongs to tenant `a`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn report_settings_are_checked_and_the_smtp_password_never_shows() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[report]\nschedule = \"0 6 1 * *\"\ntimezone = \"Mars/Olympus\"\nrecipients = [\"not-an-address\"]\n[smtp]\nurl = \"ftp://u:smtp-pw-123@host\"\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        for key in [
+            "report.schedule",
+            "report.timezone",
+            "report.recipients[0]",
+            "smtp.url",
+        ] {
+            assert!(msg.contains(key), "{key} in {msg}");
+        }
+        assert!(!msg.contains("smtp-pw-123"), "{msg}");
+        let s = Settings::from_toml_overrides(&with_secret(
+            "[smtp]\nurl = \"smtp://u:smtp-pw-123@mail.example.com:587?tls=required\"\n",
+        ))
+        .unwrap();
+        assert!(!format!("{s:?}").contains("smtp-pw-123"));
+        assert_eq!(s.report.schedule, "0 0 6 1 * *");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   last-writer-wins registers, so order and duplicates do not matter; indexes and reads.
 //! - [`jobs`] — bulk jobs: streamed uploads into a shared queue, workers under the rate
 //!   scheduler, exactly-once row results, crash-safe.
+//! - [`reporting`] — monthly IAM metrics: a consumer group counts events into per-tenant, per-month
+//!   aggregates (HyperLogLog + counters, idempotent per entry); the report is compiled from them,
+//!   rendered (HTML, text, PNG chart) and mailed exactly once per month by a cron job.
 //! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
 //! - [`inline`] — inline hook decisions (password import, registration, user import, token,
 //!   SAML, telephony) under a hard deadline with per-type safe answers; the legacy credential
@@ -34,6 +37,7 @@ pub mod jobs;
 pub mod okta;
 pub mod oktasim;
 pub mod projection;
+pub mod reporting;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

@@ -43,6 +43,16 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Compile a month's IAM report and write a preview (HTML, text, chart, .eml) under
+    /// `<report.output_dir>/preview/`; with --send, also mail it (once: a month already sent is not re-sent).
+    Report {
+        /// The month, YYYY-MM, in the business time zone (`report.timezone`).
+        #[arg(long)]
+        month: String,
+        /// Send it to `report.recipients` (SMTP, or the file transport when smtp.url is empty).
+        #[arg(long)]
+        send: bool,
+    },
     /// User projections.
     Projections {
         #[command(subcommand)]
@@ -168,6 +178,7 @@ async fn main() -> ExitCode {
             };
             okta_sim(listen, config).await
         }
+        Command::Report { month, send } => report(cli.config, &month, send).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -493,6 +504,71 @@ async fn import(
         for r in page.iter().filter(|r| r.outcome != "done").take(20 - shown) {
             eprintln!("  line {}: {}", r.line, r.error.as_deref().unwrap_or(""));
             shown += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Result<()> {
+    use okta_adapter::reporting::deliver::{write_preview, Transport};
+    use okta_adapter::reporting::{ReportMonth, Reporter, SendOutcome};
+    let month = ReportMonth::parse(month).map_err(|e| anyhow::anyhow!("--month: {e}"))?;
+    let settings = load_for_tool(config)?;
+    telemetry::init_logs(&settings.log);
+    let mut conn = tool_connection(&settings).await?;
+    let transport = Transport::from_settings(&settings).map_err(|e| anyhow::anyhow!(e))?;
+    let reporter = Reporter::new(&settings, transport);
+    let current = ReportMonth::of(chrono::Utc::now(), reporter.tz);
+    if month > current {
+        anyhow::bail!(
+            "{month} has not started yet (it is {current} in {})",
+            reporter.tz
+        );
+    }
+    let started = std::time::Instant::now();
+    let Some(report) = reporter.compile(&mut conn, month).await? else {
+        anyhow::bail!("nothing was recorded for {month}: no events, job rows or hook deliveries");
+    };
+    let compiled = started.elapsed();
+    // `preview/` is git-ignored, so previews never end up next to the templates in a commit.
+    let dir = PathBuf::from(&settings.report.output_dir).join("preview");
+    let paths = write_preview(&dir, &report, &reporter.from, &reporter.to)?;
+    eprintln!(
+        "compiled {month} in {} ms: {} tenants, {} active users{}",
+        compiled.as_millis(),
+        report.tenants.len(),
+        report.overview.active_users,
+        if report.complete {
+            ""
+        } else {
+            " (month in progress)"
+        }
+    );
+    for p in &paths {
+        eprintln!("  wrote {}", p.display());
+    }
+    if send {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        match reporter
+            .send_once(&mut conn, month, Some(5), &cancel)
+            .await?
+        {
+            SendOutcome::Sent(r) => eprintln!(
+                "sent {month} to {} via {} (Message-ID {})",
+                r.recipients.join(", "),
+                reporter.transport.describe(),
+                r.message_id
+            ),
+            SendOutcome::AlreadySent(r) => eprintln!(
+                "{month} was already sent at {} by {} (Message-ID {}); not sent again",
+                r.sent_at, r.instance, r.message_id
+            ),
+            SendOutcome::Busy => anyhow::bail!("another replica is sending {month} right now"),
+            SendOutcome::NoRecipients => {
+                anyhow::bail!("report.recipients is empty: nobody to send {month} to")
+            }
+            SendOutcome::NoData => anyhow::bail!("nothing was recorded for {month}"),
+            SendOutcome::Failed(e) => anyhow::bail!("the {month} report was not sent: {e}"),
         }
     }
     Ok(())

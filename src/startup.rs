@@ -27,6 +27,10 @@ use crate::inline::InlineState;
 use crate::jobs::worker::JobWorker;
 use crate::okta::client::OktaClient;
 use crate::projection::consumer::ProjectionConsumer;
+use crate::reporting::consumer::AggregationConsumer;
+use crate::reporting::deliver::Transport;
+use crate::reporting::hook_stats::HookStats;
+use crate::reporting::Reporter;
 use crate::store::{ensure_group, GroupStatus, Keys};
 use crate::{http, telemetry};
 
@@ -44,6 +48,10 @@ pub struct AppState {
     /// `None` when `okta.org_url` / `okta.api_token` are not set.
     pub okta: Option<OktaClient>,
     pub metrics: PrometheusHandle,
+    /// Hook health counted in-process by the event hook handler, flushed by the report task.
+    pub hook_stats: Arc<HookStats>,
+    /// Compiles and sends monthly reports (HTTP, scheduler).
+    pub reporter: Arc<Reporter>,
 }
 
 impl AppState {
@@ -66,6 +74,11 @@ impl AppState {
                 redis.clone(),
             ),
             metrics: telemetry::metrics_handle(),
+            hook_stats: Arc::new(HookStats::default()),
+            reporter: Arc::new(Reporter::new(
+                &settings,
+                Transport::from_settings(&settings).expect("smtp.url is checked by validate()"),
+            )),
             redis,
             settings,
         })
@@ -243,6 +256,7 @@ impl Application {
             );
             tokio::spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
         });
+        let reporting = self.spawn_reporting(&cancel);
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let result = Server::new_with_acceptor(self.acceptor)
@@ -255,8 +269,41 @@ impl Application {
         }
         let _ = cleanup.await;
         let _ = decisions.await;
+        for task in reporting {
+            let _ = task.await;
+        }
         tracing::info!("okta-adapter stopped");
         result
+    }
+}
+
+impl Application {
+    /// The report tasks: hook-health flushes always (the handler counts either way); the
+    /// aggregation consumer and the scheduled sender when `report.enabled`.
+    fn spawn_reporting(&self, cancel: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        let state = &self.state;
+        let keys = state.ingestor.keys().clone();
+        let tz = state.settings.report_timezone();
+        let mut tasks = vec![tokio::spawn(crate::reporting::run_hook_stats_flush(
+            state.hook_stats.clone(),
+            keys.clone(),
+            tz,
+            state.redis.clone(),
+            cancel.clone(),
+        ))];
+        if state.settings.report.enabled {
+            let consumer = AggregationConsumer::new(keys, state.settings.report.clone(), tz);
+            tasks.push(tokio::spawn(
+                consumer.run(state.settings.redis.clone(), cancel.clone()),
+            ));
+            tasks.push(tokio::spawn(crate::reporting::run_scheduler(
+                state.settings.clone(),
+                state.reporter.clone(),
+                state.redis.clone(),
+                cancel.clone(),
+            )));
+        }
+        tasks
     }
 }
 

@@ -126,11 +126,13 @@ impl EventHookApi {
             .write(&mut conn, &events, chrono::Utc::now())
             .await
             .map_err(|e| {
+                state.hook_stats.record_unavailable(events.len());
                 counter!("okta_adapter_redis_errors_total", "op" => "ingest").increment(1);
                 tracing::warn!(error = %e, events = events.len(), "event hook delivery not stored; answering 503");
                 HttpError::unavailable("events could not be stored; retry the delivery")
             })?;
-        histogram!("okta_adapter_ingest_write_seconds").record(started.elapsed().as_secs_f64());
+        let write_time = started.elapsed();
+        histogram!("okta_adapter_ingest_write_seconds").record(write_time.as_secs_f64());
         let mut duplicates = 0usize;
         for (e, outcome) in events.iter().zip(&outcomes) {
             let name = match outcome {
@@ -142,6 +144,13 @@ impl EventHookApi {
             };
             counter!(name, "type" => e.event_type.clone()).increment(1);
         }
+        // In-process atomics only: the monthly report's hook health costs no Redis round trip
+        // here (see reporting::hook_stats).
+        state.hook_stats.record_delivery(
+            events.len(),
+            duplicates,
+            write_time.as_secs_f64() * 1000.0,
+        );
         tracing::debug!(
             events = events.len(),
             duplicates,

@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod keys;
 pub mod ops;
 pub mod raw_json;
+pub mod reports;
 pub mod users;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub enum ApiTags {
     Jobs,
     /// API key management (operator keys).
     Keys,
+    /// Monthly IAM report: preview and send (operator keys).
+    Reports,
     /// Health, readiness and metrics.
     Operations,
 }
@@ -47,6 +50,7 @@ pub type Apis = (
     actions::ActionsApi,
     jobs::JobsApi,
     keys::KeysApi,
+    reports::ReportsApi,
     ops::OpsApi,
 );
 
@@ -70,6 +74,9 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             keys::KeysApi {
+                state: state.clone(),
+            },
+            reports::ReportsApi {
                 state: state.clone(),
             },
             ops::OpsApi { state },

@@ -111,6 +111,67 @@ impl Keys {
         format!("{}:audit", self.prefix)
     }
 
+    /// Stream: one entry per finished bulk-job row (`job`, `line`, `kind`, `tenant`, `outcome` =
+    /// `done|failed`, `at`), written by the job runner and counted as migration progress.
+    /// In the `{events}` slot with the other streams the report's count-and-acknowledge script
+    /// reads, so that script stays legal on Redis Cluster.
+    pub fn job_rows(&self) -> String {
+        format!("{}:{{events}}:job-rows", self.prefix)
+    }
+
+    /// Hash: one tenant's counters for one business month (`new_users`, `sign_ins_ok`, …, and
+    /// `day:<dd>:ok|fail` for the daily chart). `tenant` is `-` for events without a tenant.
+    /// All report aggregates share the `{events}` tag: the script that counts an entry and
+    /// acknowledges it is one atomic step (see `reporting::aggregate`).
+    pub fn report_counters(&self, month: &str, tenant: &str) -> String {
+        format!("{}:{{events}}:report:{month}:t:{tenant}", self.prefix)
+    }
+
+    /// HyperLogLog: distinct users with a successful sign-in, one tenant, one month.
+    pub fn report_active(&self, month: &str, tenant: &str) -> String {
+        format!("{}:{{events}}:report:{month}:active:{tenant}", self.prefix)
+    }
+
+    /// Sorted set: the (at most `reporting::aggregate::MFA_SAMPLE`) active users of a tenant with
+    /// the smallest hash — a uniform sample whose projections give the MFA share.
+    pub fn report_active_sample(&self, month: &str, tenant: &str) -> String {
+        format!("{}:{{events}}:report:{month}:sample:{tenant}", self.prefix)
+    }
+
+    /// Set: tenants that have aggregates for a month.
+    pub fn report_tenants(&self, month: &str) -> String {
+        format!("{}:{{events}}:report:{month}:tenants", self.prefix)
+    }
+
+    /// Hash: hook health for a month (events received, duplicates, 503s, latency histograms,
+    /// inline decisions by hook and outcome). Not per tenant: a delivery has no single tenant.
+    pub fn report_hooks(&self, month: &str) -> String {
+        format!("{}:{{events}}:report:{month}:hooks", self.prefix)
+    }
+
+    /// String (JSON): the month's report was accepted by the mail server — Message-ID, time,
+    /// sender instance. Written once (`SET NX`); its presence is what "sent" means.
+    pub fn report_sent(&self, month: &str) -> String {
+        format!("{}:report:sent:{month}", self.prefix)
+    }
+
+    /// String: the instance currently allowed to send a month's report (`SET NX PX`), renewed
+    /// while it retries, released when it gives up.
+    pub fn report_lease(&self, month: &str) -> String {
+        format!("{}:report:lease:{month}", self.prefix)
+    }
+
+    /// String (JSON): an attempt to send is in progress or ended without a known outcome; keeps
+    /// the Message-ID so a retry after a crash reuses it (mail clients merge equal Message-IDs).
+    pub fn report_attempt(&self, month: &str) -> String {
+        format!("{}:report:attempt:{month}", self.prefix)
+    }
+
+    /// String: unix time of the newest report accepted by the mail server, for `/metrics`.
+    pub fn report_last_sent(&self) -> String {
+        format!("{}:report:last-sent", self.prefix)
+    }
+
     /// Hash: one API key (hash of its secret, role, tenant, created, revoked).
     pub fn api_key(&self, id: &str) -> String {
         format!("{}:apikey:{id}", self.prefix)
@@ -145,11 +206,6 @@ impl Keys {
     /// Stream: rows of every job waiting for a worker (consumer group `job-workers`).
     pub fn job_queue(&self) -> String {
         format!("{}:jobs:queue", self.prefix)
-    }
-
-    /// Stream: one entry per finished row (job, line, kind, tenant, outcome, at) for reports.
-    pub fn job_rows(&self) -> String {
-        format!("{}:jobs:rows", self.prefix)
     }
 
     /// Set: ids of all API keys, for listing.

@@ -85,6 +85,10 @@ level = "warn"
 [projection]
 block_ms = 100
 claim_idle_ms = 500
+[report]
+enabled = false
+block_ms = 100
+claim_idle_ms = 500
 "#
     );
     let merged = merge_toml(&base, extra);
@@ -484,4 +488,146 @@ pub fn users_csv(tag: &str, n: usize) -> String {
         ));
     }
     s
+}
+/// A real SMTP server in-process (a small tokio sink: EHLO, MAIL, RCPT, DATA, QUIT — what lettre
+/// speaks without TLS). mailin-embedded cannot be built here without a TLS provider that needs a
+/// C toolchain build, so this speaks the protocol itself. Every accepted message is kept raw.
+pub struct TestSmtp {
+    pub port: u16,
+    pub messages: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// Decoded `AUTH PLAIN` credentials, `user:password`, one per login.
+    pub logins: Arc<std::sync::Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl TestSmtp {
+    pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// On a given port (0 = any), e.g. one a test configured while no server was listening.
+    pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, std::time::Duration::ZERO).await
+    }
+
+    /// A server that takes `delay` to accept each message (so two senders would overlap).
+    pub async fn start_slow(delay: std::time::Duration) -> Self {
+        Self::start_with(0, delay).await
+    }
+
+    async fn start_with(port: u16, delay: std::time::Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let messages = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let logins = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (store, seen) = (messages.clone(), logins.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(smtp_session(sock, store.clone(), seen.clone(), delay));
+            }
+        });
+        Self {
+            port,
+            messages,
+            logins,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Vec<u8>> {
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestSmtp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn smtp_session(
+    sock: tokio::net::TcpStream,
+    store: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    logins: Arc<std::sync::Mutex<Vec<String>>>,
+    delay: std::time::Duration,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (r, mut w) = sock.into_split();
+    let mut r = BufReader::new(r);
+    let _ = w.write_all(b"220 test-smtp ready\r\n").await;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let cmd = line.trim_end().to_ascii_uppercase();
+        let reply: &[u8] = if cmd.starts_with("EHLO") {
+            b"250-test-smtp\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+        } else if cmd.starts_with("AUTH PLAIN ") {
+            use base64::Engine;
+            let raw = line.trim_end()["AUTH PLAIN ".len()..].to_string();
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .unwrap_or_default();
+            let parts: Vec<String> = decoded
+                .split(|b| *b == 0)
+                .map(|p| String::from_utf8_lossy(p).to_string())
+                .collect();
+            logins.lock().unwrap().push(parts[1..].join(":"));
+            b"235 authenticated\r\n"
+        } else if cmd.starts_with("HELO")
+            || cmd.starts_with("MAIL")
+            || cmd.starts_with("RCPT")
+            || cmd.starts_with("RSET")
+            || cmd.starts_with("NOOP")
+        {
+            b"250 OK\r\n"
+        } else if cmd.starts_with("DATA") {
+            let _ = w.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await;
+            let mut data = Vec::new();
+            loop {
+                let mut l = Vec::new();
+                if r.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if l == b".\r\n" || l == b".\n" {
+                    break;
+                }
+                // Dot-stuffing: a leading ".." stands for ".".
+                let l = if l.starts_with(b"..") {
+                    &l[1..]
+                } else {
+                    &l[..]
+                };
+                data.extend_from_slice(l);
+            }
+            tokio::time::sleep(delay).await;
+            store.lock().unwrap().push(data);
+            b"250 OK queued\r\n"
+        } else if cmd.starts_with("QUIT") {
+            let _ = w.write_all(b"221 bye\r\n").await;
+            return;
+        } else {
+            b"502 not implemented\r\n"
+        };
+        if w.write_all(reply).await.is_err() {
+            return;
+        }
+    }
 }

@@ -9,4 +9,5 @@ mod jobs;
 mod okta;
 mod ops;
 mod projection;
+mod reports;
 mod users;
