@@ -23,10 +23,13 @@
 //! from the request's scheduled time when the generator is behind (so queueing is not hidden,
 //! i.e. no coordinated omission) and `late` counts requests started more than 1 ms after their
 //! slot; when on time it starts at the actual send (tokio's timer has 1 ms granularity).
-//! Requests of the first `--warmup` seconds are sent but not recorded.
+//! Requests of the first `--warmup` seconds are sent but not timed (their errors still count);
+//! `events_stored_total` counts every event answered 204, warm-up included.
 //!
 //! `--cpu-pid name=PID` (repeatable) reports the CPU used by other processes during the timed
-//! window (from /proc, in cores), next to the generator's own, to show which side is saturated.
+//! window (from /proc, in cores), next to the generator's own and the whole machine's
+//! (`machine`, and `other` = machine minus the watched processes), to show which side is
+//! saturated and whether something else competed for the CPUs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -117,8 +120,8 @@ impl Template {
             rest = rest[at + placeholders[slot].len()..].to_string();
         }
         parts.push(rest);
-        for (i, placeholder) in placeholders.iter().enumerate() {
-            assert!(slots.contains(&i), "placeholder {placeholder} in template");
+        for (i, p) in placeholders.iter().enumerate() {
+            assert!(slots.contains(&i), "placeholder {p} in template");
         }
         Self { parts, slots }
     }
@@ -253,6 +256,9 @@ impl Ctx {
 #[derive(Default)]
 struct WorkerStats {
     latencies_us: Vec<u32>,
+    /// Deliveries answered 204, warm-up included (what Redis should now hold).
+    ok_total: u64,
+    /// Anything but a 204, warm-up included.
     errors: u64,
     error_samples: Vec<String>,
     late: u64,
@@ -262,18 +268,20 @@ struct WorkerStats {
 impl WorkerStats {
     fn record(&mut self, started: Instant, result: Result<(), String>, ctx: &Ctx) {
         let ended = Instant::now();
-        if started < ctx.record_from {
-            return;
-        }
-        let us = ended.duration_since(started).as_micros();
-        self.latencies_us
-            .push(u32::try_from(us).unwrap_or(u32::MAX));
-        self.last_end = Some(ended);
-        if let Err(e) = result {
-            self.errors += 1;
-            if self.error_samples.len() < 5 {
-                self.error_samples.push(e);
+        match result {
+            Ok(()) => self.ok_total += 1,
+            Err(e) => {
+                self.errors += 1;
+                if self.error_samples.len() < 5 {
+                    self.error_samples.push(e);
+                }
             }
+        }
+        if started >= ctx.record_from {
+            let us = ended.duration_since(started).as_micros();
+            self.latencies_us
+                .push(u32::try_from(us).unwrap_or(u32::MAX));
+            self.last_end = Some(ended);
         }
     }
 }
@@ -327,8 +335,25 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Busy time of the whole machine (every CPU: all but idle and iowait), in clock ticks.
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    Some(v.get(..8)?.iter().sum::<u64>() - v[3] - v[4])
+}
+
+/// Ticks of each watched process, then of the whole machine.
 fn cpu_snapshot(pids: &[(String, String)]) -> Vec<Option<u64>> {
-    pids.iter().map(|(_, pid)| cpu_ticks(pid)).collect()
+    pids.iter()
+        .map(|(_, pid)| cpu_ticks(pid))
+        .chain(std::iter::once(machine_busy_ticks()))
+        .collect()
 }
 
 /// Nearest-rank percentile of sorted microseconds, in ms.
@@ -390,6 +415,8 @@ async fn run(args: Args) -> std::process::ExitCode {
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
+        // Never route the benchmark through an HTTP(S)_PROXY from the environment.
+        .no_proxy()
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))
         .build()
@@ -434,13 +461,14 @@ async fn run(args: Args) -> std::process::ExitCode {
     let cpu_from = Instant::now();
 
     let mut latencies = Vec::new();
-    let (mut errors, mut late) = (0u64, 0u64);
+    let (mut errors, mut late, mut ok_total) = (0u64, 0u64, 0u64);
     let mut samples = Vec::new();
     let mut last_end = record_from;
     for w in workers {
         let s = w.await.expect("worker task");
         latencies.extend(s.latencies_us);
         errors += s.errors;
+        ok_total += s.ok_total;
         late += s.late;
         samples.extend(s.error_samples);
         if let Some(t) = s.last_end {
@@ -459,14 +487,23 @@ async fn run(args: Args) -> std::process::ExitCode {
     } else {
         latencies.iter().map(|&l| f64::from(l)).sum::<f64>() / latencies.len() as f64 / 1000.0
     };
+    // CPU used during the timed window, in cores; `other` is everything on the machine that is
+    // not a watched process (kernel work on their behalf is mostly charged to them already): a
+    // large value means something else competed for the CPUs and the run is not representative.
+    let cores: Vec<Option<f64>> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(b, a)| Some(a.as_ref()?.saturating_sub(*b.as_ref()?) as f64 / CLK_TCK / cpu_secs))
+        .collect();
     let mut cpu = serde_json::Map::new();
-    for ((name, _), (b, a)) in pids.iter().zip(cpu_before.iter().zip(&cpu_after)) {
-        let cores = match (b, a) {
-            (Some(b), Some(a)) => json!(round3((a - b) as f64 / CLK_TCK / cpu_secs)),
-            _ => Value::Null,
-        };
-        cpu.insert(name.clone(), cores);
+    for ((name, _), c) in pids.iter().zip(&cores) {
+        cpu.insert(name.clone(), json!(c.map(round3)));
     }
+    let machine = cores.last().copied().flatten();
+    cpu.insert("machine".into(), json!(machine.map(round3)));
+    let watched: Option<f64> = cores[..pids.len()].iter().copied().sum();
+    let other = machine.zip(watched).map(|(m, w)| round3((m - w).max(0.0)));
+    cpu.insert("other".into(), json!(other));
 
     let report = json!({
         "batch": args.batch,
@@ -485,6 +522,7 @@ async fn run(args: Args) -> std::process::ExitCode {
         "mean_ms": round3(mean_ms),
         "errors": errors,
         "late": late,
+        "events_stored_total": ok_total * args.batch as u64,
         "event_bytes": event_bytes,
         "body_bytes": body_bytes,
         "live_built": ctx.live_built.load(Ordering::Relaxed),
