@@ -390,13 +390,7 @@ impl InlineHookApi {
             .unwrap_or_default();
         let state = &self.state;
         let decided = decide_within(kind, self.deadline(started), async {
-            let found = match &user_id {
-                Some(id) => {
-                    let mut conn = state.redis.clone();
-                    find_user(&mut conn, &state.inline.keys, id).await?
-                }
-                None => None,
-            };
+            let found = projected_user(state, user_id.as_deref()).await?;
             Ok(token::decide_token(
                 &state.inline.policy,
                 &p.data,
@@ -430,13 +424,7 @@ impl InlineHookApi {
         let user = user_id.clone().unwrap_or_default();
         let state = &self.state;
         let decided = decide_within(kind, self.deadline(started), async {
-            let found = match &user_id {
-                Some(id) => {
-                    let mut conn = state.redis.clone();
-                    find_user(&mut conn, &state.inline.keys, id).await?
-                }
-                None => None,
-            };
+            let found = projected_user(state, user_id.as_deref()).await?;
             Ok(saml::decide_saml(
                 &state.inline.policy,
                 &p.data,
@@ -475,5 +463,19 @@ impl InlineHookApi {
         })
         .await;
         Ok(self.finish(kind, started, user, p.event_id, decided))
+    }
+}
+
+/// The projection of the user a token or SAML hook is about, when the request names one.
+async fn projected_user(
+    state: &AppState,
+    user_id: Option<&str>,
+) -> redis::RedisResult<Option<crate::projection::UserView>> {
+    match user_id {
+        Some(id) => {
+            let mut conn = state.redis.clone();
+            find_user(&mut conn, &state.inline.keys, id).await
+        }
+        None => Ok(None),
     }
 }
