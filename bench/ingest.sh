@@ -10,8 +10,8 @@
 #   4. closed-loop maximum throughput for deliveries of 1, 50 and 200 events, trying a few
 #      concurrencies each and keeping the best;
 #   5. open-loop latency at half the best delivery rate, for batch 1 and batch 50;
-#   6. the same half-load runs with the shipped default `projection.enabled = true` (the
-#      in-process projection consumer reading the firehose), to show what it costs;
+#   6. the same half-load runs with the shipped defaults, i.e. with the in-process consumers that
+#      read the firehose (`projection.enabled`, `report.enabled`), to show what they cost;
 #   7. prints a Markdown table and writes it to bench/results/ingest-latest.md.
 #
 # Configuration of the adapter under test (everything else is config/default.toml):
@@ -19,14 +19,16 @@
 #                                          of Redis memory; the lifecycle route's default is
 #                                          already 100 000, and redis-benchmark trims to 100 000
 #                                          too, so all three streams are trimmed alike)
-#   OKTA_ADAPTER__PROJECTION__ENABLED=false for steps 4-5: they measure the ingest path alone.
+#   OKTA_ADAPTER__PROJECTION__ENABLED=false and OKTA_ADAPTER__REPORT__ENABLED=false for steps
+#                                          4-5: they measure the ingest path alone (the table
+#                                          lists the firehose consumer groups each run had).
 #   OKTA_ADAPTER__LOG__LEVEL=warn, OKTA_ADAPTER__REDIS__PREFIX=bench, one hook secret.
 # Redis is FLUSHALLed before every run, so each run starts from empty streams (trimming starts
 # once a stream holds 100 000 entries, i.e. within the first seconds of the batched runs).
 #
 # Knobs (environment): DURATION (s per run, 10), WARMUP (s, 1), B1_CONC ("16 32 64"),
 # B50_CONC ("4 8"), B200_CONC ("2 4"), FIREHOSE_MAXLEN (100000), XADD_VALUE_BYTES (1500),
-# LOADGEN_THREADS (1), SKIP_PROJECTION=1 (skip step 6), QUIET_WAIT (s, 60).
+# LOADGEN_THREADS (1), SKIP_DEFAULTS=1 (skip step 6), QUIET_WAIT (s, 60).
 #
 # The numbers only mean something on an otherwise idle machine: before every run the script
 # waits until other processes use less than a quarter of a core (QUIET_WAIT s in all, so the
@@ -47,7 +49,7 @@ B200_CONC=${B200_CONC:-"2 4"}
 FIREHOSE_MAXLEN=${FIREHOSE_MAXLEN:-100000}
 XADD_VALUE_BYTES=${XADD_VALUE_BYTES:-1500}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
-SKIP_PROJECTION=${SKIP_PROJECTION:-0}
+SKIP_DEFAULTS=${SKIP_DEFAULTS:-0}
 QUIET_WAIT=${QUIET_WAIT:-60} # seconds, over the whole script
 SECRET=bench-secret
 PREFIX=bench
@@ -115,6 +117,8 @@ free_port() {
 
 rcli() { redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
 
+# utime + stime of a process, in clock ticks.
+pid_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Busy clock ticks of the whole machine (100 per core-second): user nice system irq softirq steal.
 machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 # Waits until the machine is quiet (our own processes are idle between runs); QUIET_WAIT is
@@ -156,15 +160,17 @@ REDIS_VERSION=$(rcli info server | awk -F: '/^redis_version/ {print $2}' | tr -d
 log "redis-server $REDIS_VERSION on 127.0.0.1:$RPORT (pid $REDIS_PID)"
 
 APORT=""
-start_adapter() { # projection_enabled(true|false)
+start_adapter() { # ingest|defaults
+  local consumers=()
+  [ "$1" = ingest ] && consumers=(OKTA_ADAPTER__PROJECTION__ENABLED=false OKTA_ADAPTER__REPORT__ENABLED=false)
   APORT=$(free_port)
-  env OKTA_ADAPTER__REDIS__URL="redis://127.0.0.1:$RPORT" \
+  env "${consumers[@]}" \
+    OKTA_ADAPTER__REDIS__URL="redis://127.0.0.1:$RPORT" \
     OKTA_ADAPTER__HTTP__LISTEN="127.0.0.1:$APORT" \
     OKTA_ADAPTER__HOOKS__SECRETS="[\"$SECRET\"]" \
     OKTA_ADAPTER__LOG__LEVEL=warn \
     OKTA_ADAPTER__REDIS__PREFIX="$PREFIX" \
     OKTA_ADAPTER__FIREHOSE__MAXLEN="$FIREHOSE_MAXLEN" \
-    OKTA_ADAPTER__PROJECTION__ENABLED="$1" \
     "$ADAPTER_BIN" serve >"$TMP/adapter.log" 2>&1 &
   ADAPTER_PID=$!
   for _ in $(seq 150); do
@@ -174,7 +180,8 @@ start_adapter() { # projection_enabled(true|false)
   done
   curl -sf --noproxy '*' -o /dev/null "http://127.0.0.1:$APORT/readyz" ||
     die "okta-adapter not ready on port $APORT: $(tail -5 "$TMP/adapter.log")"
-  log "okta-adapter on 127.0.0.1:$APORT (pid $ADAPTER_PID, projection.enabled=$1)"
+  ADAPTER_MODE=$1
+  log "okta-adapter on 127.0.0.1:$APORT (pid $ADAPTER_PID, $1 configuration${consumers[*]:+: ${consumers[*]}})"
 }
 
 peak_rss_mib() { # pid
@@ -188,6 +195,7 @@ reset_redis() {
 }
 
 FAILED=0
+INGEST_GROUPS=""
 RUNS=() # result files, in order
 # run_load name batch concurrency [rate] -> result JSON in $TMP/<name>.json
 run_load() {
@@ -221,14 +229,23 @@ run_load() {
     log "run $name: sanity check failed: $stored events acknowledged but $dedup de-duplication keys; firehose $fh, route $route entries"
     FAILED=1
   fi
+  # Which consumer groups read the firehose (in-process consumers compete with ingest).
+  local groups
+  groups=$(rcli xinfo groups "$PREFIX:{events}:firehose" | awk 'prev == "name" {print} {prev = $0}' | paste -sd' ' -)
+  jq --arg g "$groups" --arg m "$ADAPTER_MODE" '. + {firehose_groups: $g, adapter_mode: $m}' "$out" >"$out.tmp"
+  mv "$out.tmp" "$out"
+  if [ "$ADAPTER_MODE" = ingest ] && [ -n "$groups" ] && [ -z "$INGEST_GROUPS" ]; then
+    INGEST_GROUPS=$groups
+    log "note: firehose consumer groups even in the ingest-only configuration: $groups"
+  fi
   RUNS+=("$name")
-  jq -c '{events_per_sec, p50_ms, p99_ms, errors, cpu_cores}' "$out" >&2
+  jq -c '{events_per_sec, p50_ms, p99_ms, errors, cpu_cores, firehose_groups}' "$out" >&2
 }
 
 val() { jq -r "$2 // empty" "$TMP/$1.json"; } # run field
 
 # ---------------------------------------------------------------------------------------------
-start_adapter false
+start_adapter ingest
 
 # 3. redis-benchmark references, same redis-server, same machine, same time.
 XVALUE=$(head -c "$XADD_VALUE_BYTES" /dev/zero | tr '\0' 'x')
@@ -236,13 +253,25 @@ redis_bench() { # name pipeline requests
   rcli flushall >/dev/null
   wait_quiet
   log "redis-benchmark XADD ${XADD_VALUE_BYTES} B, -c 50 -P $2 -n $3"
-  run_bounded 180 redis-benchmark -h 127.0.0.1 -p "$RPORT" --csv -c 50 -P "$2" -n "$3" \
-    XADD benchstream MAXLEN '~' 100000 '*' event "$XVALUE" >"$TMP/$1.csv" ||
+  local m0 r0 t0 m1 r1 t1 own
+  m0=$(machine_busy); r0=$(pid_ticks "$REDIS_PID"); t0=$(date +%s%N)
+  # Through `bash -c` so the benchmark's own CPU time can be read afterwards (cutime + cstime
+  # of that shell once it has reaped redis-benchmark).
+  run_bounded 180 bash -c 'redis-benchmark "$@" >"$0.csv" || exit
+    read -r -a f <"/proc/$$/stat"; echo $((f[15] + f[16])) >"$0.ticks"' "$TMP/$1" \
+    -h 127.0.0.1 -p "$RPORT" --csv -c 50 -P "$2" -n "$3" \
+    XADD benchstream MAXLEN '~' 100000 '*' event "$XVALUE" ||
     die "redis-benchmark failed: $(cat "$TMP/$1.csv")"
+  m1=$(machine_busy); r1=$(pid_ticks "$REDIS_PID"); t1=$(date +%s%N)
+  own=$(cat "$TMP/$1.ticks")
   rcli del benchstream >/dev/null
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  awk -F'","' 'NR == 2 {printf "{\"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s}\n", $2, $5, $7}' \
-    "$TMP/$1.csv" >"$TMP/$1.json"
+  awk -F'","' -v secs="$(((t1 - t0) / 1000000))" -v redis=$((r1 - r0)) -v own="$own" -v machine=$((m1 - m0)) '
+    NR == 2 {
+      s = secs / 1000; other = (machine - redis - own) / 100 / s; if (other < 0) other = 0
+      printf "{\"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"cpu_cores\": {\"redis\": %.3f, \"loadgen\": %.3f, \"other\": %.3f}}\n",
+        $2, $5, $7, redis / 100 / s, own / 100 / s, other
+    }' "$TMP/$1.csv" >"$TMP/$1.json"
   jq -e '.rps > 0' "$TMP/$1.json" >/dev/null || die "could not parse redis-benchmark output: $(cat "$TMP/$1.csv")"
   jq -c . "$TMP/$1.json" >&2
 }
@@ -280,15 +309,16 @@ run_load open-b50 50 16 "$RATE50"
 ADAPTER_RSS=$(peak_rss_mib "$ADAPTER_PID")
 REDIS_PEAK=$(rcli info memory | awk -F: '/^used_memory_peak_human/ {print $2}' | tr -d '\r')
 
-# 6. The same half-load runs with the in-process projection consumer (shipped default).
-if [ "$SKIP_PROJECTION" != 1 ]; then
+# 6. The same half-load runs with the shipped defaults (in-process firehose consumers on).
+if [ "$SKIP_DEFAULTS" != 1 ]; then
   stop_pid "$ADAPTER_PID"
   ADAPTER_PID=""
   rcli flushall >/dev/null
-  start_adapter true
-  run_load proj-open-b1 1 64 "$RATE1"
-  run_load proj-open-b50 50 16 "$RATE50"
-  PROJ_RSS=$(peak_rss_mib "$ADAPTER_PID")
+  start_adapter defaults
+  run_load defaults-open-b1 1 64 "$RATE1"
+  run_load defaults-open-b50 50 16 "$RATE50"
+  DEFAULTS_RSS=$(peak_rss_mib "$ADAPTER_PID")
+  DEFAULTS_GROUPS=$(val defaults-open-b50 .firehose_groups)
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -317,10 +347,16 @@ open_row() { # run label
     "$(val "$1" .late)"
 }
 cpu() { # run -> "adapter / redis / loadgen / other"
-  jq -r '.cpu_cores // {} | "\(.adapter // "?") / \(.redis // "?") / \(.loadgen // "?") / \(.other // "?")"' "$TMP/$1.json"
+  jq -r '.cpu_cores // {} | "\(.adapter // "–") / \(.redis // "?") / \(.loadgen // "?") / \(.other // "?")"' "$TMP/$1.json"
+}
+# CPU time per event (or per XADD), in µs: adapter / redis.
+us_per_event() { # run rate_field
+  jq -r --arg f "$2" '(.[$f] // 0) as $r | if $r > 0 then
+      [(.cpu_cores.adapter, .cpu_cores.redis) | if . == null then "–" else (. * 1e6 / $r | round | tostring) end]
+      | join(" / ") else "?" end' "$TMP/$1.json"
 }
 # Runs during which other processes used more than a quarter of a core.
-NOISY=$(for r in "${RUNS[@]}"; do
+NOISY=$(for r in xadd-p50 xadd-p1 "${RUNS[@]}"; do
   jq -r --arg r "$r" 'select((.cpu_cores.other // 0) > 0.25) | "\($r) (\(.cpu_cores.other))"' "$TMP/$r.json"
 done | paste -sd, - | sed 's/,/, /g')
 
@@ -335,8 +371,13 @@ DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && e
   echo
   echo "\`bash bench/ingest.sh\` — $(date -u +'%Y-%m-%d %H:%M UTC'), commit $COMMIT$DIRTY"
   echo
+  if [ -n "$INGEST_GROUPS" ]; then
+    echo "Note: even the ingest-only configuration had in-process consumers on the firehose" \
+      "(\`$INGEST_GROUPS\`; no setting turns them off), so those runs include their cost."
+    echo
+  fi
   if [ -n "$NOISY" ]; then
-    echo "**⚠ Not representative: other processes competed for the CPUs (cores used) during: $NOISY.**"
+    echo "**⚠ Not representative: other processes competed for the CPUs (cores they used) during: $NOISY.**"
     echo
   fi
   echo "| scenario | events/s | p50 | p99 | ratio |"
@@ -346,43 +387,53 @@ DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && e
   closed_row "$BEST200" "$XADD_P50" "XADD -P 50" 0.25 "batch 200, closed loop (best of C=$(conc_list "$B200_CONC"): C=$C200)"
   open_row open-b1 "batch 1, open loop at half max ($RATE1 deliveries/s)"
   open_row open-b50 "batch 50, open loop at half max ($RATE50 deliveries/s)"
-  if [ "$SKIP_PROJECTION" != 1 ]; then
-    open_row proj-open-b1 "batch 1, half max, **projection on** (shipped default)"
-    open_row proj-open-b50 "batch 50, half max, **projection on** (shipped default)"
+  if [ "$SKIP_DEFAULTS" != 1 ]; then
+    open_row defaults-open-b1 "batch 1, half max, **shipped defaults** (firehose consumers: $DEFAULTS_GROUPS)"
+    open_row defaults-open-b50 "batch 50, half max, **shipped defaults** (firehose consumers: $DEFAULTS_GROUPS)"
   fi
   printf "| redis-benchmark XADD %s B, -c 50 -P 50 | %s | %s | %s | reference for batched runs |\n" \
     "$XADD_VALUE_BYTES" "$(fmt_int "$XADD_P50")" "$(ms "$(val xadd-p50 .p50_ms)")" "$(ms "$(val xadd-p50 .p99_ms)")"
   printf "| redis-benchmark XADD %s B, -c 50 -P 1 | %s | %s | %s | reference for batch 1 |\n" \
     "$XADD_VALUE_BYTES" "$(fmt_int "$XADD_P1")" "$(ms "$(val xadd-p1 .p50_ms)")" "$(ms "$(val xadd-p1 .p99_ms)")"
   echo
-  echo "Half-load latency: batch 1 at $RATE1 deliveries/s → p50 $(ms "$(val open-b1 .p50_ms)"), p99 $(ms "$(val open-b1 .p99_ms)"), max $(ms "$(val open-b1 .max_ms)");" \
-    "batch 50 at $RATE50 deliveries/s → p50 $(ms "$(val open-b50 .p50_ms)"), p99 $(ms "$(val open-b50 .p99_ms)"), max $(ms "$(val open-b50 .max_ms)") (target p99 < 10 ms)."
+  echo "Half-load latency (ingest only): batch 1 at $RATE1 deliveries/s → p50 $(ms "$(val open-b1 .p50_ms)")," \
+    "p99 $(ms "$(val open-b1 .p99_ms)"), max $(ms "$(val open-b1 .max_ms)"); batch 50 at $RATE50 deliveries/s →" \
+    "p50 $(ms "$(val open-b50 .p50_ms)"), p99 $(ms "$(val open-b50 .p99_ms)"), max $(ms "$(val open-b50 .max_ms)")" \
+    "(target p99 < 10 ms)."
   echo
-  echo "redis-benchmark (same redis-server, run before the adapter runs): XADD ${XADD_VALUE_BYTES} B value, MAXLEN ~ 100000 —" \
-    "-P 50: $(fmt_int "$XADD_P50") req/s; -P 1: $(fmt_int "$XADD_P1") req/s."
+  echo "redis-benchmark (same redis-server, same run, before the adapter runs): XADD of a ${XADD_VALUE_BYTES} B value," \
+    "MAXLEN ~ 100000, 50 clients — -P 50: $(fmt_int "$XADD_P50") req/s, Redis $(us_per_event xadd-p50 rps | cut -d/ -f2 | tr -d ' ') µs CPU per XADD;" \
+    "-P 1: $(fmt_int "$XADD_P1") req/s, Redis $(us_per_event xadd-p1 rps | cut -d/ -f2 | tr -d ' ') µs CPU per XADD."
   echo
   echo "Machine: $(nproc) CPUs, $MODEL; $(uname -sr); redis-server $REDIS_VERSION." \
-    "Adapter peak RSS (VmHWM): $ADAPTER_RSS MiB ingest-only${PROJ_RSS:+, $PROJ_RSS MiB with projection}; Redis used_memory_peak: $REDIS_PEAK."
+    "Adapter peak RSS (VmHWM): $ADAPTER_RSS MiB ingest-only${DEFAULTS_RSS:+, $DEFAULTS_RSS MiB with the shipped defaults};" \
+    "Redis used_memory_peak: $REDIS_PEAK."
   echo
   echo "### All runs"
   echo
-  echo "| run | batch | C | rate/s | deliveries | events/s | deliveries/s | p50 | p99 | max | errors | CPU cores: adapter / redis / loadgen / other |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  echo "| run | batch | C | rate/s | deliveries | events/s | p50 | p99 | max | errors | CPU cores: adapter / redis / loadgen / other | CPU µs per event: adapter / redis | firehose consumers |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+  for r in xadd-p50 xadd-p1; do
+    printf "| redis-benchmark %s | – | 50 | | | %s | %s | %s | | | %s | %s | |\n" "$r" \
+      "$(fmt_int "$(val "$r" .rps)")" "$(ms "$(val "$r" .p50_ms)")" "$(ms "$(val "$r" .p99_ms)")" \
+      "$(cpu "$r")" "$(us_per_event "$r" rps)"
+  done
   for r in "${RUNS[@]}"; do
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$r" \
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$r" \
       "$(val "$r" .batch)" "$(val "$r" .concurrency)" "$(val "$r" .rate)" "$(val "$r" .deliveries)" \
-      "$(fmt_int "$(val "$r" .events_per_sec)")" "$(fmt_int "$(val "$r" .deliveries_per_sec)")" \
+      "$(fmt_int "$(val "$r" .events_per_sec)")" \
       "$(ms "$(val "$r" .p50_ms)")" "$(ms "$(val "$r" .p99_ms)")" "$(ms "$(val "$r" .max_ms)")" \
-      "$(val "$r" .errors)" "$(cpu "$r")"
+      "$(val "$r" .errors)" "$(cpu "$r")" "$(us_per_event "$r" events_per_sec)" "$(val "$r" .firehose_groups)"
   done
   echo
   echo "Setup: events are the LogEvent of hooks/events/user.lifecycle.suspend.json, compact," \
-    "$EVENT_BYTES B each, unique uuid, 10 000 users; every event goes to the firehose and to the" \
-    "\`lifecycle\` route stream. Firehose MAXLEN ~ $FIREHOSE_MAXLEN (default 1 000 000), route" \
-    "MAXLEN ~ 100 000; Redis without persistence, FLUSHALLed before every run; ${WARMUP} s warm-up," \
-    "${DURATION} s timed per run; projection consumer off except where marked. The load generator," \
-    "the adapter, Redis and redis-benchmark share this machine's CPUs. Ratio = adapter events/s ÷" \
-    "redis-benchmark XADD requests/s."
+    "$EVENT_BYTES B each, unique uuid, 10 000 users; every event goes to the firehose, to the" \
+    "\`lifecycle\` route stream and gets a de-duplication key. Firehose MAXLEN ~ $FIREHOSE_MAXLEN" \
+    "(default 1 000 000), route MAXLEN ~ 100 000; Redis without persistence, FLUSHALLed before every" \
+    "run; ${WARMUP} s warm-up, ${DURATION} s timed per run. Ingest-only runs disable the in-process" \
+    "firehose consumers (projection.enabled=false, report.enabled=false); \"shipped defaults\" runs" \
+    "do not. The load generator, the adapter, Redis and redis-benchmark share this machine's CPUs" \
+    "(\"other\" = everything else). Ratio = adapter events/s ÷ redis-benchmark XADD requests/s."
 } >"$TMP/table.md"
 
 mkdir -p "$(dirname "$OUT")"
