@@ -250,7 +250,7 @@ async fn cleanup_session(cleanup: &Cleanup, mut manager: ConnectionManager) -> R
         }
         let mut opts = StreamReadOptions::default()
             .group(&cleanup.group, &cleanup.consumer)
-            .count(100);
+            .count(1000);
         if !pending {
             opts = opts.block(cleanup.block.as_millis() as usize);
         }
@@ -273,10 +273,13 @@ async fn cleanup_session(cleanup: &Cleanup, mut manager: ConnectionManager) -> R
             pending = false;
             continue;
         }
-        for entry in entries {
-            apply_entry(&mut conn, &cleanup.keys, &entry).await?;
-            let _: () = conn.xack(&stream, &cleanup.group, &[&entry.id]).await?;
+        // Almost every entry is not a password import; apply what is, then acknowledge the
+        // whole batch at once (after applying, so a crash replays rather than loses).
+        for entry in &entries {
+            apply_entry(&mut conn, &cleanup.keys, entry).await?;
         }
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let _: () = conn.xack(&stream, &cleanup.group, &ids).await?;
     }
 }
 
@@ -297,7 +300,10 @@ async fn reclaim(conn: &mut MultiplexedConnection, cleanup: &Cleanup) -> RedisRe
             .await?;
         for entry in &reply.claimed {
             apply_entry(conn, &cleanup.keys, entry).await?;
-            let _: () = conn.xack(&stream, &cleanup.group, &[&entry.id]).await?;
+        }
+        if !reply.claimed.is_empty() {
+            let ids: Vec<&str> = reply.claimed.iter().map(|e| e.id.as_str()).collect();
+            let _: () = conn.xack(&stream, &cleanup.group, &ids).await?;
         }
         if !reply.claimed.is_empty() {
             metrics::counter!("okta_adapter_credential_cleanup_reclaimed_total")
