@@ -66,19 +66,17 @@ impl JobWorker {
         }
     }
 
-    /// Runs until cancelled. `only_job`: stop when that job has ended (the CLI import).
+    /// Runs until cancelled.
     pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
-        let mut conn = loop {
-            match crate::projection::consumer::blocking_connection(&redis, 1000).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "job worker cannot connect; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
+        let Some(mut conn) = crate::projection::consumer::connect_until_cancelled(
+            &redis,
+            1000,
+            "job worker",
+            &cancel,
+        )
+        .await
+        else {
+            return;
         };
         let queue = self.store.keys().job_queue();
         if let Err(e) = ensure_group(&mut conn, &queue, WORKER_GROUP).await {

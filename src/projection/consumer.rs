@@ -73,6 +73,27 @@ pub async fn blocking_connection(
     ConnectionManager::new_with_config(client, config).await
 }
 
+/// [`blocking_connection`], retried every second until it works; `None` once cancelled.
+pub async fn connect_until_cancelled(
+    redis: &RedisSettings,
+    block_ms: u64,
+    who: &str,
+    cancel: &CancellationToken,
+) -> Option<ConnectionManager> {
+    loop {
+        match blocking_connection(redis, block_ms).await {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "{who} cannot connect; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
 fn default_consumer_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
@@ -116,17 +137,15 @@ impl ProjectionConsumer {
 
     /// Runs until cancelled; Redis errors are logged and retried with a short back-off.
     pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
-        let mut conn = loop {
-            match blocking_connection(&redis, self.settings.block_ms).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "projection consumer cannot connect; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
+        let Some(mut conn) = crate::projection::consumer::connect_until_cancelled(
+            &redis,
+            self.settings.block_ms,
+            "projection consumer",
+            &cancel,
+        )
+        .await
+        else {
+            return;
         };
         let claim_every = Duration::from_millis(self.settings.claim_idle_ms.clamp(100, 10_000));
         let mut last_claim = Instant::now() - claim_every;

@@ -24,7 +24,6 @@ use super::aggregate::{
     parse_decision, AckGate, Counter, Op,
 };
 use crate::config::{RedisSettings, ReportSettings};
-use crate::projection::consumer::blocking_connection;
 use crate::store::{ensure_group, Keys};
 
 /// Which stream an entry came from decides how it is read.
@@ -90,17 +89,15 @@ impl AggregationConsumer {
 
     /// Runs until cancelled; Redis errors are logged and retried with a back-off.
     pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
-        let mut conn = loop {
-            match blocking_connection(&redis, self.settings.block_ms).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "report aggregation cannot connect; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
+        let Some(mut conn) = crate::projection::consumer::connect_until_cancelled(
+            &redis,
+            self.settings.block_ms,
+            "report aggregation",
+            &cancel,
+        )
+        .await
+        else {
+            return;
         };
         let claim_every = Duration::from_millis(self.settings.claim_idle_ms.clamp(100, 10_000));
         let mut last_claim = Instant::now() - claim_every;
