@@ -94,16 +94,22 @@ pub async fn connect_until_cancelled(
     }
 }
 
-fn default_consumer_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+/// This machine's name (for consumer names and report records), or `okta-adapter`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "okta-adapter".into());
-    format!("{host}-{}", std::process::id())
+        .unwrap_or_else(|| "okta-adapter".into())
 }
 
-fn entry_fields(entry: &StreamId) -> HashMap<String, String> {
+/// `<host>-<pid>`: the consumer name used when config leaves it empty.
+pub fn default_consumer_name() -> String {
+    format!("{}-{}", hostname(), std::process::id())
+}
+
+/// A stream entry's fields as strings (non-string values are skipped).
+pub fn entry_fields(entry: &StreamId) -> HashMap<String, String> {
     entry
         .map
         .iter()

@@ -9,7 +9,6 @@
 //! `XAUTOCLAIM`; an entry that cannot be read counts for nothing and is acknowledged (so, unlike
 //! the projection, nothing here can be poison). `NOGROUP` re-creates the group from `0`.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
@@ -42,22 +41,10 @@ pub struct AggregationConsumer {
     counter: Counter,
 }
 
-fn entry_fields(entry: &StreamId) -> HashMap<String, String> {
-    entry
-        .map
-        .iter()
-        .filter_map(|(k, v)| {
-            redis::from_redis_value_ref::<String>(v)
-                .ok()
-                .map(|v| (k.clone(), v))
-        })
-        .collect()
-}
-
 impl AggregationConsumer {
     pub fn new(keys: Keys, settings: ReportSettings, tz: Tz) -> Self {
         let name = if settings.consumer.is_empty() {
-            format!("{}-{}", hostname(), std::process::id())
+            crate::projection::consumer::default_consumer_name()
         } else {
             settings.consumer.clone()
         };
@@ -207,7 +194,7 @@ impl AggregationConsumer {
     }
 
     fn ops_for(&self, source: Source, entry: &StreamId) -> Vec<Op> {
-        let fields = entry_fields(entry);
+        let fields = crate::projection::consumer::entry_fields(entry);
         match source {
             Source::Firehose => contributions_for_event(&self.keys, self.tz, &fields),
             Source::Decisions => parse_decision(&fields, entry_id_ms(&entry.id))
@@ -221,10 +208,4 @@ impl AggregationConsumer {
 }
 
 /// Host name for consumer and instance names.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "okta-adapter".into())
-}
+pub use crate::projection::consumer::hostname;
