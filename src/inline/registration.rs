@@ -107,7 +107,8 @@ mod tests {
 tenants = [{ id = "acme", email_domains = ["example.com"], attributes = { plan = "pro" } }]"#;
 
     fn ssr(email: &str) -> RegistrationData {
-        serde_json::from_value(json!({"userProfile": {"email": email, "login": email}})).unwrap()
+        serde_json::from_str(&json!({"userProfile": {"email": email, "login": email}}).to_string())
+            .unwrap()
     }
 
     #[test]
@@ -155,7 +156,7 @@ tenants = [{ id = "acme", email_domains = ["example.com"], attributes = { plan =
     #[test]
     fn a_registration_without_an_email_is_denied_when_domains_are_restricted() {
         let data: RegistrationData =
-            serde_json::from_value(json!({"userProfile": {"firstName": "A"}})).unwrap();
+            serde_json::from_str(&json!({"userProfile": {"firstName": "A"}}).to_string()).unwrap();
         assert_eq!(
             decide_registration(&policy_from(TENANTS), None, &data).outcome,
             "deny"
@@ -171,20 +172,26 @@ tenants = [{ id = "acme", email_domains = ["example.com"], attributes = { plan =
     #[test]
     fn progressive_profile_uses_its_own_command_and_field() {
         let p = policy_from(TENANTS);
-        let keep: RegistrationData = serde_json::from_value(json!({
-            "context": {"user": {"id": "00u1", "profile": {"email": "jo@example.com"}}},
-            "userProfileUpdate": {"employeeNumber": "7"}
-        }))
+        let keep: RegistrationData = serde_json::from_str(
+            &json!({
+                "context": {"user": {"id": "00u1", "profile": {"email": "jo@example.com"}}},
+                "userProfileUpdate": {"employeeNumber": "7"}
+            })
+            .to_string(),
+        )
         .unwrap();
         let d = decide_registration(&p, Some(PROGRESSIVE), &keep);
         assert_eq!(
             d.answer.to_json()["commands"][0]["type"],
             "com.okta.user.progressive.profile.update"
         );
-        let change: RegistrationData = serde_json::from_value(json!({
-            "context": {"user": {"id": "00u1", "profile": {"email": "jo@example.com"}}},
-            "userProfileUpdate": {"email": "jo@elsewhere.org"}
-        }))
+        let change: RegistrationData = serde_json::from_str(
+            &json!({
+                "context": {"user": {"id": "00u1", "profile": {"email": "jo@example.com"}}},
+                "userProfileUpdate": {"email": "jo@elsewhere.org"}
+            })
+            .to_string(),
+        )
         .unwrap();
         let d = decide_registration(&p, Some(PROGRESSIVE), &change);
         assert_eq!(d.outcome, "deny");

@@ -173,8 +173,11 @@ where
     D: Deserializer<'de>,
     T: Default + serde::de::DeserializeOwned,
 {
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(serde_json::from_value(v).unwrap_or_default())
+    // The raw text is only scanned once more for `T` (no intermediate `Value` tree): this runs
+    // for every event on the ingest and projection paths. Only serde_json's own text
+    // deserializers can hand out raw values, which is all the adapter uses for Okta payloads.
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    Ok(serde_json::from_str(raw.get()).unwrap_or_default())
 }
 
 #[cfg(test)]

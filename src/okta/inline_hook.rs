@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::event_hook::{lenient_string, null_as_default};
+use super::event_hook::lenient_string;
 
 /// `eventType` of each inline hook type (HOOKS-SPEC §3.1).
 pub mod event_types {
@@ -305,18 +305,21 @@ where
     D: Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    let v = Value::deserialize(d)?;
-    Ok(match v {
-        Value::Object(_) => serde_json::from_value(v).ok(),
-        _ => None,
+    // Scans the raw text again instead of building a `Value` tree and converting it (which,
+    // nested three deep, rebuilt a token request's claims three times). Only serde_json's own
+    // text deserializers can hand out raw values, which is all the adapter uses.
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    Ok(if raw.get().starts_with('{') {
+        serde_json::from_str(raw.get()).ok()
+    } else {
+        None
     })
 }
 
 /// A JSON object (profile, claims); anything else reads as empty.
 fn lenient_profile<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
-    let v: Option<Value> = null_as_default(d)?;
-    Ok(match v {
-        Some(Value::Object(m)) => m,
+    Ok(match Value::deserialize(d)? {
+        Value::Object(m) => m,
         _ => Map::new(),
     })
 }
