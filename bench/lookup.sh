@@ -238,9 +238,8 @@ uid() { printf '00u%017d' "$1"; }
 SAMPLES=""
 for n in 0 $((USERS / 2)) $((USERS - 1)); do
   u=$(uid "$n")
-  h="$PREFIX:user:{$u}"
-  z="$PREFIX:timeline:{$u}"
-  SAMPLES+="| user$n | $(rc MEMORY USAGE "$h") B ($(rc OBJECT ENCODING "$h"), $(rc HLEN "$h") fields) | $(rc MEMORY USAGE "$z") B ($(rc OBJECT ENCODING "$z"), $(rc ZCARD "$z") members) |"$'\n'
+  h="$PREFIX:u:{$u}"
+  SAMPLES+="| user$n | $(rc MEMORY USAGE "$h") B ($(rc OBJECT ENCODING "$h"), $(rc HLEN "$h") fields) |"$'\n'
 done
 IDX_LOGIN=$(rc MEMORY USAGE "$PREFIX:idx:login" SAMPLES 0)
 IDX_USERS=$(rc MEMORY USAGE "$PREFIX:idx:users" SAMPLES 0)
@@ -251,8 +250,7 @@ for t in $(seq 0 $((TENANTS - 1))); do
 done
 IDX_ENC="login $(rc OBJECT ENCODING "$PREFIX:idx:login"), users $(rc OBJECT ENCODING "$PREFIX:idx:users"), tenant $(rc OBJECT ENCODING "$PREFIX:idx:tenant:t0")"
 U0=$(uid 0)
-SAMPLE_HASH=$(rc HGETALL "$PREFIX:user:{$U0}" | tr -d '\r' | paste -d' ' - - | sed 's/^/    /')
-SAMPLE_TL=$(rc ZRANGE "$PREFIX:timeline:{$U0}" 0 -1 | tr -d '\r' | sed 's/^/    /')
+SAMPLE_HASH=$(rc HGETALL "$PREFIX:u:{$U0}" | tr -d '\r' | paste -d' ' - - | sed 's/^/    /')
 DBSIZE=$(rc DBSIZE)
 
 # ---------------------------------------------------------------------------------------------
@@ -381,15 +379,14 @@ MIB() { calc "$1 / 1048576" | xargs printf '%.0f MiB'; }
   echo
   echo "Sample keys (\`MEMORY USAGE\`):"
   echo
-  echo "| user | hash \`$PREFIX:user:{id}\` | timeline \`$PREFIX:timeline:{id}\` |"
-  echo "|---|---|---|"
+  echo "| user | hash \`$PREFIX:u:{id}\` (registers and recent events) |"
+  echo "|---|---|"
   printf '%s' "$SAMPLES"
   echo
-  echo "Keys after projection: $DBSIZE. A user's hash and timeline:"
+  echo "Keys after projection: $DBSIZE. A user's hash (field, value; format in src/projection/codec.rs):"
   echo
   echo '```'
   echo "$SAMPLE_HASH"
-  echo "$SAMPLE_TL"
   echo '```'
   echo
   echo "<details><summary>Evidence: projection (1 process)</summary>"

@@ -18,6 +18,9 @@
 use std::time::Instant;
 
 use clap::Parser;
+use okta_adapter::projection::codec::type_code;
+use okta_adapter::projection::store::fields_for_new_user;
+use okta_adapter::projection::update::{field, stamp, ProjectionUpdate};
 use okta_adapter::reporting::aggregate::{event_ops, Counter, Op};
 use okta_adapter::reporting::compile::compile_monthly_report;
 use okta_adapter::reporting::render::{render_report, ChartRef};
@@ -224,33 +227,59 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let mut pipe = redis::pipe();
         for (i, u) in members.iter().enumerate() {
-            let stamp = format!("{:013}{:016x}", start.timestamp_millis(), i);
-            let mut fields = vec![
-                (
-                    "login".to_string(),
-                    format!("{stamp}|user.lifecycle.create|00uadmin|SUCCESS|{u}@example.com"),
-                ),
-                (
-                    "tenant".to_string(),
-                    format!("{stamp}|group.user_membership.add|00uadmin|SUCCESS|{t}"),
-                ),
-                (
-                    "ok".to_string(),
-                    format!("{stamp}|user.session.start|{u}|SUCCESS|"),
-                ),
-                (
-                    "st:user.lifecycle.activate".to_string(),
-                    format!("{stamp}|user.lifecycle.activate|00uadmin|SUCCESS|"),
-                ),
-                (
-                    "g:00g1".to_string(),
-                    format!("{stamp}|group.user_membership.add|00uadmin|SUCCESS|+{t}"),
-                ),
-            ];
+            let ms = start.timestamp_millis() + i as i64;
+            // One event per register (what the projection consumer would have stored).
+            let event = |n: usize, ty: &str, actor: &str, fields: &[(&str, String)]| {
+                let uuid = format!("{u}-{n}");
+                fields_for_new_user(&ProjectionUpdate {
+                    user: u.clone(),
+                    stamp: stamp(ms + n as i64, &uuid),
+                    published_ms: ms + n as i64,
+                    event_type: ty.into(),
+                    actor: actor.into(),
+                    outcome: "SUCCESS".into(),
+                    uuid,
+                    fields: fields
+                        .iter()
+                        .map(|(k, v)| ((*k).to_string(), v.clone()))
+                        .collect(),
+                })
+            };
+            let status = format!(
+                "{}{}",
+                field::STATUS_PREFIX,
+                type_code("user.lifecycle.activate")
+            );
+            let mut fields = event(
+                0,
+                "user.lifecycle.create",
+                "00uadmin",
+                &[(field::LOGIN, format!("{u}@example.com"))],
+            );
+            fields.extend(event(
+                1,
+                "group.user_membership.add",
+                "00uadmin",
+                &[(field::TENANT, t.clone()), ("g:00g1", format!("+{t}"))],
+            ));
+            fields.extend(event(
+                2,
+                "user.session.start",
+                u,
+                &[(field::SIGN_IN_OK, String::new())],
+            ));
+            fields.extend(event(
+                3,
+                "user.lifecycle.activate",
+                "00uadmin",
+                &[(&status, String::new())],
+            ));
             if i % 4 != 0 {
-                fields.push((
-                    "f:mbl1".to_string(),
-                    format!("{stamp}|user.mfa.factor.activate|{u}|SUCCESS|+Okta Verify"),
+                fields.extend(event(
+                    4,
+                    "user.mfa.factor.activate",
+                    u,
+                    &[("f:mbl1", "+Okta Verify".to_string())],
                 ));
             }
             pipe.hset_multiple(keys.user(u), &fields).ignore();

@@ -134,10 +134,14 @@ pub fn apply_event_to_user_status(
     Some(next)
 }
 
+/// Stamps start with this many fixed-width characters of time (hex epoch millis), so events of
+/// the same millisecond can be told apart from later ones.
+pub const STAMP_TIME_LEN: usize = 11;
+
 /// One piece of status evidence: the newest event of one type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusEvidence<'a> {
-    /// Sortable stamp: zero-padded epoch millis of `published`, then the event uuid.
+    /// Sortable stamp: [`STAMP_TIME_LEN`] characters of `published`, then a uuid tie-break.
     pub stamp: &'a str,
     pub event_type: &'a str,
     pub outcome: &'a str,
@@ -153,7 +157,7 @@ pub fn status_from_evidence(evidence: &[StatusEvidence<'_>]) -> Option<(UserStat
             .position(|s| *s == t)
             .unwrap_or(usize::MAX)
     };
-    let millis = |s: &str| s.get(..13).unwrap_or(s).to_owned();
+    let millis = |s: &str| s.get(..STAMP_TIME_LEN).unwrap_or(s).to_owned();
     let mut order: Vec<usize> = (0..evidence.len()).collect();
     order.sort_by(|&a, &b| {
         let (ea, eb) = (&evidence[a], &evidence[b]);
@@ -330,7 +334,7 @@ mod tests {
             seed in any::<u64>(),
         ) {
             let stamps: Vec<String> = events.iter().enumerate()
-                .map(|(i, (t, _))| format!("{t:013}{i:04}")).collect();
+                .map(|(i, (t, _))| format!("{t:011x}{i:05x}")).collect();
             let ev: Vec<StatusEvidence> = events.iter().zip(&stamps)
                 .map(|((_, ty), s)| StatusEvidence { stamp: s, event_type: ty, outcome: "SUCCESS" })
                 .collect();

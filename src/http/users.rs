@@ -136,7 +136,7 @@ impl UsersApi {
         &self,
         who: &Principal,
         id: &str,
-        timeline_limit: isize,
+        timeline_limit: usize,
     ) -> Result<(UserRecord, Vec<TimelineEntry>), HttpError> {
         let mut conn = self.state.redis.clone();
         let found = self
@@ -227,7 +227,7 @@ impl UsersApi {
         limit: Query<u32>,
     ) -> Result<Json<Timeline>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
-        let (user, timeline) = self.visible_user(&who, &id, limit.0 as isize).await?;
+        let (user, timeline) = self.visible_user(&who, &id, limit.0 as usize).await?;
         self.audit_read(req, &who, "read-timeline", &user.id, "200")
             .await;
         Ok(Json(Timeline {

@@ -1,42 +1,76 @@
 #!lua
--- Applies one event to one user's projection. Every field is a last-writer-wins register:
--- stored as "<stamp>|<type>|<actor>|<outcome>|<value>" and replaced only by an event with a
--- greater stamp (stamps are fixed-width [0-9a-f], so string order is time order). Re-applying
--- an event, or applying events in any order, gives the same hash.
+-- Applies one event to one user's projection hash (format: src/projection/codec.rs).
 --
--- KEYS[1] user hash   KEYS[2] user timeline (sorted set, score = published ms)
--- ARGV[1] stamp  ARGV[2] why ("type|actor|outcome")  ARGV[3] timeline score
--- ARGV[4] timeline member  ARGV[5] timeline length (0 = no timeline)
--- ARGV[6..] field, value pairs
+-- Every register is last-writer-wins: stored as "<stamp><value>" and replaced only by an event
+-- with a greater stamp (stamps are 16 chars of [0-9a-f], so string order is time order). The
+-- event itself is stored as "e<stamp>" -> entry: the "why" of the registers it set and a
+-- timeline entry. Event entries beyond the newest `keep` are dropped unless a register still
+-- refers to them. Re-applying an event, or applying events in any order, gives the same hash:
+-- registers only move forward, and an entry once dropped is older than `keep` newer ones and
+-- unreferenced forever.
+--
+-- KEYS[1] user hash
+-- ARGV[1] stamp  ARGV[2] event entry  ARGV[3] keep (timeline length)  ARGV[4..] field, value
 --
 -- Returns login, email, tenant before and after: {prev_login, prev_email, prev_tenant,
--- login, email, tenant}, so the caller can keep the indexes right (also on a replay).
-local stamp_len = 29
+-- login, email, tenant}, so the caller can keep the indexes right.
+local stamp_len = 16
+local user = KEYS[1]
+local stamp, entry, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+local cur = {}
+local flat = redis.call('HGETALL', user)
+for i = 1, #flat, 2 do
+  cur[flat[i]] = flat[i + 1]
+end
 local function value_of(raw)
   if not raw then return '' end
-  local pos = stamp_len + 1
-  for _ = 1, 3 do
-    pos = string.find(raw, '|', pos + 1, true)
-    if not pos then return '' end
+  return string.sub(raw, stamp_len + 1)
+end
+local before = { value_of(cur['l']), value_of(cur['m']), value_of(cur['t']) }
+
+local writes = {}
+for i = 4, #ARGV, 2 do
+  local f = ARGV[i]
+  local old = cur[f]
+  if (not old) or string.sub(old, 1, stamp_len) < stamp then
+    local v = stamp .. ARGV[i + 1]
+    cur[f] = v
+    writes[#writes + 1] = f
+    writes[#writes + 1] = v
   end
-  return string.sub(raw, pos + 1)
+end
+local ekey = 'e' .. stamp
+if not cur[ekey] then
+  cur[ekey] = entry
+  writes[#writes + 1] = ekey
+  writes[#writes + 1] = entry
+end
+if #writes > 0 then
+  redis.call('HSET', user, unpack(writes))
 end
 
-local user = KEYS[1]
-local before = redis.call('HMGET', user, 'login', 'email', 'tenant')
-local stamp = ARGV[1]
-local prefix = stamp .. '|' .. ARGV[2] .. '|'
-for i = 6, #ARGV, 2 do
-  local cur = redis.call('HGET', user, ARGV[i])
-  if (not cur) or string.sub(cur, 1, stamp_len) < stamp then
-    redis.call('HSET', user, ARGV[i], prefix .. ARGV[i + 1])
+-- Drop event entries beyond the newest `keep` that no register refers to.
+local events, referenced = {}, {}
+for f, v in pairs(cur) do
+  if string.byte(f, 1) == 101 then -- 'e'
+    events[#events + 1] = string.sub(f, 2)
+  else
+    referenced[string.sub(v, 1, stamp_len)] = true
   end
 end
-local max = tonumber(ARGV[5])
-if max > 0 then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(max + 1))
+if #events > keep then
+  table.sort(events, function(a, b) return a > b end)
+  local drop = {}
+  for i = keep + 1, #events do
+    if not referenced[events[i]] then
+      drop[#drop + 1] = 'e' .. events[i]
+    end
+  end
+  if #drop > 0 then
+    redis.call('HDEL', user, unpack(drop))
+  end
 end
-local after = redis.call('HMGET', user, 'login', 'email', 'tenant')
-return { value_of(before[1]), value_of(before[2]), value_of(before[3]),
-         value_of(after[1]), value_of(after[2]), value_of(after[3]) }
+
+return { before[1], before[2], before[3],
+         value_of(cur['l']), value_of(cur['m']), value_of(cur['t']) }

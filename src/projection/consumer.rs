@@ -292,7 +292,10 @@ impl ProjectionConsumer {
                 Err(poison) => dead.push((entry, poison.0)),
             }
         }
-        let results = self.applier.apply(conn, &updates).await?;
+        // Reclaimed entries (the only ones with delivery counts) may have been applied before
+        // their consumer died, without their index updates.
+        let reapplied = !deliveries.is_empty();
+        let results = self.applier.apply(conn, &updates, reapplied).await?;
         for (id, result) in update_ids.iter().zip(&results) {
             match result {
                 Ok(()) => {
@@ -378,6 +381,8 @@ pub async fn rebuild(
     mut progress: impl FnMut(u64),
 ) -> RedisResult<u64> {
     for pattern in [
+        format!("{}:u:*", keys.prefix()),
+        // Earlier formats (a hash and a sorted set per user).
         format!("{}:user:*", keys.prefix()),
         format!("{}:timeline:*", keys.prefix()),
         format!("{}:idx:*", keys.prefix()),
@@ -408,7 +413,7 @@ pub async fn rebuild(
             .iter()
             .filter_map(|e| update_for_entry(&entry_fields(e), tenants).ok().flatten())
             .collect();
-        let results = applier.apply(conn, &updates).await?;
+        let results = applier.apply(conn, &updates, true).await?;
         applied += results.iter().filter(|r| r.is_ok()).count() as u64;
         progress(applied);
     }

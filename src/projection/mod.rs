@@ -8,6 +8,7 @@
 //! - [`consumer`] is the consumer-group loop: ack after apply, reclaim from dead consumers,
 //!   dead-letter poison entries, lag metrics; and `rebuild` replays the firehose.
 
+pub mod codec;
 pub mod consumer;
 pub mod store;
 pub mod update;

@@ -1,10 +1,11 @@
 //! Writing and reading user projections in Redis.
 //!
-//! Writes: one `apply.lua` call per event (the user's hash and timeline share a slot), sent as
-//! one pipeline per batch, then one pipeline of index updates. The indexes (login, email,
-//! tenant, all users) are hints: every read checks the user's current values, so an index left
-//! stale by a crash between the two pipelines can mislead nobody, and the next application of
-//! any event of that user rewrites them.
+//! A user is one hash in the compact format of [`super::codec`]. Writes: one `apply.lua` call
+//! per event, sent as one pipeline per batch, then one pipeline of index updates for the users
+//! whose login, email or tenant changed. The indexes (login, email, tenant, all users) are
+//! hints: every read checks the user's current values, so a stale index entry misleads nobody.
+//! A crash between the two pipelines leaves the batch unacknowledged; when it is applied again
+//! (reclaimed, or a rebuild) the index updates are written whether or not anything changed.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 
-use super::update::{field, ProjectionUpdate, STAMP_LEN};
+use super::codec::{decode_event, EventEntry, EVENT_PREFIX};
+use super::update::{field, stamp_millis, ProjectionUpdate, STAMP_LEN};
 use super::view::{Member, UserRecord, Why};
 use crate::domain::user_status::{status_from_evidence, StatusEvidence, UserStatus};
 use crate::store::Keys;
@@ -38,11 +40,14 @@ impl Applier {
         }
     }
 
-    /// Applies every update; a failing update does not stop the others.
+    /// Applies every update; a failing update does not stop the others. `reapplied`: these
+    /// updates may have been applied before without their index updates (a reclaimed batch,
+    /// a rebuild), so write the index entries even where nothing changed.
     pub async fn apply(
         &self,
         conn: &mut ConnectionManager,
         updates: &[ProjectionUpdate],
+        reapplied: bool,
     ) -> RedisResult<ApplyResults> {
         if updates.is_empty() {
             return Ok(vec![]);
@@ -61,7 +66,7 @@ impl Applier {
         for (u, reply) in updates.iter().zip(replies) {
             match reply {
                 Ok(values) => {
-                    self.queue_index_updates(&mut index, &u.user, &values);
+                    self.queue_index_updates(&mut index, &u.user, &values, reapplied);
                     newest = newest.max(Some(u.stamp.as_str()));
                     results.push(Ok(()));
                 }
@@ -75,6 +80,9 @@ impl Applier {
             if current.as_deref().is_none_or(|c| c < stamp) {
                 index.set(self.keys.projection_freshness(), stamp);
             }
+        }
+        if index.is_empty() {
+            return Ok(results);
         }
         let index_results: Vec<RedisResult<redis::Value>> = index.query_async(conn).await?;
         if let Some(Err(e)) = index_results.into_iter().find(|r| r.is_err()) {
@@ -94,13 +102,10 @@ impl Applier {
             let cmd = pipe
                 .cmd("EVALSHA")
                 .arg(self.script.get_hash())
-                .arg(2)
+                .arg(1)
                 .arg(self.keys.user(&u.user))
-                .arg(self.keys.timeline(&u.user))
                 .arg(&u.stamp)
-                .arg(u.why())
-                .arg(u.published_ms)
-                .arg(u.timeline_member())
+                .arg(u.event_entry())
                 .arg(self.timeline_len);
             for (name, value) in &u.fields {
                 cmd.arg(name).arg(value);
@@ -117,15 +122,25 @@ impl Applier {
         Ok(replies)
     }
 
-    fn queue_index_updates(&self, pipe: &mut redis::Pipeline, user: &str, v: &[String]) {
-        let [prev_login, _prev_email, prev_tenant, login, email, tenant] = v else {
+    fn queue_index_updates(
+        &self,
+        pipe: &mut redis::Pipeline,
+        user: &str,
+        v: &[String],
+        always: bool,
+    ) {
+        let [prev_login, prev_email, prev_tenant, login, email, tenant] = v else {
             return;
         };
+        if !always && prev_login == login && prev_email == email && prev_tenant == tenant {
+            return;
+        }
         let member = |login: &str| format!("{}\0{user}", login.to_lowercase());
         if !login.is_empty() {
             pipe.hset(self.keys.login_index(), login.to_lowercase(), user);
         }
-        if !email.is_empty() {
+        // An email equal to the login is found through the login index.
+        if !email.is_empty() && !email.eq_ignore_ascii_case(login) {
             pipe.hset(self.keys.email_index(), email.to_lowercase(), user);
         }
         pipe.zadd(self.keys.users_index(), member(login), 0);
@@ -144,44 +159,21 @@ impl Applier {
 /// One stored register, parsed.
 struct Register<'a> {
     stamp: &'a str,
-    event_type: &'a str,
-    actor: &'a str,
-    outcome: &'a str,
     value: &'a str,
 }
 
 fn parse_register(raw: &str) -> Option<Register<'_>> {
-    if raw.len() < STAMP_LEN + 1 || !raw.is_char_boundary(STAMP_LEN) {
-        return None;
-    }
-    let (stamp, rest) = raw.split_at(STAMP_LEN);
-    let mut parts = rest.strip_prefix('|')?.splitn(4, '|');
-    Some(Register {
-        stamp,
-        event_type: parts.next()?,
-        actor: parts.next()?,
-        outcome: parts.next()?,
-        value: parts.next().unwrap_or(""),
-    })
+    let (stamp, value) = raw.split_at_checked(STAMP_LEN)?;
+    Some(Register { stamp, value })
 }
 
 /// RFC 3339 time of a stamp's millis.
 pub fn stamp_time(stamp: &str) -> Option<String> {
-    let ms: i64 = stamp.get(..13)?.parse().ok()?;
-    DateTime::<Utc>::from_timestamp_millis(ms)
+    DateTime::<Utc>::from_timestamp_millis(stamp_millis(stamp)?)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-fn why(r: &Register<'_>) -> Why {
-    Why {
-        event_type: r.event_type.to_owned(),
-        published: stamp_time(r.stamp).unwrap_or_default(),
-        actor: r.actor.to_owned(),
-        outcome: r.outcome.to_owned(),
-    }
-}
-
-/// One timeline entry, parsed from its sorted-set member.
+/// One timeline entry (an event entry of the user's hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEntry {
     pub uuid: String,
@@ -191,59 +183,105 @@ pub struct TimelineEntry {
     pub outcome: String,
 }
 
-fn parse_timeline_member(m: &str) -> Option<TimelineEntry> {
-    let (stamp, rest) = m.split_at_checked(STAMP_LEN)?;
-    let mut parts = rest.strip_prefix('|')?.splitn(4, '|');
-    Some(TimelineEntry {
-        published: stamp_time(stamp)?,
-        uuid: parts.next()?.to_owned(),
-        event_type: parts.next()?.to_owned(),
-        actor: parts.next()?.to_owned(),
-        outcome: parts.next()?.to_owned(),
-    })
+/// A user's hash, split into registers (name → register) and events (stamp → entry).
+struct Parsed<'a> {
+    regs: Vec<(&'a str, Register<'a>)>,
+    events: HashMap<&'a str, EventEntry>,
 }
 
-/// Builds the record from the user's hash and timeline (newest first). Pure.
-pub fn assemble_record(
-    id: &str,
-    hash: &HashMap<String, String>,
-    timeline: &[TimelineEntry],
-) -> Option<UserRecord> {
+impl<'a> Parsed<'a> {
+    fn new(id: &str, hash: &'a HashMap<String, String>) -> Self {
+        let mut regs = Vec::with_capacity(hash.len());
+        let mut events = HashMap::new();
+        for (k, v) in hash {
+            match k.strip_prefix(EVENT_PREFIX) {
+                Some(stamp) => {
+                    if let Some(e) = decode_event(id, v) {
+                        events.insert(stamp, e);
+                    }
+                }
+                None => {
+                    if let Some(r) = parse_register(v) {
+                        regs.push((k.as_str(), r));
+                    }
+                }
+            }
+        }
+        Self { regs, events }
+    }
+
+    fn get(&self, name: &str) -> Option<&Register<'a>> {
+        self.regs.iter().find(|(k, _)| *k == name).map(|(_, r)| r)
+    }
+
+    fn why(&self, stamp: &str) -> Why {
+        let e = self.events.get(stamp);
+        Why {
+            event_type: e.map(|e| e.event_type.clone()).unwrap_or_default(),
+            published: stamp_time(stamp).unwrap_or_default(),
+            actor: e.map(|e| e.actor.clone()).unwrap_or_default(),
+            outcome: e.map(|e| e.outcome.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Newest first.
+    fn timeline(&self, limit: usize) -> Vec<TimelineEntry> {
+        let mut stamps: Vec<&&str> = self.events.keys().collect();
+        stamps.sort_unstable_by(|a, b| b.cmp(a));
+        stamps
+            .into_iter()
+            .take(limit)
+            .map(|s| {
+                let e = &self.events[*s];
+                TimelineEntry {
+                    uuid: e.uuid.clone(),
+                    published: stamp_time(s).unwrap_or_default(),
+                    event_type: e.event_type.clone(),
+                    actor: e.actor.clone(),
+                    outcome: e.outcome.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The user's timeline (newest first, at most `limit`) from their hash. Pure.
+pub fn timeline_of(id: &str, hash: &HashMap<String, String>, limit: usize) -> Vec<TimelineEntry> {
+    Parsed::new(id, hash).timeline(limit)
+}
+
+/// Builds the record from the user's hash. Pure.
+pub fn assemble_record(id: &str, hash: &HashMap<String, String>) -> Option<UserRecord> {
     if hash.is_empty() {
         return None;
     }
-    let regs: Vec<(&str, Register<'_>)> = hash
-        .iter()
-        .filter_map(|(k, v)| parse_register(v).map(|r| (k.as_str(), r)))
-        .collect();
-    let get = |name: &str| regs.iter().find(|(k, _)| *k == name).map(|(_, r)| r);
+    let p = Parsed::new(id, hash);
     let scalar = |name: &str| {
-        get(name)
+        p.get(name)
             .map(|r| r.value.to_owned())
             .filter(|v| !v.is_empty())
     };
 
-    let evidence: Vec<StatusEvidence<'_>> = regs
+    let evidence: Vec<StatusEvidence<'_>> = p
+        .regs
         .iter()
         .filter(|(k, _)| k.starts_with(field::STATUS_PREFIX))
-        .map(|(_, r)| StatusEvidence {
-            stamp: r.stamp,
-            event_type: r.event_type,
-            outcome: r.outcome,
+        .filter_map(|(_, r)| {
+            let e = p.events.get(r.stamp)?;
+            Some(StatusEvidence {
+                stamp: r.stamp,
+                event_type: &e.event_type,
+                outcome: &e.outcome,
+            })
         })
         .collect();
     let status = status_from_evidence(&evidence);
-    let status_why = status.map(|(_, i)| {
-        let e = &evidence[i];
-        regs.iter()
-            .find(|(_, r)| r.stamp == e.stamp && r.event_type == e.event_type)
-            .map(|(_, r)| why(r))
-            .expect("evidence comes from the registers")
-    });
+    let status_why = status.map(|(_, i)| p.why(evidence[i].stamp));
 
-    let factors_reset = get(field::FACTORS_RESET).map(|r| r.stamp);
+    let factors_reset = p.get(field::FACTORS_RESET).map(|r| r.stamp);
     let members = |prefix: &str, cutoff: Option<&str>| -> Vec<Member> {
-        let mut out: Vec<Member> = regs
+        let mut out: Vec<Member> = p
+            .regs
             .iter()
             .filter(|(k, r)| {
                 k.starts_with(prefix)
@@ -253,42 +291,37 @@ pub fn assemble_record(
             .map(|(k, r)| Member {
                 id: k[prefix.len()..].to_owned(),
                 name: r.value[1..].to_owned(),
-                why: why(r),
+                why: p.why(r.stamp),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
     };
 
-    let last_ok = get(field::SIGN_IN_OK);
-    let last_fail = get(field::SIGN_IN_FAILED);
-    let recent_failures = timeline
+    let last_ok = p.get(field::SIGN_IN_OK);
+    let last_fail = p.get(field::SIGN_IN_FAILED);
+    let recent_failures = p
+        .events
         .iter()
-        .filter(|t| {
-            t.event_type == "user.session.start"
-                && t.outcome.eq_ignore_ascii_case("FAILURE")
-                && last_ok.is_none_or(|ok| stamp_time(ok.stamp).is_some_and(|ok| t.published > ok))
+        .filter(|(stamp, e)| {
+            e.event_type == "user.session.start"
+                && e.outcome.eq_ignore_ascii_case("FAILURE")
+                && last_ok.is_none_or(|ok| **stamp > ok.stamp)
         })
         .count() as u32;
     let mut field_why: Vec<super::view::FieldWhy> = [
-        field::LOGIN,
-        field::EMAIL,
-        field::NAME,
-        field::TENANT,
-        field::SIGN_IN_OK,
-        field::SIGN_IN_FAILED,
+        (field::LOGIN, "login"),
+        (field::EMAIL, "email"),
+        (field::NAME, "display_name"),
+        (field::TENANT, "tenant"),
+        (field::SIGN_IN_OK, "last_sign_in"),
+        (field::SIGN_IN_FAILED, "last_failed_sign_in"),
     ]
     .iter()
-    .filter_map(|f| {
-        get(f).map(|r| super::view::FieldWhy {
-            field: match *f {
-                field::NAME => "display_name",
-                field::SIGN_IN_OK => "last_sign_in",
-                field::SIGN_IN_FAILED => "last_failed_sign_in",
-                other => other,
-            }
-            .to_owned(),
-            why: why(r),
+    .filter_map(|(f, name)| {
+        p.get(f).map(|r| super::view::FieldWhy {
+            field: (*name).to_owned(),
+            why: p.why(r.stamp),
         })
     })
     .collect();
@@ -298,7 +331,12 @@ pub fn assemble_record(
             why: w.clone(),
         });
     }
-    let newest = regs.iter().map(|(_, r)| r.stamp).max();
+    let newest = p
+        .regs
+        .iter()
+        .map(|(_, r)| r.stamp)
+        .chain(p.events.keys().copied())
+        .max();
     Some(UserRecord {
         id: id.to_owned(),
         login: scalar(field::LOGIN),
@@ -338,18 +376,10 @@ impl Reader {
         &self,
         conn: &mut ConnectionManager,
         id: &str,
-        timeline_limit: isize,
+        timeline_limit: usize,
     ) -> RedisResult<Option<(UserRecord, Vec<TimelineEntry>)>> {
-        let (hash, members): (HashMap<String, String>, Vec<String>) = redis::pipe()
-            .hgetall(self.keys.user(id))
-            .zrevrange(self.keys.timeline(id), 0, timeline_limit.max(1) - 1)
-            .query_async(conn)
-            .await?;
-        let timeline: Vec<TimelineEntry> = members
-            .iter()
-            .filter_map(|m| parse_timeline_member(m))
-            .collect();
-        Ok(assemble_record(id, &hash, &timeline).map(|r| (r, timeline)))
+        let hash: HashMap<String, String> = conn.hgetall(self.keys.user(id)).await?;
+        Ok(assemble_record(id, &hash).map(|r| (r, timeline_of(id, &hash, timeline_limit))))
     }
 
     /// Finds a user by Okta id, login or email (case-insensitive for login and email).
@@ -357,7 +387,7 @@ impl Reader {
         &self,
         conn: &mut ConnectionManager,
         id_login_or_email: &str,
-        timeline_limit: isize,
+        timeline_limit: usize,
     ) -> RedisResult<Option<(UserRecord, Vec<TimelineEntry>)>> {
         // Okta ids never contain `@`; logins and emails (nearly) always do: skip a sure miss.
         if !id_login_or_email.contains('@') {
@@ -427,7 +457,7 @@ impl Reader {
                 let Some((login, id)) = m.rsplit_once('\0') else {
                     continue;
                 };
-                let Some(record) = assemble_record(id, &hash, &[]) else {
+                let Some(record) = assemble_record(id, &hash) else {
                     continue;
                 };
                 let current_login = record.login.clone().unwrap_or_default().to_lowercase();
@@ -477,55 +507,118 @@ pub struct ListPage {
     pub indexed: u64,
 }
 
+/// What `apply.lua` writes for one event into an empty hash: its registers and its event entry.
+/// For seeding tests and benchmarks with realistic hashes without running the consumer.
+pub fn fields_for_new_user(update: &ProjectionUpdate) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = update
+        .fields
+        .iter()
+        .map(|(name, value)| (name.clone(), format!("{}{value}", update.stamp)))
+        .collect();
+    fields.push((
+        format!("{EVENT_PREFIX}{}", update.stamp),
+        update.event_entry(),
+    ));
+    fields
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::update::stamp;
     use super::*;
 
-    fn reg(stamp_ms: i64, uuid: &str, ty: &str, value: &str) -> String {
-        format!(
-            "{}|{ty}|00uadmin|SUCCESS|{value}",
-            super::super::update::stamp(stamp_ms, uuid)
-        )
+    /// The hash after applying `events` (time ms, uuid, type, actor, fields) in order, as the
+    /// script does when every event is newer than the last.
+    /// (time ms, uuid, type, actor, register name/value pairs)
+    type TestEvent<'a> = (i64, &'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+    fn hash(events: &[TestEvent<'_>]) -> HashMap<String, String> {
+        let mut h = HashMap::new();
+        for (ms, uuid, ty, actor, fields) in events {
+            let u = ProjectionUpdate {
+                user: "00u1".into(),
+                stamp: stamp(*ms, uuid),
+                published_ms: *ms,
+                event_type: (*ty).into(),
+                actor: (*actor).into(),
+                outcome: "SUCCESS".into(),
+                uuid: (*uuid).into(),
+                fields: fields
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+            };
+            h.extend(fields_for_new_user(&u));
+        }
+        h
     }
 
     #[test]
     fn a_record_is_assembled_with_status_and_why() {
-        let hash: HashMap<String, String> = [
+        let st = |t: &str| {
+            format!(
+                "{}{}",
+                field::STATUS_PREFIX,
+                super::super::codec::type_code(t)
+            )
+        };
+        let (create, activate, suspend) = (
+            st("user.lifecycle.create"),
+            st("user.lifecycle.activate"),
+            st("user.lifecycle.suspend"),
+        );
+        let h = hash(&[
             (
-                "login",
-                reg(1000, "a", "user.lifecycle.create", "jane@acme.com"),
-            ),
-            ("tenant", reg(1000, "a", "user.lifecycle.create", "acme")),
-            (
-                "st:user.lifecycle.create",
-                reg(1000, "a", "user.lifecycle.create", ""),
-            ),
-            (
-                "st:user.lifecycle.activate",
-                reg(2000, "b", "user.lifecycle.activate", ""),
-            ),
-            (
-                "st:user.lifecycle.suspend",
-                reg(3000, "c", "user.lifecycle.suspend", ""),
-            ),
-            (
-                "g:00g1",
-                reg(1500, "d", "group.user_membership.add", "+tenant-acme"),
+                1000,
+                "a",
+                "user.lifecycle.create",
+                "00uadmin",
+                &[("l", "jane@acme.com"), ("t", "acme"), (&create, "")],
             ),
             (
-                "g:00g2",
-                reg(1600, "e", "group.user_membership.remove", "-old|group"),
+                1200,
+                "f",
+                "user.mfa.factor.activate",
+                "00u1",
+                &[("f:mbl1", "+Okta Verify")],
             ),
             (
-                "f:mbl1",
-                reg(1200, "f", "user.mfa.factor.activate", "+Okta Verify"),
+                1300,
+                "g",
+                "user.mfa.factor.reset_all",
+                "00u1",
+                &[("fr", "")],
             ),
-            ("fr", reg(1300, "g", "user.mfa.factor.reset_all", "")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let r = assemble_record("00u1", &hash, &[]).unwrap();
+            (
+                1500,
+                "d",
+                "group.user_membership.add",
+                "00uadmin",
+                &[("g:00g1", "+tenant-acme")],
+            ),
+            (
+                1600,
+                "e",
+                "group.user_membership.remove",
+                "00uadmin",
+                &[("g:00g2", "-old|group")],
+            ),
+            (
+                2000,
+                "b",
+                "user.lifecycle.activate",
+                "00uadmin",
+                &[(&activate, "")],
+            ),
+            (
+                3000,
+                "c",
+                "user.lifecycle.suspend",
+                "00uadmin",
+                &[(&suspend, "")],
+            ),
+        ]);
+        let r = assemble_record("00u1", &h).unwrap();
         assert_eq!(r.status.as_deref(), Some("SUSPENDED"));
         assert!(!r.can_sign_in);
         assert_eq!(r.login.as_deref(), Some("jane@acme.com"));
@@ -533,6 +626,7 @@ mod tests {
         assert_eq!(r.tenant.as_deref(), Some("acme"));
         assert_eq!(r.groups.len(), 1);
         assert_eq!(r.groups[0].name, "tenant-acme");
+        assert_eq!(r.groups[0].why.event_type, "group.user_membership.add");
         assert!(
             r.factors.is_empty(),
             "reset_all after the enrolment removes it"
@@ -540,13 +634,62 @@ mod tests {
         let status_why = r.why.iter().find(|w| w.field == "status").unwrap();
         assert_eq!(status_why.why.event_type, "user.lifecycle.suspend");
         assert_eq!(status_why.why.published, "1970-01-01T00:00:03.000Z");
+        assert_eq!(status_why.why.actor, "00uadmin");
+        assert_eq!(status_why.why.outcome, "SUCCESS");
+        let login_why = r.why.iter().find(|w| w.field == "login").unwrap();
+        assert_eq!(login_why.why.event_type, "user.lifecycle.create");
         assert_eq!(r.freshness.as_deref(), Some("1970-01-01T00:00:03.000Z"));
+
+        let timeline = timeline_of("00u1", &h, 2);
+        assert_eq!(timeline.len(), 2);
+        assert_eq!(timeline[0].event_type, "user.lifecycle.suspend");
+        assert_eq!(timeline[0].uuid, "c");
+        assert_eq!(timeline[1].event_type, "user.lifecycle.activate");
+        assert_eq!(
+            timeline_of("00u1", &h, 100)[6].actor,
+            "00uadmin",
+            "oldest last"
+        );
     }
 
     #[test]
-    fn values_may_contain_the_separator() {
-        let raw = reg(1, "x", "group.user_membership.add", "+a|b|c");
+    fn failed_sign_ins_since_the_last_success_are_counted() {
+        let h = hash(&[
+            (1000, "a", "user.session.start", "00u1", &[("x", "")]),
+            (2000, "b", "user.session.start", "00u1", &[("ok", "")]),
+        ]);
+        let mut h2 = h.clone();
+        for (ms, uuid) in [(3000, "c"), (4000, "d")] {
+            let u = ProjectionUpdate {
+                user: "00u1".into(),
+                stamp: stamp(ms, uuid),
+                published_ms: ms,
+                event_type: "user.session.start".into(),
+                actor: "00u1".into(),
+                outcome: "FAILURE".into(),
+                uuid: uuid.into(),
+                fields: vec![("x".into(), String::new())],
+            };
+            h2.extend(fields_for_new_user(&u));
+        }
+        assert_eq!(
+            assemble_record("00u1", &h).unwrap().recent_failed_sign_ins,
+            0
+        );
+        let r = assemble_record("00u1", &h2).unwrap();
+        assert_eq!(r.recent_failed_sign_ins, 2);
+        assert_eq!(
+            r.last_failed_sign_in.as_deref(),
+            Some("1970-01-01T00:00:04.000Z")
+        );
+        assert_eq!(r.last_sign_in.as_deref(), Some("1970-01-01T00:00:02.000Z"));
+    }
+
+    #[test]
+    fn values_may_contain_any_character_and_short_values_are_no_register() {
+        let raw = format!("{}+a|b|c", stamp(1, "x"));
         assert_eq!(parse_register(&raw).unwrap().value, "+a|b|c");
         assert!(parse_register("short").is_none());
+        assert!(assemble_record("00u1", &HashMap::new()).is_none());
     }
 }

@@ -11,23 +11,26 @@ use std::collections::HashMap;
 use chrono::DateTime;
 use sha2::{Digest, Sha256};
 
+use super::codec;
 use crate::domain::tenant::TenantResolver;
 use crate::domain::user_status::is_status_event;
 use crate::okta::event_hook::LogEventSummary;
 
-/// Field names in the user hash.
+/// Register names in the user hash (short: they are stored once per user). None starts with
+/// `codec::EVENT_PREFIX`.
 pub mod field {
-    pub const LOGIN: &str = "login";
-    pub const EMAIL: &str = "email";
-    pub const NAME: &str = "name";
-    pub const TENANT: &str = "tenant";
+    pub const LOGIN: &str = "l";
+    pub const EMAIL: &str = "m";
+    pub const NAME: &str = "n";
+    pub const TENANT: &str = "t";
     /// Newest successful sign-in.
     pub const SIGN_IN_OK: &str = "ok";
     /// Newest failed sign-in.
-    pub const SIGN_IN_FAILED: &str = "fail";
+    pub const SIGN_IN_FAILED: &str = "x";
     /// Newest `user.mfa.factor.reset_all`: factors stamped before it are gone.
     pub const FACTORS_RESET: &str = "fr";
-    pub const STATUS_PREFIX: &str = "st:";
+    /// `s:<type code>`: the newest event of that status-affecting type.
+    pub const STATUS_PREFIX: &str = "s:";
     pub const GROUP_PREFIX: &str = "g:";
     pub const APP_PREFIX: &str = "a:";
     pub const FACTOR_PREFIX: &str = "f:";
@@ -37,8 +40,8 @@ pub mod field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionUpdate {
     pub user: String,
-    /// `published` as 13-digit epoch millis + 16 hex digits of SHA-256(uuid): fixed width and
-    /// only `[0-9a-f]`, so byte order, Lua's `<` and any collation agree.
+    /// `published` as 11 hex digits of epoch millis + 5 hex digits of SHA-256(uuid): fixed
+    /// width and only `[0-9a-f]`, so byte order, Lua's `<` and any collation agree.
     pub stamp: String,
     pub published_ms: i64,
     pub event_type: String,
@@ -49,14 +52,16 @@ pub struct ProjectionUpdate {
 }
 
 impl ProjectionUpdate {
-    /// `type|actor|outcome`: why a field has its value (the time is in the stamp).
-    pub fn why(&self) -> String {
-        format!("{}|{}|{}", self.event_type, self.actor, self.outcome)
-    }
-
-    /// The timeline entry: unique per event, so re-applying it changes nothing.
-    pub fn timeline_member(&self) -> String {
-        format!("{}|{}|{}", self.stamp, self.uuid, self.why())
+    /// The event entry (`e<stamp>`) of this event in the user's hash: the "why" of every
+    /// register it sets, and a timeline entry.
+    pub fn event_entry(&self) -> String {
+        codec::encode_event(
+            &self.user,
+            &self.event_type,
+            &self.actor,
+            &self.outcome,
+            &self.uuid,
+        )
     }
 }
 
@@ -65,15 +70,24 @@ impl ProjectionUpdate {
 #[error("{0}")]
 pub struct Poison(pub String);
 
-pub const STAMP_LEN: usize = 29;
+pub const STAMP_LEN: usize = 16;
+pub use crate::domain::user_status::STAMP_TIME_LEN;
+
+/// Latest time a stamp can hold (11 hex digits of millis: the year 2527).
+const STAMP_MAX_MS: i64 = 0xFFF_FFFF_FFFF;
 
 pub fn stamp(published_ms: i64, uuid: &str) -> String {
     let h = Sha256::digest(uuid.as_bytes());
     format!(
-        "{:013}{}",
-        published_ms.clamp(0, 9_999_999_999_999),
-        hex::encode(&h[..8])
+        "{:011x}{}",
+        published_ms.clamp(0, STAMP_MAX_MS),
+        &hex::encode(&h[..3])[..STAMP_LEN - STAMP_TIME_LEN]
     )
+}
+
+/// The epoch millis at the start of a stamp.
+pub fn stamp_millis(stamp: &str) -> Option<i64> {
+    i64::from_str_radix(stamp.get(..STAMP_TIME_LEN)?, 16).ok()
 }
 
 /// The update for one firehose entry; `None` when the event is about no user.
@@ -127,7 +141,7 @@ pub fn update_for_entry(
     let success = outcome.is_empty() || outcome.eq_ignore_ascii_case("SUCCESS");
     if is_status_event(event_type) {
         set(
-            format!("{}{event_type}", field::STATUS_PREFIX),
+            format!("{}{}", field::STATUS_PREFIX, codec::type_code(event_type)),
             String::new(),
         );
     }
@@ -235,15 +249,23 @@ mod tests {
         assert_eq!(
             fields(&u),
             [
-                ("login", "jane@acme.com"),
-                ("name", "Jane Doe"),
-                ("tenant", "acme"),
-                ("st:user.lifecycle.suspend", "")
+                ("l", "jane@acme.com"),
+                ("n", "Jane Doe"),
+                ("t", "acme"),
+                ("s:#4", "")
             ]
         );
         assert_eq!(u.stamp.len(), STAMP_LEN);
-        assert!(u.stamp.starts_with("1790845200000"));
-        assert_eq!(u.why(), "user.lifecycle.suspend|00uadmin|SUCCESS");
+        assert_eq!(stamp_millis(&u.stamp), Some(1_790_845_200_000));
+        assert_eq!(
+            codec::decode_event("00u1", &u.event_entry()).unwrap(),
+            codec::EventEntry {
+                event_type: "user.lifecycle.suspend".into(),
+                actor: "00uadmin".into(),
+                outcome: "SUCCESS".into(),
+                uuid: "u1".into()
+            }
+        );
     }
 
     #[test]
@@ -259,7 +281,7 @@ mod tests {
         let u = update_for_entry(&entry(fail, "00u1", ""), &resolver())
             .unwrap()
             .unwrap();
-        assert_eq!(fields(&u), [("login", "j@a.com"), ("fail", "")]);
+        assert_eq!(fields(&u), [("l", "j@a.com"), ("x", "")]);
     }
 
     #[test]
@@ -286,5 +308,10 @@ mod tests {
         assert!(stamp(1, "zzz") < stamp(2, "aaa"));
         assert_ne!(stamp(1, "a"), stamp(1, "b"));
         assert_eq!(stamp(-5, "a").len(), STAMP_LEN);
+        assert_eq!(stamp(i64::MAX, "a").len(), STAMP_LEN);
+        assert_eq!(
+            stamp_millis(&stamp(1_790_845_200_123, "a")),
+            Some(1_790_845_200_123)
+        );
     }
 }

@@ -358,7 +358,7 @@ async fn users_with_factors(
         }
         let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
         for (u, h) in chunk.iter().zip(hashes) {
-            if assemble_record(u, &h, &[]).is_some_and(|r| !r.factors.is_empty()) {
+            if assemble_record(u, &h).is_some_and(|r| !r.factors.is_empty()) {
                 found.insert((*u).clone());
             }
         }

@@ -65,15 +65,11 @@ impl Keys {
         format!("{}:{{cred:{}}}:failures", self.prefix, login.to_lowercase())
     }
 
-    /// Hash: one user's projection (field → `stamp|type|actor|outcome|value`). Tagged by the
-    /// user id so users spread over a cluster and the apply script touches one slot.
+    /// Hash: one user's projection — registers and recent events, in the compact format of
+    /// `projection::codec`. Tagged by the user id so users spread over a cluster. (The key name
+    /// is short on purpose: there is one per Okta user.)
     pub fn user(&self, id: &str) -> String {
-        format!("{}:user:{{{id}}}", self.prefix)
-    }
-
-    /// Sorted set: one user's recent events (score = published ms), same slot as the user.
-    pub fn timeline(&self, id: &str) -> String {
-        format!("{}:timeline:{{{id}}}", self.prefix)
+        format!("{}:u:{{{id}}}", self.prefix)
     }
 
     /// Hash: lower-cased login → user id. A hint: readers check the user's current login.

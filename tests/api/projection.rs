@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use okta_adapter::access::Role;
 use okta_adapter::domain::tenant::TenantResolver;
 use okta_adapter::projection::consumer::rebuild;
-use okta_adapter::projection::store::Applier;
+use okta_adapter::projection::store::{timeline_of, Applier};
 use okta_adapter::projection::update::{update_for_entry, ProjectionUpdate};
 use okta_adapter::store::Keys;
 use proptest::prelude::*;
@@ -307,17 +307,30 @@ async fn project(
     conn: &mut redis::aio::ConnectionManager,
     prefix: &str,
     updates: &[ProjectionUpdate],
-) -> (HashMap<String, String>, Vec<String>) {
+) -> HashMap<String, String> {
+    const KEEP: usize = 5;
     let keys = Keys::new(prefix);
-    let applier = Applier::new(keys.clone(), 5);
+    let applier = Applier::new(keys.clone(), KEEP);
     // Applied one at a time and in small batches, like separate deliveries.
     for chunk in updates.chunks(3) {
-        let r = applier.apply(conn, chunk).await.unwrap();
+        let r = applier.apply(conn, chunk, false).await.unwrap();
         assert!(r.iter().all(|r| r.is_ok()));
     }
     let hash: HashMap<String, String> = conn.hgetall(keys.user("00uProp")).await.unwrap();
-    let timeline: Vec<String> = conn.zrange(keys.timeline("00uProp"), 0, -1).await.unwrap();
-    (hash, timeline)
+    // The timeline holds the newest KEEP distinct events, whatever the order.
+    let mut newest: Vec<(&str, &str)> = updates
+        .iter()
+        .map(|u| (u.stamp.as_str(), u.uuid.as_str()))
+        .collect();
+    newest.sort_unstable_by(|a, b| b.cmp(a));
+    newest.dedup();
+    newest.truncate(KEEP);
+    let timeline = timeline_of("00uProp", &hash, KEEP);
+    assert_eq!(
+        timeline.iter().map(|t| t.uuid.as_str()).collect::<Vec<_>>(),
+        newest.iter().map(|(_, uuid)| *uuid).collect::<Vec<_>>()
+    );
+    hash
 }
 
 #[test]
@@ -429,7 +442,7 @@ async fn a_consumer_killed_mid_batch_loses_and_doubles_nothing() {
         })
         .collect();
     Applier::new(keys.clone(), 50)
-        .apply(&mut conn, &half)
+        .apply(&mut conn, &half, false)
         .await
         .unwrap();
 
