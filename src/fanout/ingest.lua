@@ -26,11 +26,38 @@ for r = 1, nroutes do
   route_filter[r] = ARGV[5 + nroutes + r]
 end
 
+-- XADD that returns an error reply instead of raising, so the caller can undo the event's
+-- de-duplication mark before failing.
 local function xadd(stream, maxlen, fields)
   if maxlen > 0 then
-    return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+    return redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
   end
-  return redis.call('XADD', stream, '*', unpack(fields))
+  return redis.pcall('XADD', stream, '*', unpack(fields))
+end
+local function failed(reply)
+  return type(reply) == 'table' and reply.err
+end
+
+-- The tenants already known for this slice's users, in one HMGET (kept up to date below, so an
+-- event that reveals a tenant serves the later events of the same user in this slice).
+local known = {}
+do
+  local users, seen = {}, {}
+  local a = 6 + 2 * nroutes
+  for _ = 1, nevents do
+    local user = ARGV[a + 3]
+    if user ~= '' and not seen[user] then
+      seen[user] = true
+      users[#users + 1] = user
+    end
+    a = a + 10 + tonumber(ARGV[a + 9])
+  end
+  if #users > 0 then
+    local tenants = redis.call('HMGET', user_tenant, unpack(users))
+    for i, user in ipairs(users) do
+      known[user] = tenants[i] or ''
+    end
+  end
 end
 
 local results = {}
@@ -41,14 +68,19 @@ for i = 1, nevents do
   local tenant = ARGV[a + 8]
   local k = tonumber(ARGV[a + 9])
   local dedup = KEYS[2 + nroutes + i]
-  if redis.call('EXISTS', dedup) == 1 then
+  -- Marks the event seen and tells whether it was new, in one step; the mark is removed again
+  -- if a write below fails, so Redis never holds "seen but not written".
+  if not redis.call('SET', dedup, '1', 'NX', 'EX', window) then
     results[i] = 0
   else
     if user ~= '' then
       if tenant ~= '' then
-        redis.call('HSET', user_tenant, user, tenant)
+        if known[user] ~= tenant then
+          redis.call('HSET', user_tenant, user, tenant)
+          known[user] = tenant
+        end
       else
-        tenant = redis.call('HGET', user_tenant, user) or ''
+        tenant = known[user] or ''
       end
     end
     local fields = { 'v', '1', 'uuid', uuid, 'type', etype, 'published', published,
@@ -58,16 +90,19 @@ for i = 1, nevents do
       fields[#fields + 1] = 'sig'
       fields[#fields + 1] = sig
     end
-    xadd(firehose, firehose_maxlen, fields)
+    local reply = xadd(firehose, firehose_maxlen, fields)
     for j = 1, k do
+      if failed(reply) then break end
       local r = tonumber(ARGV[a + 9 + j])
       local filter = route_filter[r]
       if filter == '' or string.find(filter, '|' .. tenant .. '|', 1, true) then
-        xadd(KEYS[2 + r], route_maxlen[r], fields)
+        reply = xadd(KEYS[2 + r], route_maxlen[r], fields)
       end
     end
-    -- Marked seen only after every write above succeeded.
-    redis.call('SET', dedup, '1', 'EX', window)
+    if failed(reply) then
+      redis.call('DEL', dedup)
+      return redis.error_reply(reply.err)
+    end
     results[i] = 1
   end
   a = a + 10 + k

@@ -131,22 +131,22 @@ impl UsersApi {
         Reader::new(self.state.ingestor.keys().clone())
     }
 
-    /// Finds the user and applies tenant scoping.
+    /// Finds the user and applies tenant scoping; also returns the projection's freshness.
     async fn visible_user(
         &self,
         who: &Principal,
         id: &str,
         timeline_limit: usize,
-    ) -> Result<(UserRecord, Vec<TimelineEntry>), HttpError> {
+    ) -> Result<(UserRecord, Vec<TimelineEntry>, Option<String>), HttpError> {
         let mut conn = self.state.redis.clone();
-        let found = self
+        let (found, freshness) = self
             .reader()
-            .find(&mut conn, id, timeline_limit)
+            .find_with_freshness(&mut conn, id, timeline_limit)
             .await
             .map_err(|e| HttpError::redis("read-user", e))?;
         match found {
             Some((record, timeline)) if who.can_see_tenant(record.tenant.as_deref()) => {
-                Ok((record, timeline))
+                Ok((record, timeline, freshness))
             }
             _ => Err(no_such_user(id)),
         }
@@ -199,12 +199,12 @@ impl UsersApi {
         id: Path<String>,
     ) -> Result<Json<UserResponse>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
-        let (user, _) = self.visible_user(&who, &id, 1).await?;
+        let (user, _, projection_freshness) = self.visible_user(&who, &id, 1).await?;
         self.audit_read(req, &who, "read-user", &user.id, "200")
             .await;
         Ok(Json(UserResponse {
             user,
-            projection_freshness: self.freshness().await,
+            projection_freshness,
         }))
     }
 
@@ -227,13 +227,14 @@ impl UsersApi {
         limit: Query<u32>,
     ) -> Result<Json<Timeline>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
-        let (user, timeline) = self.visible_user(&who, &id, limit.0 as usize).await?;
+        let (user, timeline, projection_freshness) =
+            self.visible_user(&who, &id, limit.0 as usize).await?;
         self.audit_read(req, &who, "read-timeline", &user.id, "200")
             .await;
         Ok(Json(Timeline {
             user_id: user.id,
             events: timeline.into_iter().map(Into::into).collect(),
-            projection_freshness: self.freshness().await,
+            projection_freshness,
         }))
     }
 

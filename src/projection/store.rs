@@ -389,28 +389,88 @@ impl Reader {
         id_login_or_email: &str,
         timeline_limit: usize,
     ) -> RedisResult<Option<(UserRecord, Vec<TimelineEntry>)>> {
+        Ok(self
+            .find_inner(conn, id_login_or_email, timeline_limit, false)
+            .await?
+            .0)
+    }
+
+    /// [`Self::find`], and the projection's freshness read in the same round trip.
+    pub async fn find_with_freshness(
+        &self,
+        conn: &mut ConnectionManager,
+        id_login_or_email: &str,
+        timeline_limit: usize,
+    ) -> RedisResult<(Option<(UserRecord, Vec<TimelineEntry>)>, Option<String>)> {
+        self.find_inner(conn, id_login_or_email, timeline_limit, true)
+            .await
+    }
+
+    /// Round trips: an Okta id is one `HGETALL`; a login or email is both index lookups, then
+    /// the `HGETALL` of the candidate. The freshness `GET`, when wanted, rides along with the
+    /// first round trip.
+    async fn find_inner(
+        &self,
+        conn: &mut ConnectionManager,
+        q: &str,
+        timeline_limit: usize,
+        freshness: bool,
+    ) -> RedisResult<(Option<(UserRecord, Vec<TimelineEntry>)>, Option<String>)> {
+        let mut fresh: Option<Option<String>> = None;
+        let take_fresh = |pipe: &mut redis::Pipeline, fresh: &Option<Option<String>>| {
+            let wanted = freshness && fresh.is_none();
+            if wanted {
+                pipe.get(self.keys.projection_freshness());
+            }
+            wanted
+        };
+        let read_fresh = |v: &redis::Value| {
+            let stamp: Option<String> = redis::from_redis_value_ref(v).ok().flatten();
+            Some(stamp.as_deref().and_then(stamp_time))
+        };
         // Okta ids never contain `@`; logins and emails (nearly) always do: skip a sure miss.
-        if !id_login_or_email.contains('@') {
-            if let Some(found) = self
-                .get_by_id(conn, id_login_or_email, timeline_limit)
-                .await?
-            {
-                return Ok(Some(found));
+        if !q.contains('@') {
+            let mut pipe = redis::pipe();
+            let with_fresh = take_fresh(&mut pipe, &fresh);
+            pipe.hgetall(self.keys.user(q));
+            let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+            if with_fresh {
+                fresh = read_fresh(&replies[0]);
+            }
+            let hash: HashMap<String, String> =
+                redis::from_redis_value_ref(&replies[usize::from(with_fresh)])?;
+            if let Some(record) = assemble_record(q, &hash) {
+                let timeline = timeline_of(q, &hash, timeline_limit);
+                return Ok((Some((record, timeline)), fresh.flatten()));
             }
         }
-        let wanted = id_login_or_email.to_lowercase();
-        for index in [self.keys.login_index(), self.keys.email_index()] {
-            let id: Option<String> = conn.hget(&index, &wanted).await?;
-            let Some(id) = id else { continue };
+        let wanted = q.to_lowercase();
+        let mut pipe = redis::pipe();
+        let with_fresh = take_fresh(&mut pipe, &fresh);
+        pipe.hget(self.keys.login_index(), &wanted)
+            .hget(self.keys.email_index(), &wanted);
+        let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        if with_fresh {
+            fresh = read_fresh(&replies[0]);
+        }
+        let mut candidates: Vec<String> = Vec::with_capacity(2);
+        for v in &replies[usize::from(with_fresh)..] {
+            if let Some(id) = redis::from_redis_value_ref::<Option<String>>(v)? {
+                if !candidates.contains(&id) {
+                    candidates.push(id);
+                }
+            }
+        }
+        for id in candidates {
             if let Some((record, timeline)) = self.get_by_id(conn, &id, timeline_limit).await? {
                 let matches =
                     |v: &Option<String>| v.as_deref().is_some_and(|v| v.to_lowercase() == wanted);
                 if matches(&record.login) || matches(&record.email) {
-                    return Ok(Some((record, timeline)));
+                    return Ok((Some((record, timeline)), fresh.flatten()));
                 }
             }
         }
-        Ok(None)
+        Ok((None, fresh.flatten()))
     }
 
     /// A page of users in login order, optionally one tenant's, a login prefix, a status.

@@ -225,6 +225,27 @@ async fn the_same_batch_delivered_twice_lands_once_in_every_stream() {
 }
 
 #[tokio::test]
+async fn a_failed_stream_write_leaves_the_event_unseen_so_the_retry_stores_it() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let mut conn = app.conn().await;
+    // The route stream's key holds a string: every XADD to it fails (WRONGTYPE).
+    let _: () = conn
+        .set(app.route("lifecycle"), "not a stream")
+        .await
+        .unwrap();
+    let batch = lifecycle_batch("wrongtype", 1);
+    assert_eq!(app.post_events(&batch).await.status(), 503);
+
+    // Repaired; Okta's retry must store the event in the route, not skip it as a duplicate.
+    let _: () = conn.del(app.route("lifecycle")).await.unwrap();
+    assert_eq!(app.post_events(&batch).await.status(), 204);
+    assert_eq!(app.uuids(&app.route("lifecycle")).await.len(), 1);
+    // The firehose write of the failed attempt stays (a duplicate there, never a loss).
+    assert_eq!(app.uuids(&app.firehose()).await.len(), 2);
+}
+
+#[tokio::test]
 async fn a_batch_of_500_events_is_stored_in_order_across_script_slices() {
     let redis = TestRedis::start();
     // Slices of 128 events: 500 events take four script calls.
