@@ -105,12 +105,8 @@ impl AppState {
             .routes()
             .iter()
             .flat_map(|r| r.groups.iter().map(|g| (r.stream.clone(), g.clone())));
-        // The credential clean-up group comes last so earlier entries keep their positions.
-        let cleanup = std::iter::once((
-            keys.firehose(),
-            self.settings.inline.password_import.cleanup_group.clone(),
-        ));
-        firehose.chain(routes).chain(cleanup).collect()
+        // The built-in credential-imports route (and its clean-up group) comes last.
+        firehose.chain(routes).collect()
     }
 
     /// Every stream the adapter writes.

@@ -16,13 +16,18 @@ use redis::{RedisResult, Script};
 use serde_json::error::Category;
 use sha2::Sha256;
 
-use crate::config::Settings;
+use crate::config::{RouteSettings, Settings};
 use crate::domain::routing::Route;
 use crate::domain::tenant::TenantResolver;
 use crate::okta::event_hook::{Delivery, LogEventSummary, EVENT_HOOK_ENVELOPE_TYPE};
 use crate::store::Keys;
 
 const INGEST_SCRIPT: &str = include_str!("ingest.lua");
+
+/// Name of the built-in route that feeds the credential clean-up (`Keys::credential_imports`).
+pub const CREDENTIAL_IMPORTS_ROUTE: &str = "credential-imports";
+/// The event that confirms a password import (HOOKS-SPEC §3.6.1).
+pub const CREDENTIAL_IMPORT_EVENT: &str = "user.import.password";
 
 /// Why a body is not an event hook delivery. The message is safe to return to the caller.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,11 +72,22 @@ pub struct Ingestor {
 impl Ingestor {
     pub fn new(settings: &Settings) -> Self {
         let keys = Keys::new(settings.redis.prefix.clone());
-        let routes = settings
+        let mut routes: Vec<Route> = settings
             .routes
             .iter()
             .map(|r| Route::compile(r, keys.route(&r.name)))
             .collect();
+        // Built in, last: the credential clean-up consumer reads only these events.
+        routes.push(Route::compile(
+            &RouteSettings {
+                name: CREDENTIAL_IMPORTS_ROUTE.into(),
+                event_types: vec![CREDENTIAL_IMPORT_EVENT.into()],
+                tenants: vec![],
+                maxlen: 100_000,
+                groups: vec![settings.inline.password_import.cleanup_group.clone()],
+            },
+            keys.credential_imports(),
+        ));
         Self {
             routes,
             tenants: TenantResolver::from_settings(&settings.tenants.rules),
@@ -88,6 +104,7 @@ impl Ingestor {
         &self.keys
     }
 
+    /// The configured routes, then the built-in `credential-imports` route.
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }

@@ -12,7 +12,8 @@
 //! `user.import.password` with outcome SUCCESS (HOOKS-SPEC §3.6.1) — a `VERIFIED` answer alone
 //! does not prove Okta stored the password (e.g. the org is in read-only mode and will call the
 //! hook again). [`run_cleanup`] is a consumer group (`inline.password_import.cleanup_group`) on
-//! the firehose: it reads with `XREADGROUP … BLOCK` on its own connection (no response timeout —
+//! the built-in `credential-imports` stream, which ingest fills with exactly those events (so the
+//! clean-up never has to read, and keep up with, the whole firehose): it reads with `XREADGROUP … BLOCK` on its own connection (no response timeout —
 //! the shared connection's timeout would cut every blocking read), deletes the hash of each such
 //! SUCCESS event's user, and acknowledges only after the delete. Entries read but not
 //! acknowledged before a crash (their consumer is gone: names are unique per process) are taken
@@ -239,7 +240,7 @@ async fn cleanup_session(cleanup: &Cleanup, mut manager: ConnectionManager) -> R
         .client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
-    let stream = cleanup.keys.firehose();
+    let stream = cleanup.keys.credential_imports();
     ensure_group(&mut manager, &stream, &cleanup.group).await?;
     let mut pending = true;
     let mut last_reclaim: Option<std::time::Instant> = None;
@@ -285,7 +286,7 @@ async fn cleanup_session(cleanup: &Cleanup, mut manager: ConnectionManager) -> R
 
 /// Takes over and applies entries a dead consumer left pending.
 async fn reclaim(conn: &mut MultiplexedConnection, cleanup: &Cleanup) -> RedisResult<()> {
-    let stream = cleanup.keys.firehose();
+    let stream = cleanup.keys.credential_imports();
     let mut start = "0-0".to_string();
     loop {
         let reply: StreamAutoClaimReply = conn

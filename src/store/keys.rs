@@ -23,6 +23,12 @@ impl Keys {
         &self.prefix
     }
 
+    /// Internal stream of `user.import.password` events only, for the credential clean-up
+    /// consumer (so it does not read the whole firehose): `<prefix>:{events}:credential-imports`.
+    pub fn credential_imports(&self) -> String {
+        format!("{}:{{events}}:credential-imports", self.prefix)
+    }
+
     /// Stream that receives every accepted event: `<prefix>:{events}:firehose`.
     pub fn firehose(&self) -> String {
         format!("{}:{{events}}:firehose", self.prefix)

@@ -67,8 +67,8 @@ async fn a_wrong_or_missing_secret_gets_401_and_writes_nothing() {
     assert!(app.entries(&app.route("lifecycle")).await.is_empty());
     assert_eq!(
         app.key_count().await,
-        2,
-        "only the empty firehose and route streams made for their groups"
+        3,
+        "only the empty firehose, lifecycle route and credential-imports streams made for their groups"
     );
 }
 
@@ -152,8 +152,8 @@ async fn malformed_json_and_non_event_hook_bodies_get_400_and_write_nothing() {
     assert!(app.entries(&app.firehose()).await.is_empty());
     assert_eq!(
         app.key_count().await,
-        2,
-        "no dedup key, no tenant index: only the group-holding streams"
+        3,
+        "no dedup key, no tenant index: only the three group-holding streams"
     );
 }
 

@@ -544,7 +544,10 @@ async fn the_legacy_hash_is_deleted_only_after_okta_reports_a_successful_import(
     // The entries were acknowledged: nothing pending in the group.
     let mut conn = app.conn().await;
     let pending: redis::streams::StreamPendingReply = conn
-        .xpending(app.firehose(), "credential-cleanup")
+        .xpending(
+            Keys::new(app.prefix.clone()).credential_imports(),
+            "credential-cleanup",
+        )
         .await
         .unwrap();
     assert_eq!(pending.count(), 0);
@@ -1376,7 +1379,7 @@ async fn an_import_confirmation_left_pending_by_a_dead_replica_is_taken_over() {
     let mut conn = redis.conn().await;
     // Another replica read Okta's SUCCESS event and died before deleting and acknowledging.
     let _: () = conn
-        .xgroup_create_mkstream(keys.firehose(), "credential-cleanup", "0")
+        .xgroup_create_mkstream(keys.credential_imports(), "credential-cleanup", "0")
         .await
         .unwrap();
     let event = log_event(
@@ -1386,7 +1389,7 @@ async fn an_import_confirmation_left_pending_by_a_dead_replica_is_taken_over() {
     );
     let _: String = conn
         .xadd(
-            keys.firehose(),
+            keys.credential_imports(),
             "*",
             &[
                 ("v", "1".to_string()),
@@ -1405,7 +1408,7 @@ async fn an_import_confirmation_left_pending_by_a_dead_replica_is_taken_over() {
         .unwrap();
     let taken: redis::streams::StreamReadReply = conn
         .xread_options(
-            &[keys.firehose()],
+            &[keys.credential_imports()],
             &[">"],
             &redis::streams::StreamReadOptions::default()
                 .group("credential-cleanup", "dead-replica"),
@@ -1439,7 +1442,7 @@ async fn an_import_confirmation_left_pending_by_a_dead_replica_is_taken_over() {
         "the running replica took the entry over and deleted the hash"
     );
     let pending: redis::streams::StreamPendingReply = conn
-        .xpending(keys.firehose(), "credential-cleanup")
+        .xpending(keys.credential_imports(), "credential-cleanup")
         .await
         .unwrap();
     assert_eq!(pending.count(), 0, "and acknowledged it");
