@@ -13,8 +13,9 @@
 //! does not prove Okta stored the password (e.g. the org is in read-only mode and will call the
 //! hook again). [`run_cleanup`] is a consumer group (`inline.password_import.cleanup_group`) on
 //! the built-in `credential-imports` stream, which ingest fills with exactly those events (so the
-//! clean-up never has to read, and keep up with, the whole firehose): it reads with `XREADGROUP … BLOCK` on its own connection (no response timeout —
-//! the shared connection's timeout would cut every blocking read), deletes the hash of each such
+//! clean-up never has to read, and keep up with, the whole firehose): it reads with
+//! `XREADGROUP … BLOCK` on its own connection (no response timeout — the shared connection's
+//! timeout would cut every blocking read), deletes the hash of each such
 //! SUCCESS event's user, and acknowledges only after the delete. Entries read but not
 //! acknowledged before a crash (their consumer is gone: names are unique per process) are taken
 //! over by any running replica with `XAUTOCLAIM` once idle for

@@ -399,6 +399,8 @@ pub async fn rebuild(
             let _: () = conn.unlink(chunk).await?;
         }
     }
+    // Recomputed by the replay (and an earlier build's stamps had another format).
+    let _: () = conn.del(keys.projection_freshness()).await?;
     let applier = Applier::new(keys.clone(), timeline_len);
     let mut start = "-".to_string();
     let mut applied = 0u64;

@@ -445,6 +445,13 @@ async fn a_consumer_killed_mid_batch_loses_and_doubles_nothing() {
         .apply(&mut conn, &half, false)
         .await
         .unwrap();
+    // It died between the apply scripts and the index pipeline: the hashes are written, the
+    // login index entries are not (the first half holds users 0..=12).
+    let _: () = redis::cmd("DEL")
+        .arg(keys.login_index())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 
     // A new process starts; it takes over the dead consumer's entries once they are idle.
     let app = spawn_app_on(&redis.url(), &prefix, "").await;
@@ -452,6 +459,17 @@ async fn a_consumer_killed_mid_batch_loses_and_doubles_nothing() {
     for u in 0..40 {
         app.wait_for_user(&key, &format!("00uK{u}"), |v| v["status"] == "SUSPENDED")
             .await;
+    }
+    // The reclaimed entries changed nothing in the hashes, yet their index entries are back.
+    for u in [0, 5, 12] {
+        let found = eventually(5, || async {
+            app.get_json(&format!("/api/v1/users/k{u}@example.com"), Some(&key))
+                .await
+                .0
+                == 200
+        })
+        .await;
+        assert!(found, "user {u} is found by login again");
     }
     for u in [0, 12, 39] {
         let (_, tl) = app
