@@ -20,7 +20,9 @@ use std::borrow::Cow;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-/// Event types stored as `#<position>`. **Append only**: stored hashes refer to positions.
+/// Event types stored as `#<position>`. **Append only**: stored hashes refer to positions, which
+/// is why this is its own list and not built from `domain::user_status::STATUS_EVENT_TYPES`
+/// (whose order is a ranking that may change); a test checks every status type is in it.
 pub const KNOWN_TYPES: &[&str] = &[
     "user.lifecycle.create",
     "user.lifecycle.activate",
