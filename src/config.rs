@@ -642,8 +642,9 @@ impl Settings {
         if self.hooks.dedup_window_secs == 0 {
             problems.push("hooks.dedup_window_secs: must be > 0".into());
         }
-        if self.hooks.max_events_per_write == 0 {
-            problems.push("hooks.max_events_per_write: must be > 0".into());
+        // The ingest script unpacks per-slice lists into one Redis call (Lua's limit is ~8000).
+        if !(1..=5000).contains(&self.hooks.max_events_per_write) {
+            problems.push("hooks.max_events_per_write: must be between 1 and 5000".into());
         }
         let mut names = std::collections::HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
@@ -655,6 +656,12 @@ impl Settings {
             if !valid_name {
                 problems.push(format!(
                     "routes[{i}].name: `{}` must be non-empty and use only letters, digits, - _ .",
+                    route.name
+                ));
+            }
+            if route.name == crate::fanout::CREDENTIAL_IMPORTS_ROUTE {
+                problems.push(format!(
+                    "routes[{i}].name: `{}` is the name of a built-in route",
                     route.name
                 ));
             }
@@ -968,5 +975,16 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("used twice"), "{msg}");
         assert!(msg.contains("tenants.rules[0].pattern"), "{msg}");
+    }
+
+    #[test]
+    fn the_built_in_route_name_and_huge_script_slices_are_refused() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "max_events_per_write = 10000\n[[routes]]\nname = \"credential-imports\"\nevent_types = [\"x\"]\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("built-in route"), "{msg}");
+        assert!(msg.contains("hooks.max_events_per_write"), "{msg}");
     }
 }

@@ -219,7 +219,7 @@ impl UsersApi {
         req: &Request,
         auth: ApiKey,
         id: Path<String>,
-        /// At most this many events (1–500).
+        /// At most this many events (1–500; never more than `projection.timeline_len`).
         #[oai(
             default = "default_timeline_limit",
             validator(minimum(value = "1"), maximum(value = "500"))
@@ -227,8 +227,11 @@ impl UsersApi {
         limit: Query<u32>,
     ) -> Result<Json<Timeline>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
-        let (user, timeline, projection_freshness) =
-            self.visible_user(&who, &id, limit.0 as usize).await?;
+        // Capped at what is kept per user: beyond it, the stored entries are only those older
+        // events a field still refers to, and a page of them would show gaps as if nothing
+        // had happened in between.
+        let limit = (limit.0 as usize).min(self.state.settings.projection.timeline_len);
+        let (user, timeline, projection_freshness) = self.visible_user(&who, &id, limit).await?;
         self.audit_read(req, &who, "read-timeline", &user.id, "200")
             .await;
         Ok(Json(Timeline {

@@ -2,19 +2,20 @@
 -- Applies one event to one user's projection hash (format: src/projection/codec.rs).
 --
 -- Every register is last-writer-wins: stored as "<stamp><value>" and replaced only by an event
--- with a greater stamp (stamps are 16 chars of [0-9a-f], so string order is time order). The
--- event itself is stored as "e<stamp>" -> entry: the "why" of the registers it set and a
--- timeline entry. Event entries beyond the newest `keep` are dropped unless a register still
--- refers to them. Re-applying an event, or applying events in any order, gives the same hash:
--- registers only move forward, and an entry once dropped is older than `keep` newer ones and
--- unreferenced forever.
+-- with a greater stamp (stamps are 17 chars of [0-9a-f], so string order is time order; two
+-- events with the same stamp — same millisecond, same 24-bit uuid hash — are ordered by the
+-- stored string). The event itself is stored as "e<stamp>" -> entry (on a stamp collision the
+-- smaller entry wins): the "why" of the registers it set and a timeline entry. Event entries
+-- beyond the newest `keep` are dropped unless a register still refers to them. Re-applying an
+-- event, or applying events in any order, gives the same hash: registers only move forward,
+-- and an entry once dropped is older than `keep` newer ones and unreferenced forever.
 --
 -- KEYS[1] user hash
 -- ARGV[1] stamp  ARGV[2] event entry  ARGV[3] keep (timeline length)  ARGV[4..] field, value
 --
 -- Returns login, email, tenant before and after: {prev_login, prev_email, prev_tenant,
 -- login, email, tenant}, so the caller can keep the indexes right.
-local stamp_len = 16
+local stamp_len = 17
 local user = KEYS[1]
 local stamp, entry, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
@@ -33,15 +34,16 @@ local writes = {}
 for i = 4, #ARGV, 2 do
   local f = ARGV[i]
   local old = cur[f]
-  if (not old) or string.sub(old, 1, stamp_len) < stamp then
-    local v = stamp .. ARGV[i + 1]
+  local v = stamp .. ARGV[i + 1]
+  -- Same-length stamp prefixes: `old < v` is "older stamp, or same stamp and smaller value".
+  if (not old) or old < v then
     cur[f] = v
     writes[#writes + 1] = f
     writes[#writes + 1] = v
   end
 end
 local ekey = 'e' .. stamp
-if not cur[ekey] then
+if (not cur[ekey]) or entry < cur[ekey] then
   cur[ekey] = entry
   writes[#writes + 1] = ekey
   writes[#writes + 1] = entry
@@ -67,8 +69,9 @@ if #events > keep then
       drop[#drop + 1] = 'e' .. events[i]
     end
   end
-  if #drop > 0 then
-    redis.call('HDEL', user, unpack(drop))
+  -- In chunks: Lua's unpack() is limited to a few thousand values.
+  for i = 1, #drop, 1000 do
+    redis.call('HDEL', user, unpack(drop, i, math.min(i + 999, #drop)))
   end
 end
 

@@ -10,8 +10,8 @@
 //! - **Registers** — every other field, value `<stamp><value>`: a last-writer-wins register set
 //!   by the event `e<stamp>` (its "why"). Field names are in `update::field`.
 //!
-//! Stamps (`update::stamp`) are 16 characters of `[0-9a-f]`: 11 hex digits of the event's
-//! `published` epoch millis, then 5 of SHA-256(uuid) as a tie-break; byte order is time order.
+//! Stamps (`update::stamp`) are 17 characters of `[0-9a-f]`: 11 hex digits of the event's
+//! `published` epoch millis, then 6 of SHA-256(uuid) as a tie-break; byte order is time order.
 //! The format is read by `store` and written by `apply.lua`; a change needs a
 //! `projections rebuild`.
 

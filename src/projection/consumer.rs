@@ -292,10 +292,7 @@ impl ProjectionConsumer {
                 Err(poison) => dead.push((entry, poison.0)),
             }
         }
-        // Reclaimed entries (the only ones with delivery counts) may have been applied before
-        // their consumer died, without their index updates.
-        let reapplied = !deliveries.is_empty();
-        let results = self.applier.apply(conn, &updates, reapplied).await?;
+        let results = self.applier.apply(conn, &updates).await?;
         for (id, result) in update_ids.iter().zip(&results) {
             match result {
                 Ok(()) => {
@@ -415,7 +412,7 @@ pub async fn rebuild(
             .iter()
             .filter_map(|e| update_for_entry(&entry_fields(e), tenants).ok().flatten())
             .collect();
-        let results = applier.apply(conn, &updates, true).await?;
+        let results = applier.apply(conn, &updates).await?;
         applied += results.iter().filter(|r| r.is_ok()).count() as u64;
         progress(applied);
     }

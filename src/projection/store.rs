@@ -1,11 +1,12 @@
 //! Writing and reading user projections in Redis.
 //!
 //! A user is one hash in the compact format of [`super::codec`]. Writes: one `apply.lua` call
-//! per event, sent as one pipeline per batch, then one pipeline of index updates for the users
-//! whose login, email or tenant changed. The indexes (login, email, tenant, all users) are
-//! hints: every read checks the user's current values, so a stale index entry misleads nobody.
-//! A crash between the two pipelines leaves the batch unacknowledged; when it is applied again
-//! (reclaimed, or a rebuild) the index updates are written whether or not anything changed.
+//! per event, sent as one pipeline per batch, then one pipeline of index updates: the user's
+//! current login, email and tenant are (re-)added for every event, entries for values that just
+//! changed are removed. The indexes (login, email, tenant, all users) are hints: every read
+//! checks the user's current values, so a stale entry misleads nobody, and the next event of the
+//! user re-adds whatever a crash between the two pipelines, or two replicas' index pipelines
+//! running in the opposite order of their scripts, left missing.
 
 use std::collections::HashMap;
 
@@ -40,14 +41,11 @@ impl Applier {
         }
     }
 
-    /// Applies every update; a failing update does not stop the others. `reapplied`: these
-    /// updates may have been applied before without their index updates (a reclaimed batch,
-    /// a rebuild), so write the index entries even where nothing changed.
+    /// Applies every update; a failing update does not stop the others.
     pub async fn apply(
         &self,
         conn: &mut ConnectionManager,
         updates: &[ProjectionUpdate],
-        reapplied: bool,
     ) -> RedisResult<ApplyResults> {
         if updates.is_empty() {
             return Ok(vec![]);
@@ -66,7 +64,7 @@ impl Applier {
         for (u, reply) in updates.iter().zip(replies) {
             match reply {
                 Ok(values) => {
-                    self.queue_index_updates(&mut index, &u.user, &values, reapplied);
+                    self.queue_index_updates(&mut index, &u.user, &values);
                     newest = newest.max(Some(u.stamp.as_str()));
                     results.push(Ok(()));
                 }
@@ -122,19 +120,10 @@ impl Applier {
         Ok(replies)
     }
 
-    fn queue_index_updates(
-        &self,
-        pipe: &mut redis::Pipeline,
-        user: &str,
-        v: &[String],
-        always: bool,
-    ) {
-        let [prev_login, prev_email, prev_tenant, login, email, tenant] = v else {
+    fn queue_index_updates(&self, pipe: &mut redis::Pipeline, user: &str, v: &[String]) {
+        let [prev_login, _prev_email, prev_tenant, login, email, tenant] = v else {
             return;
         };
-        if !always && prev_login == login && prev_email == email && prev_tenant == tenant {
-            return;
-        }
         let member = |login: &str| format!("{}\0{user}", login.to_lowercase());
         if !login.is_empty() {
             pipe.hset(self.keys.login_index(), login.to_lowercase(), user);

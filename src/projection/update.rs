@@ -40,8 +40,10 @@ pub mod field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionUpdate {
     pub user: String,
-    /// `published` as 11 hex digits of epoch millis + 5 hex digits of SHA-256(uuid): fixed
-    /// width and only `[0-9a-f]`, so byte order, Lua's `<` and any collation agree.
+    /// `published` as 11 hex digits of epoch millis + 6 hex digits of SHA-256(uuid): fixed
+    /// width and only `[0-9a-f]`, so byte order, Lua's `<` and any collation agree. Two events
+    /// of one user in the same millisecond share a stamp once in 16.7 million; `apply.lua`
+    /// breaks such ties by value, so the result still does not depend on order.
     pub stamp: String,
     pub published_ms: i64,
     pub event_type: String,
@@ -70,7 +72,7 @@ impl ProjectionUpdate {
 #[error("{0}")]
 pub struct Poison(pub String);
 
-pub const STAMP_LEN: usize = 16;
+pub const STAMP_LEN: usize = 17;
 pub use crate::domain::user_status::STAMP_TIME_LEN;
 
 /// Latest time a stamp can hold (11 hex digits of millis: the year 2527).

@@ -313,7 +313,7 @@ async fn project(
     let applier = Applier::new(keys.clone(), KEEP);
     // Applied one at a time and in small batches, like separate deliveries.
     for chunk in updates.chunks(3) {
-        let r = applier.apply(conn, chunk, false).await.unwrap();
+        let r = applier.apply(conn, chunk).await.unwrap();
         assert!(r.iter().all(|r| r.is_ok()));
     }
     let hash: HashMap<String, String> = conn.hgetall(keys.user("00uProp")).await.unwrap();
@@ -331,6 +331,37 @@ async fn project(
         newest.iter().map(|(_, uuid)| *uuid).collect::<Vec<_>>()
     );
     hash
+}
+
+#[tokio::test]
+async fn two_events_with_the_same_stamp_give_the_same_projection_in_either_order() {
+    let redis = TestRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    // Same millisecond and (forced here) the same uuid hash: the stamps collide.
+    let mut a = arbitrary_update(1, "user.lifecycle.suspend", 3, true);
+    let mut b = arbitrary_update(2, "group.user_membership.add", 3, true);
+    b.stamp = a.stamp.clone();
+    a.fields.push(("n".into(), "Name A".into()));
+    b.fields.push(("n".into(), "Name B".into()));
+    let mut hashes = vec![];
+    for order in [[a.clone(), b.clone()], [b, a]] {
+        let keys = Keys::new(random_prefix());
+        let applier = Applier::new(keys.clone(), 5);
+        for u in &order {
+            let r = applier
+                .apply(&mut conn, std::slice::from_ref(u))
+                .await
+                .unwrap();
+            assert!(r[0].is_ok());
+        }
+        let h: HashMap<String, String> = conn.hgetall(keys.user("00uProp")).await.unwrap();
+        hashes.push(h);
+    }
+    assert_eq!(hashes[0], hashes[1]);
+    // One of the two colliding events is the timeline entry; the other's registers still apply.
+    assert_eq!(timeline_of("00uProp", &hashes[0], 5).len(), 1);
+    assert!(hashes[0].keys().any(|k| k.starts_with("g:")));
 }
 
 #[test]
@@ -442,7 +473,7 @@ async fn a_consumer_killed_mid_batch_loses_and_doubles_nothing() {
         })
         .collect();
     Applier::new(keys.clone(), 50)
-        .apply(&mut conn, &half, false)
+        .apply(&mut conn, &half)
         .await
         .unwrap();
     // It died between the apply scripts and the index pipeline: the hashes are written, the
