@@ -108,6 +108,12 @@ pub fn default_consumer_name() -> String {
     format!("{}-{}", hostname(), std::process::id())
 }
 
+/// Entries parsed between two yields to the runtime. Turning a batch of 500 firehose entries
+/// into updates takes ~10 ms of CPU; without yielding, the event hook requests queued on the
+/// same worker thread waited for all of it (ingest p99 26 ms instead of a few ms at 15k
+/// deliveries/s with the consumers on, on 2 cores).
+pub const ENTRIES_PER_YIELD: usize = 32;
+
 /// A stream entry's fields as strings (non-string values are skipped).
 pub fn entry_fields(entry: &StreamId) -> HashMap<String, String> {
     entry
@@ -274,7 +280,10 @@ impl ProjectionConsumer {
         let mut update_ids: Vec<&str> = Vec::new();
         let mut ack: Vec<&str> = Vec::new();
         let mut dead: Vec<(&StreamId, String)> = Vec::new();
-        for entry in &entries {
+        for (i, entry) in entries.iter().enumerate() {
+            if i % ENTRIES_PER_YIELD == ENTRIES_PER_YIELD - 1 {
+                tokio::task::yield_now().await;
+            }
             let delivered = deliveries.get(&entry.id).copied().unwrap_or(1);
             if delivered > self.settings.max_deliveries {
                 dead.push((entry, format!("not applied after {delivered} deliveries")));

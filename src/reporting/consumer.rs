@@ -23,6 +23,7 @@ use super::aggregate::{
     parse_decision, AckGate, Counter, Op,
 };
 use crate::config::{RedisSettings, ReportSettings};
+use crate::projection::consumer::ENTRIES_PER_YIELD;
 use crate::store::{ensure_group, Keys};
 
 /// Which stream an entry came from decides how it is read.
@@ -180,10 +181,14 @@ impl AggregationConsumer {
         if entries.is_empty() {
             return Ok(0);
         }
-        let batch: Vec<(String, Vec<Op>)> = entries
-            .iter()
-            .map(|e| (e.id.clone(), self.ops_for(source, e)))
-            .collect();
+        let mut batch: Vec<(String, Vec<Op>)> = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            // Let the event hook requests on this worker thread run (see ENTRIES_PER_YIELD).
+            if i % ENTRIES_PER_YIELD == ENTRIES_PER_YIELD - 1 {
+                tokio::task::yield_now().await;
+            }
+            batch.push((e.id.clone(), self.ops_for(source, e)));
+        }
         let gate = AckGate {
             stream,
             group: &self.settings.group,
