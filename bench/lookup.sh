@@ -18,7 +18,7 @@
 #   CONCURRENCY=64 DURATION=15 WARMUP=2  load generator: workers, timed seconds, warm-up seconds
 #   MISS_PCT=10                        a second load run with this % of unknown logins (0 = skip)
 #   AUDIT_COMPARE=1                    a third run with a client-admin key (no audit write)
-#   BATCH=500                          OKTA_ADAPTER__PROJECTION__BATCH
+#   BATCH=100                          OKTA_ADAPTER__PROJECTION__BATCH (the shipped default)
 #   TWO_CONSUMERS=1 TWO_WINDOW=60      apply rate with 2 adapter processes (at most TWO_WINDOW s)
 #   PROJECTION_TIMEOUT=900             give up waiting for the projection after this many seconds
 #   REDIS_ARGS=""                      extra redis-server arguments, e.g.
@@ -37,7 +37,7 @@ DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
 MISS_PCT=${MISS_PCT:-10}
 AUDIT_COMPARE=${AUDIT_COMPARE:-1}
-BATCH=${BATCH:-500}
+BATCH=${BATCH:-100}
 TWO_CONSUMERS=${TWO_CONSUMERS:-1}
 TWO_WINDOW=${TWO_WINDOW:-60}
 PROJECTION_TIMEOUT=${PROJECTION_TIMEOUT:-900}
