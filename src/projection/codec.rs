@@ -195,6 +195,11 @@ pub fn type_code(event_type: &str) -> Cow<'_, str> {
     encode_type(event_type)
 }
 
+/// The event type behind a [`type_code`].
+pub fn type_of_code(code: &str) -> String {
+    decode_type(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +245,10 @@ mod tests {
     fn every_status_type_has_a_short_code() {
         for t in STATUS_EVENT_TYPES {
             assert!(type_code(t).starts_with('#'), "{t}");
+            assert_eq!(type_of_code(&type_code(t)), *t);
         }
+        assert_eq!(type_of_code(&type_code("#odd")), "#odd");
+        assert_eq!(type_of_code(&type_code("custom.type")), "custom.type");
         let mut seen = std::collections::HashSet::new();
         assert!(KNOWN_TYPES.iter().all(|t| seen.insert(t)), "no duplicates");
     }

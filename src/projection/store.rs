@@ -14,7 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 
-use super::codec::{decode_event, EventEntry, EVENT_PREFIX};
+use super::codec::{decode_event, type_of_code, EventEntry, EVENT_PREFIX};
 use super::update::{field, stamp_millis, ProjectionUpdate, STAMP_LEN};
 use super::view::{Member, UserRecord, Why};
 use crate::domain::user_status::{status_from_evidence, StatusEvidence, UserStatus};
@@ -251,17 +251,22 @@ pub fn assemble_record(id: &str, hash: &HashMap<String, String>) -> Option<UserR
             .filter(|v| !v.is_empty())
     };
 
-    let evidence: Vec<StatusEvidence<'_>> = p
+    // The type comes from the register's name (`s:<type code>`), so it is right even in the
+    // (one in 16.7 million) case of two same-millisecond events sharing a stamp and an entry.
+    let status_regs: Vec<(&Register<'_>, String, &EventEntry)> = p
         .regs
         .iter()
-        .filter(|(k, _)| k.starts_with(field::STATUS_PREFIX))
-        .filter_map(|(_, r)| {
-            let e = p.events.get(r.stamp)?;
-            Some(StatusEvidence {
-                stamp: r.stamp,
-                event_type: &e.event_type,
-                outcome: &e.outcome,
-            })
+        .filter_map(|(k, r)| {
+            let code = k.strip_prefix(field::STATUS_PREFIX)?;
+            Some((r, type_of_code(code), p.events.get(r.stamp)?))
+        })
+        .collect();
+    let evidence: Vec<StatusEvidence<'_>> = status_regs
+        .iter()
+        .map(|(r, event_type, e)| StatusEvidence {
+            stamp: r.stamp,
+            event_type,
+            outcome: &e.outcome,
         })
         .collect();
     let status = status_from_evidence(&evidence);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use okta_adapter::access::Role;
 use okta_adapter::domain::tenant::TenantResolver;
 use okta_adapter::projection::consumer::rebuild;
-use okta_adapter::projection::store::{timeline_of, Applier};
+use okta_adapter::projection::store::{assemble_record, timeline_of, Applier};
 use okta_adapter::projection::update::{update_for_entry, ProjectionUpdate};
 use okta_adapter::store::Keys;
 use proptest::prelude::*;
@@ -359,9 +359,12 @@ async fn two_events_with_the_same_stamp_give_the_same_projection_in_either_order
         hashes.push(h);
     }
     assert_eq!(hashes[0], hashes[1]);
-    // One of the two colliding events is the timeline entry; the other's registers still apply.
+    // One of the two colliding events is the timeline entry; the other's registers still apply,
+    // and the status still comes from the suspend (its type is in the register's name).
     assert_eq!(timeline_of("00uProp", &hashes[0], 5).len(), 1);
     assert!(hashes[0].keys().any(|k| k.starts_with("g:")));
+    let record = assemble_record("00uProp", &hashes[0]).unwrap();
+    assert_eq!(record.status.as_deref(), Some("SUSPENDED"));
 }
 
 #[test]
