@@ -410,45 +410,30 @@ impl Reader {
         timeline_limit: usize,
         freshness: bool,
     ) -> RedisResult<(Option<(UserRecord, Vec<TimelineEntry>)>, Option<String>)> {
-        let mut fresh: Option<Option<String>> = None;
-        let take_fresh = |pipe: &mut redis::Pipeline, fresh: &Option<Option<String>>| {
-            let wanted = freshness && fresh.is_none();
-            if wanted {
-                pipe.get(self.keys.projection_freshness());
-            }
-            wanted
-        };
-        let read_fresh = |v: &redis::Value| {
-            let stamp: Option<String> = redis::from_redis_value_ref(v).ok().flatten();
-            Some(stamp.as_deref().and_then(stamp_time))
-        };
+        // `Some(_)` once known (or not wanted): later round trips do not read it again.
+        let mut fresh: Option<Option<String>> = (!freshness).then_some(None);
         // Okta ids never contain `@`; logins and emails (nearly) always do: skip a sure miss.
         if !q.contains('@') {
-            let mut pipe = redis::pipe();
-            let with_fresh = take_fresh(&mut pipe, &fresh);
-            pipe.hgetall(self.keys.user(q));
-            let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
-            if with_fresh {
-                fresh = read_fresh(&replies[0]);
-            }
-            let hash: HashMap<String, String> =
-                redis::from_redis_value_ref(&replies[usize::from(with_fresh)])?;
+            let replies = self
+                .round_trip(conn, &mut fresh, |p| {
+                    p.hgetall(self.keys.user(q));
+                })
+                .await?;
+            let hash: HashMap<String, String> = redis::from_redis_value_ref(&replies[0])?;
             if let Some(record) = assemble_record(q, &hash) {
                 let timeline = timeline_of(q, &hash, timeline_limit);
                 return Ok((Some((record, timeline)), fresh.flatten()));
             }
         }
         let wanted = q.to_lowercase();
-        let mut pipe = redis::pipe();
-        let with_fresh = take_fresh(&mut pipe, &fresh);
-        pipe.hget(self.keys.login_index(), &wanted)
-            .hget(self.keys.email_index(), &wanted);
-        let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
-        if with_fresh {
-            fresh = read_fresh(&replies[0]);
-        }
+        let replies = self
+            .round_trip(conn, &mut fresh, |p| {
+                p.hget(self.keys.login_index(), &wanted)
+                    .hget(self.keys.email_index(), &wanted);
+            })
+            .await?;
         let mut candidates: Vec<String> = Vec::with_capacity(2);
-        for v in &replies[usize::from(with_fresh)..] {
+        for v in &replies {
             if let Some(id) = redis::from_redis_value_ref::<Option<String>>(v)? {
                 if !candidates.contains(&id) {
                     candidates.push(id);
@@ -465,6 +450,30 @@ impl Reader {
             }
         }
         Ok((None, fresh.flatten()))
+    }
+
+    /// One pipeline of the commands `add` queues, led by the freshness `GET` while `fresh` is
+    /// still `None` (it is then filled in). Returns the replies to `add`'s commands.
+    async fn round_trip(
+        &self,
+        conn: &mut ConnectionManager,
+        fresh: &mut Option<Option<String>>,
+        add: impl FnOnce(&mut redis::Pipeline),
+    ) -> RedisResult<Vec<redis::Value>> {
+        let mut pipe = redis::pipe();
+        let with_fresh = fresh.is_none();
+        if with_fresh {
+            pipe.get(self.keys.projection_freshness());
+        }
+        add(&mut pipe);
+        let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        if with_fresh {
+            let stamp: Option<String> = redis::from_redis_value_ref(&replies.remove(0))
+                .ok()
+                .flatten();
+            *fresh = Some(stamp.as_deref().and_then(stamp_time));
+        }
+        Ok(replies)
     }
 
     /// A page of users in login order, optionally one tenant's, a login prefix, a status.

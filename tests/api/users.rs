@@ -102,12 +102,17 @@ async fn a_client_admin_never_sees_another_tenants_user_list_count_or_timeline()
         .get_json("/api/v1/users/ALICE@acme.com", Some(&acme))
         .await;
     assert_eq!((s, body["user"]["id"].clone()), (200, json!("00uA1")));
-    assert_eq!(
-        app.get_json("/api/v1/users/00uA2/timeline", Some(&acme))
-            .await
-            .0,
-        200
-    );
+    // Every answer carries the projection's freshness: the newest event applied (all of
+    // these events were published at the same time).
+    const NEWEST: &str = "2026-10-01T09:00:00.000Z";
+    assert_eq!(body["projection_freshness"], NEWEST, "{body}");
+    let (s, timeline) = app
+        .get_json("/api/v1/users/00uA2/timeline", Some(&acme))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(timeline["projection_freshness"], NEWEST, "{timeline}");
+    let (_, by_id) = app.get_json("/api/v1/users/00uA2", Some(&acme)).await;
+    assert_eq!(by_id["projection_freshness"], NEWEST, "{by_id}");
 
     // Another tenant's user, and a user without tenant, look exactly like no user at all.
     for other in ["00uG1", "gina@globex.com", "00uN1"] {
