@@ -19,6 +19,7 @@ use sha2::Sha256;
 use crate::config::{RouteSettings, Settings};
 use crate::domain::routing::Route;
 use crate::domain::tenant::TenantResolver;
+use crate::inline::credentials::PASSWORD_IMPORTED_EVENT;
 use crate::okta::event_hook::{Delivery, LogEventSummary, EVENT_HOOK_ENVELOPE_TYPE};
 use crate::store::Keys;
 
@@ -26,8 +27,6 @@ const INGEST_SCRIPT: &str = include_str!("ingest.lua");
 
 /// Name of the built-in route that feeds the credential clean-up (`Keys::credential_imports`).
 pub const CREDENTIAL_IMPORTS_ROUTE: &str = "credential-imports";
-/// The event that confirms a password import (HOOKS-SPEC §3.6.1).
-pub const CREDENTIAL_IMPORT_EVENT: &str = "user.import.password";
 
 /// Why a body is not an event hook delivery. The message is safe to return to the caller.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,7 +80,7 @@ impl Ingestor {
         routes.push(Route::compile(
             &RouteSettings {
                 name: CREDENTIAL_IMPORTS_ROUTE.into(),
-                event_types: vec![CREDENTIAL_IMPORT_EVENT.into()],
+                event_types: vec![PASSWORD_IMPORTED_EVENT.into()],
                 tenants: vec![],
                 maxlen: 100_000,
                 groups: vec![settings.inline.password_import.cleanup_group.clone()],
