@@ -18,7 +18,6 @@
 use std::time::Instant;
 
 use clap::Parser;
-use okta_adapter::projection::codec::type_code;
 use okta_adapter::projection::store::fields_for_new_user;
 use okta_adapter::projection::update::{field, stamp, ProjectionUpdate};
 use okta_adapter::reporting::aggregate::{event_ops, Counter, Op};
@@ -234,7 +233,6 @@ async fn main() -> anyhow::Result<()> {
                 fields_for_new_user(&ProjectionUpdate {
                     user: u.clone(),
                     stamp: stamp(ms + n as i64, &uuid),
-                    published_ms: ms + n as i64,
                     event_type: ty.into(),
                     actor: actor.into(),
                     outcome: "SUCCESS".into(),
@@ -245,11 +243,7 @@ async fn main() -> anyhow::Result<()> {
                         .collect(),
                 })
             };
-            let status = format!(
-                "{}{}",
-                field::STATUS_PREFIX,
-                type_code("user.lifecycle.activate")
-            );
+            let status = field::status("user.lifecycle.activate");
             let mut fields = event(
                 0,
                 "user.lifecycle.create",

@@ -76,7 +76,9 @@ pub struct EventEntry {
     pub uuid: String,
 }
 
-fn encode_type(t: &str) -> Cow<'_, str> {
+/// The short code of a known event type (`#<position>`; also used in status register names),
+/// else the type itself.
+pub fn type_code(t: &str) -> Cow<'_, str> {
     match KNOWN_TYPES.iter().position(|k| *k == t) {
         Some(i) => Cow::Owned(format!("#{i}")),
         // An unknown type that happens to start with `#` keeps it doubled.
@@ -85,7 +87,8 @@ fn encode_type(t: &str) -> Cow<'_, str> {
     }
 }
 
-fn decode_type(code: &str) -> String {
+/// The event type behind a [`type_code`].
+pub fn type_of_code(code: &str) -> String {
     match code.strip_prefix('#') {
         Some(rest) if rest.starts_with('#') => rest.to_owned(),
         Some(rest) => rest
@@ -163,7 +166,7 @@ pub fn encode_event(
     };
     format!(
         "{}|{}|{}|{}",
-        clean(&encode_type(event_type)),
+        clean(&type_code(event_type)),
         clean(actor),
         clean(outcome),
         encode_uuid(uuid)
@@ -175,7 +178,7 @@ pub fn decode_event(user: &str, raw: &str) -> Option<EventEntry> {
     let mut parts = raw.splitn(4, '|');
     let (t, actor, outcome, uuid) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     Some(EventEntry {
-        event_type: decode_type(t),
+        event_type: type_of_code(t),
         actor: match actor {
             "" => user.to_owned(),
             "-" => String::new(),
@@ -188,16 +191,6 @@ pub fn decode_event(user: &str, raw: &str) -> Option<EventEntry> {
         },
         uuid: decode_uuid(uuid),
     })
-}
-
-/// The short code of a known event type (used in status register names), else the type.
-pub fn type_code(event_type: &str) -> Cow<'_, str> {
-    encode_type(event_type)
-}
-
-/// The event type behind a [`type_code`].
-pub fn type_of_code(code: &str) -> String {
-    decode_type(code)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! - Each round reads up to `batch` new entries (`XREADGROUP … BLOCK`) on a connection whose
 //!   response timeout exceeds the block time, applies them in one pipeline, and only then
 //!   acknowledges them. A crash before the ack leaves them pending; applying twice is harmless
-//!   because every projected field is a stamped register and the timeline is a sorted set.
+//!   because every projected field is a stamped register and a timeline entry is keyed by its
+//!   event's stamp (`apply.lua`).
 //! - Entries left pending by a consumer that died are taken over with `XAUTOCLAIM` once idle
 //!   for `claim_idle_ms`. An entry delivered `max_deliveries` times without being applied, or
 //!   one that can never be applied (not a LogEvent), goes to the dead-letter stream with its

@@ -601,7 +601,6 @@ mod tests {
             let u = ProjectionUpdate {
                 user: "00u1".into(),
                 stamp: stamp(*ms, uuid),
-                published_ms: *ms,
                 event_type: (*ty).into(),
                 actor: (*actor).into(),
                 outcome: "SUCCESS".into(),
@@ -618,13 +617,7 @@ mod tests {
 
     #[test]
     fn a_record_is_assembled_with_status_and_why() {
-        let st = |t: &str| {
-            format!(
-                "{}{}",
-                field::STATUS_PREFIX,
-                super::super::codec::type_code(t)
-            )
-        };
+        let st = field::status;
         let (create, activate, suspend) = (
             st("user.lifecycle.create"),
             st("user.lifecycle.activate"),
@@ -726,7 +719,6 @@ mod tests {
             let u = ProjectionUpdate {
                 user: "00u1".into(),
                 stamp: stamp(ms, uuid),
-                published_ms: ms,
                 event_type: "user.session.start".into(),
                 actor: "00u1".into(),
                 outcome: "FAILURE".into(),

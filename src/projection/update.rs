@@ -29,8 +29,13 @@ pub mod field {
     pub const SIGN_IN_FAILED: &str = "x";
     /// Newest `user.mfa.factor.reset_all`: factors stamped before it are gone.
     pub const FACTORS_RESET: &str = "fr";
-    /// `s:<type code>`: the newest event of that status-affecting type.
+    /// `s:<type code>`: the newest event of that status-affecting type ([`status`]).
     pub const STATUS_PREFIX: &str = "s:";
+
+    /// The status register of an event type.
+    pub fn status(event_type: &str) -> String {
+        format!("{STATUS_PREFIX}{}", super::codec::type_code(event_type))
+    }
     pub const GROUP_PREFIX: &str = "g:";
     pub const APP_PREFIX: &str = "a:";
     pub const FACTOR_PREFIX: &str = "f:";
@@ -45,7 +50,6 @@ pub struct ProjectionUpdate {
     /// of one user in the same millisecond share a stamp once in 16.7 million; `apply.lua`
     /// breaks such ties by value, so the result still does not depend on order.
     pub stamp: String,
-    pub published_ms: i64,
     pub event_type: String,
     pub actor: String,
     pub outcome: String,
@@ -142,10 +146,7 @@ pub fn update_for_entry(
     let outcome = get("outcome");
     let success = outcome.is_empty() || outcome.eq_ignore_ascii_case("SUCCESS");
     if is_status_event(event_type) {
-        set(
-            format!("{}{}", field::STATUS_PREFIX, codec::type_code(event_type)),
-            String::new(),
-        );
+        set(field::status(event_type), String::new());
     }
     let member = |kind: &str, prefix: &str, add: bool| {
         event.target_of(kind).and_then(|t| {
@@ -198,7 +199,6 @@ pub fn update_for_entry(
     Ok(Some(ProjectionUpdate {
         user: user.to_owned(),
         stamp: stamp(published_ms, uuid),
-        published_ms,
         event_type: event_type.to_owned(),
         actor: get("actor").to_owned(),
         outcome: outcome.to_owned(),
