@@ -320,6 +320,19 @@ async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
         if let Err(e) = http::ops::record_stream_lengths(&state).await {
             tracing::warn!(error = %e, "stream length refresh failed");
         }
+        let mut conn = state.redis.clone();
+        match state
+            .ingestor
+            .trim_dedup(&mut conn, chrono::Utc::now())
+            .await
+        {
+            Ok(n) => metrics::counter!("okta_adapter_dedup_expired_total").increment(n),
+            Err(e) => {
+                metrics::counter!("okta_adapter_redis_errors_total", "op" => "dedup_trim")
+                    .increment(1);
+                tracing::warn!(error = %e, "de-duplication set trim failed");
+            }
+        }
         state.metrics.run_upkeep();
     }
 }

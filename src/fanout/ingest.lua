@@ -4,32 +4,41 @@
 --
 -- KEYS[1]            firehose stream
 -- KEYS[2]            user -> tenant hash
--- KEYS[3 .. 2+R]     route streams (every configured route, in config order)
--- KEYS[3+R .. 2+R+N] de-duplication key of each event, in event order
+-- KEYS[3]            de-duplication sorted set: member = event uuid, score = accepted at (ms)
+-- KEYS[4 .. 3+R]     route streams (every configured route, in config order)
 --
--- ARGV[1] dedup window (s)   ARGV[2] received (RFC 3339)   ARGV[3] firehose MAXLEN (0 = none)
--- ARGV[4] R                  ARGV[5] N
--- ARGV[6 .. 5+R]        MAXLEN of each route (0 = none)
--- ARGV[6+R .. 5+2R]     tenant filter of each route: "" = any, else "|t1|t2|"
+-- ARGV[1] now (ms since the epoch)   ARGV[2] dedup window (ms)   ARGV[3] received (RFC 3339)
+-- ARGV[4] firehose MAXLEN (0 = none) ARGV[5] R                   ARGV[6] N
+-- ARGV[7 .. 6+R]        MAXLEN of each route (0 = none)
+-- ARGV[7+R .. 6+2R]     tenant filter of each route: "" = any, else "|t1|t2|"
 -- then per event: uuid, type, published, user, actor, outcome, event JSON, sig ("" = none),
 --                 tenant from the event ("" = unknown), K, then K route indexes (1-based) whose
 --                 event-type patterns matched.
 --
+-- An event is a duplicate when its uuid is in the set with a score inside the window (members
+-- older than that are treated as absent, whether or not maintenance has removed them yet), or
+-- when it came earlier in this slice. One ZMSCORE reads every uuid of the slice and one ZADD
+-- marks the events written: two calls per slice instead of one SET per event, which is most of
+-- what de-duplication used to cost Redis.
+--
 -- Returns one integer per event: 1 written, 0 duplicate.
-local firehose, user_tenant = KEYS[1], KEYS[2]
-local window, received = ARGV[1], ARGV[2]
+local firehose, user_tenant, dedup = KEYS[1], KEYS[2], KEYS[3]
+local now = ARGV[1]
+local cutoff = tonumber(now) - tonumber(ARGV[2])
+local received = ARGV[3]
 -- MAXLENs stay strings ("0" = none): a Lua number handed to redis.call is formatted with
 -- printf("%.17g") on every call, which showed up in profiles of this script.
-local firehose_maxlen = ARGV[3]
-local nroutes, nevents = tonumber(ARGV[4]), tonumber(ARGV[5])
+local firehose_maxlen = ARGV[4]
+local nroutes, nevents = tonumber(ARGV[5]), tonumber(ARGV[6])
 local route_maxlen, route_filter = {}, {}
 for r = 1, nroutes do
-  route_maxlen[r] = ARGV[5 + r]
-  route_filter[r] = ARGV[5 + nroutes + r]
+  route_maxlen[r] = ARGV[6 + r]
+  route_filter[r] = ARGV[6 + nroutes + r]
 end
+local first = 7 + 2 * nroutes -- ARGV index of the first event
 
--- XADD that returns an error reply instead of raising, so the caller can undo the event's
--- de-duplication mark before failing.
+-- XADD that returns an error reply instead of raising, so the caller can still mark the events
+-- already written before failing.
 local function xadd(stream, maxlen, fields)
   if maxlen ~= '0' then
     return redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(fields))
@@ -40,13 +49,15 @@ local function failed(reply)
   return type(reply) == 'table' and reply.err
 end
 
--- The tenants already known for this slice's users, in one HMGET (kept up to date below, so an
--- event that reveals a tenant serves the later events of the same user in this slice).
-local known = {}
+-- One pass over the slice: the uuids (for one ZMSCORE) and the users whose tenant is already
+-- known (for one HMGET; kept up to date below, so an event that reveals a tenant serves the
+-- later events of the same user in this slice).
+local uuids, known = {}, {}
 do
   local users, seen = {}, {}
-  local a = 6 + 2 * nroutes
-  for _ = 1, nevents do
+  local a = first
+  for i = 1, nevents do
+    uuids[i] = ARGV[a]
     local user = ARGV[a + 3]
     if user ~= '' and not seen[user] then
       seen[user] = true
@@ -61,20 +72,29 @@ do
     end
   end
 end
+local scores = redis.call('ZMSCORE', dedup, unpack(uuids))
 
-local results = {}
-local a = 6 + 2 * nroutes
+-- ZADD arguments (score, member, ...) of the events written so far.
+-- Written in chunks: unpack() is limited to ~8000 values and a slice may hold 5000 events.
+local marks = {}
+local function mark_written()
+  for i = 1, #marks, 4000 do
+    redis.call('ZADD', dedup, unpack(marks, i, math.min(i + 3999, #marks)))
+  end
+end
+
+local results, in_slice = {}, {}
+local a = first
 for i = 1, nevents do
   local uuid, etype, published, user = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local actor, outcome, event, sig = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local tenant = ARGV[a + 8]
   local k = tonumber(ARGV[a + 9])
-  local dedup = KEYS[2 + nroutes + i]
-  -- Marks the event seen and tells whether it was new, in one step; the mark is removed again
-  -- if a write below fails, so Redis never holds "seen but not written".
-  if not redis.call('SET', dedup, '1', 'NX', 'EX', window) then
+  local score = scores[i]
+  if in_slice[uuid] or (score and tonumber(score) > cutoff) then
     results[i] = 0
   else
+    in_slice[uuid] = true
     if user ~= '' then
       if tenant ~= '' then
         if known[user] ~= tenant then
@@ -98,15 +118,20 @@ for i = 1, nevents do
       local r = tonumber(ARGV[a + 9 + j])
       local filter = route_filter[r]
       if filter == '' or string.find(filter, '|' .. tenant .. '|', 1, true) then
-        reply = xadd(KEYS[2 + r], route_maxlen[r], fields)
+        reply = xadd(KEYS[3 + r], route_maxlen[r], fields)
       end
     end
     if failed(reply) then
-      redis.call('DEL', dedup)
+      -- This event is not marked, so Okta's retry writes it again (its firehose entry may then
+      -- appear twice: a duplicate, never a loss); the events before it are complete and marked.
+      mark_written()
       return redis.error_reply(reply.err)
     end
+    marks[#marks + 1] = now
+    marks[#marks + 1] = uuid
     results[i] = 1
   end
   a = a + 10 + k
 end
+mark_written()
 return results

@@ -3,11 +3,12 @@
 //! [`Ingestor::prepare`] parses a delivery (leniently, keeping each event's raw bytes) and decides
 //! everything that does not need Redis: the event's own tenant, which routes match its type, the
 //! optional signature. [`Ingestor::write`] then runs `ingest.lua` once per slice of
-//! `hooks.max_events_per_write` events; the script checks each event's de-duplication key and,
-//! for a new event, writes the firehose entry, the matching route entries and then the key — so
-//! a crash or a Redis error can never leave an event marked seen but not written. Okta gets its
-//! 2xx only after every slice succeeded; on any error it gets 503, retries, and the events that
-//! did get written are recognised as duplicates.
+//! `hooks.max_events_per_write` events; the script looks every uuid of the slice up in the
+//! de-duplication sorted set, writes each new event's firehose and route entries, and only then
+//! adds the written uuids to the set — so a crash or a Redis error can never leave an event
+//! marked seen but not written. Okta gets its 2xx only after every slice succeeded; on any error
+//! it gets 503, retries, and the events that did get written are recognised as duplicates.
+//! [`Ingestor::trim_dedup`] (run by the maintenance loop) removes uuids older than the window.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{KeyInit, Mac};
@@ -24,6 +25,20 @@ use crate::okta::event_hook::{Delivery, LogEventSummary, EVENT_HOOK_ENVELOPE_TYP
 use crate::store::Keys;
 
 const INGEST_SCRIPT: &str = include_str!("ingest.lua");
+
+/// Removes up to ARGV[2] members scored before ARGV[1] (the oldest first) from the dedup set
+/// KEYS[1]; returns how many. Count and removal are one atomic step, so a replica trimming at
+/// the same time can never make it remove a member inside the window.
+const DEDUP_TRIM_SCRIPT: &str = r"
+local n = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1])
+n = math.min(n, tonumber(ARGV[2]))
+if n > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1) end
+return n
+";
+
+/// Members removed per trim call: bounds how long one call keeps Redis busy (after a long
+/// outage the set can hold days of expired uuids).
+const DEDUP_TRIM_CHUNK: u64 = 10_000;
 
 /// Name of the built-in route that feeds the credential clean-up (`Keys::credential_imports`).
 pub const CREDENTIAL_IMPORTS_ROUTE: &str = "credential-imports";
@@ -62,10 +77,11 @@ pub struct Ingestor {
     routes: Vec<Route>,
     tenants: TenantResolver,
     signing_key: Option<Vec<u8>>,
-    dedup_window_secs: u64,
+    dedup_window_ms: u64,
     firehose_maxlen: u64,
     max_events_per_write: usize,
     script: Script,
+    trim_script: Script,
 }
 
 impl Ingestor {
@@ -91,10 +107,11 @@ impl Ingestor {
             routes,
             tenants: TenantResolver::from_settings(&settings.tenants.rules),
             signing_key: settings.signing_key().map(<[u8]>::to_vec),
-            dedup_window_secs: settings.hooks.dedup_window_secs,
+            dedup_window_ms: settings.hooks.dedup_window_secs.saturating_mul(1000),
             firehose_maxlen: settings.firehose.maxlen,
             max_events_per_write: settings.hooks.max_events_per_write,
             script: Script::new(INGEST_SCRIPT),
+            trim_script: Script::new(DEDUP_TRIM_SCRIPT),
             keys,
         }
     }
@@ -205,18 +222,19 @@ impl Ingestor {
         events: &[PreparedEvent<'_>],
         received: DateTime<Utc>,
     ) -> RedisResult<Vec<EventOutcome>> {
+        let now_ms = received.timestamp_millis();
         let received = received.to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut outcomes = Vec::with_capacity(events.len());
         for slice in events.chunks(self.max_events_per_write) {
             let mut inv = self.script.prepare_invoke();
-            inv.key(self.keys.firehose()).key(self.keys.user_tenant());
+            inv.key(self.keys.firehose())
+                .key(self.keys.user_tenant())
+                .key(self.keys.dedup());
             for route in &self.routes {
                 inv.key(&route.stream);
             }
-            for e in slice {
-                inv.key(self.keys.dedup(&e.uuid));
-            }
-            inv.arg(self.dedup_window_secs)
+            inv.arg(now_ms)
+                .arg(self.dedup_window_ms)
                 .arg(&received)
                 .arg(self.firehose_maxlen)
                 .arg(self.routes.len())
@@ -252,6 +270,35 @@ impl Ingestor {
             }));
         }
         Ok(outcomes)
+    }
+}
+
+impl Ingestor {
+    /// Removes the uuids accepted before `now - hooks.dedup_window_secs` from the dedup set, in
+    /// chunks; returns how many. Only memory depends on it: the ingest script already treats
+    /// such members as absent.
+    pub async fn trim_dedup(
+        &self,
+        conn: &mut ConnectionManager,
+        now: DateTime<Utc>,
+    ) -> RedisResult<u64> {
+        let cutoff = now
+            .timestamp_millis()
+            .saturating_sub(i64::try_from(self.dedup_window_ms).unwrap_or(i64::MAX));
+        let mut removed = 0;
+        loop {
+            let n: u64 = self
+                .trim_script
+                .key(self.keys.dedup())
+                .arg(cutoff)
+                .arg(DEDUP_TRIM_CHUNK)
+                .invoke_async(conn)
+                .await?;
+            removed += n;
+            if n < DEDUP_TRIM_CHUNK {
+                return Ok(removed);
+            }
+        }
     }
 }
 

@@ -39,9 +39,11 @@ impl Keys {
         format!("{}:{{events}}:route:{name}", self.prefix)
     }
 
-    /// Marker that an event uuid was written; expires after `hooks.dedup_window_secs`.
-    pub fn dedup(&self, uuid: &str) -> String {
-        format!("{}:{{events}}:dedup:{uuid}", self.prefix)
+    /// Sorted set of the event uuids written, scored by the time they were accepted (ms since
+    /// the epoch): `<prefix>:{events}:dedup`. A uuid scored within `hooks.dedup_window_secs` of
+    /// now is a duplicate; older members are removed by the maintenance loop.
+    pub fn dedup(&self) -> String {
+        format!("{}:{{events}}:dedup", self.prefix)
     }
 
     /// Hash: Okta user id → the tenant learned from an earlier event of that user.
@@ -233,7 +235,7 @@ mod tests {
         let tags = [
             k.firehose(),
             k.route("lifecycle"),
-            k.dedup("f1d0b993-cc19-11ed-a688-db22c99ef6c4"),
+            k.dedup(),
             k.user_tenant(),
         ]
         .map(|key| hash_tag(&key).to_string());

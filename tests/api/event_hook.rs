@@ -246,6 +246,112 @@ async fn a_failed_stream_write_leaves_the_event_unseen_so_the_retry_stores_it() 
 }
 
 #[tokio::test]
+async fn a_failure_mid_batch_keeps_the_events_before_it_marked_and_the_rest_unseen() {
+    let redis = TestRedis::start();
+    let app = spawn_app_with(
+        &redis,
+        r#"
+[[routes]]
+name = "lifecycle"
+event_types = ["user.lifecycle.*"]
+[[routes]]
+name = "deactivations"
+event_types = ["user.lifecycle.deactivate"]
+"#,
+    )
+    .await;
+    let mut conn = app.conn().await;
+    let _: () = conn
+        .set(app.route("deactivations"), "not a stream")
+        .await
+        .unwrap();
+    let user = ("00u1", "a@b.c");
+    let batch = delivery(vec![
+        log_event("mid-a", "user.lifecycle.suspend", user),
+        log_event("mid-b", "user.lifecycle.deactivate", user),
+        log_event("mid-c", "user.lifecycle.suspend", user),
+    ]);
+    assert_eq!(app.post_events(&batch).await.status(), 503);
+    assert_eq!(app.uuids(&app.firehose()).await, ["mid-a", "mid-b"]);
+
+    let _: () = conn.del(app.route("deactivations")).await.unwrap();
+    assert_eq!(app.post_events(&batch).await.status(), 204);
+    // mid-a was complete and marked: not written again. mid-b failed half-way, so it is
+    // written again whole (its first firehose entry is a duplicate, never a loss); mid-c is new.
+    assert_eq!(
+        app.uuids(&app.firehose()).await,
+        ["mid-a", "mid-b", "mid-b", "mid-c"]
+    );
+    assert_eq!(
+        app.uuids(&app.route("lifecycle")).await,
+        ["mid-a", "mid-b", "mid-b", "mid-c"]
+    );
+    assert_eq!(app.uuids(&app.route("deactivations")).await, ["mid-b"]);
+}
+
+#[tokio::test]
+async fn an_event_is_a_duplicate_only_within_the_dedup_window() {
+    let redis = TestRedis::start();
+    // Maintenance (which trims the set) runs every 60 s: the expiry seen here is the script's
+    // own window check, not the trim.
+    let app = spawn_app_with(
+        &redis,
+        "[hooks]\ndedup_window_secs = 1\n[redis]\nmaintenance_interval_secs = 60\n",
+    )
+    .await;
+    let batch = lifecycle_batch("window", 2);
+    assert_eq!(app.post_events(&batch).await.status(), 204);
+    assert_eq!(app.post_events(&batch).await.status(), 204);
+    assert_eq!(
+        app.uuids(&app.firehose()).await.len(),
+        2,
+        "within the window"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(app.post_events(&batch).await.status(), 204);
+    assert_eq!(
+        app.uuids(&app.firehose()).await.len(),
+        4,
+        "after the window the same uuids are new again"
+    );
+    assert_eq!(app.uuids(&app.route("lifecycle")).await.len(), 4);
+}
+
+#[tokio::test]
+async fn trimming_the_dedup_set_removes_only_uuids_older_than_the_window() {
+    let redis = TestRedis::start();
+    let app = spawn_app_with(&redis, "[redis]\nmaintenance_interval_secs = 60\n").await;
+    assert_eq!(
+        app.post_events(&lifecycle_batch("trim", 3)).await.status(),
+        204
+    );
+    let key = app.state.ingestor.keys().dedup();
+    let mut conn = app.conn().await;
+    assert_eq!(conn.zcard::<_, u64>(&key).await.unwrap(), 3);
+    let mut manager = app.state.redis.clone();
+    let ingestor = &app.state.ingestor;
+    let now = chrono::Utc::now();
+    assert_eq!(ingestor.trim_dedup(&mut manager, now).await.unwrap(), 0);
+    assert_eq!(
+        conn.zcard::<_, u64>(&key).await.unwrap(),
+        3,
+        "inside the window: kept"
+    );
+    // Seen from 8 days later (window: 7 days), all three have expired; 25 000 more old members
+    // make the trim go through several chunks.
+    let old: Vec<(i64, String)> = (0..25_000)
+        .map(|i| (1_000 + i, format!("old-{i}")))
+        .collect();
+    let _: () = conn.zadd_multiple(&key, &old).await.unwrap();
+    let later = now + chrono::Duration::days(8);
+    assert_eq!(
+        ingestor.trim_dedup(&mut manager, later).await.unwrap(),
+        25_003
+    );
+    assert_eq!(conn.zcard::<_, u64>(&key).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn a_batch_of_500_events_is_stored_in_order_across_script_slices() {
     let redis = TestRedis::start();
     // Slices of 128 events: 500 events take four script calls.
