@@ -5,7 +5,8 @@
 #   1. builds the release adapter and the load generator (examples/ingest_load.rs);
 #   2. starts a private redis-server on a free port (no persistence, data in a mktemp dir) and
 #      the adapter (`okta-adapter serve`, configured by environment only);
-#   3. measures redis-benchmark XADD of a 1.5 KB value, pipelined (-P 50) and not (-P 1): the
+#   3. measures redis-benchmark XADD of a 1.5 KB value, pipelined (-P 50) and not (-P 1), plain
+#      (the issue's reference) and trimmed with MAXLEN ~ 100000 (like the adapter's streams): the
 #      references the adapter is compared against;
 #   4. closed-loop maximum throughput for deliveries of 1, 50 and 200 events, trying a few
 #      concurrencies each and keeping the best;
@@ -17,8 +18,8 @@
 # Configuration of the adapter under test (everything else is config/default.toml):
 #   OKTA_ADAPTER__FIREHOSE__MAXLEN=100000  (default 1 000 000 entries of ~2 KB would take ~2 GB
 #                                          of Redis memory; the lifecycle route's default is
-#                                          already 100 000, and redis-benchmark trims to 100 000
-#                                          too, so all three streams are trimmed alike)
+#                                          already 100 000, so both streams are trimmed alike,
+#                                          as is the trimmed redis-benchmark form)
 #   OKTA_ADAPTER__PROJECTION__ENABLED=false and OKTA_ADAPTER__REPORT__ENABLED=false for steps
 #                                          4-5: they measure the ingest path alone (the table
 #                                          lists the firehose consumer groups each run had).
@@ -249,10 +250,17 @@ start_adapter ingest
 
 # 3. redis-benchmark references, same redis-server, same machine, same time.
 XVALUE=$(head -c "$XADD_VALUE_BYTES" /dev/zero | tr '\0' 'x')
-redis_bench() { # name pipeline requests
+# Two forms: plain `XADD benchstream * event <value>` is what the issue's reference means (it quotes
+# ~290k/s at -P 50 for this machine kind, which is what the plain form gets; the stream grows to
+# 1.5 GB during the run); `MAXLEN ~ 100000` trims like the adapter's streams and is ~1.5x faster,
+# because Redis keeps reusing the same memory. The targets are judged against the plain form, the
+# table shows both.
+redis_bench() { # name pipeline requests plain|trimmed
   rcli flushall >/dev/null
   wait_quiet
-  log "redis-benchmark XADD ${XADD_VALUE_BYTES} B, -c 50 -P $2 -n $3"
+  local trim=()
+  [ "$4" = trimmed ] && trim=(MAXLEN '~' 100000)
+  log "redis-benchmark XADD ${XADD_VALUE_BYTES} B ($4), -c 50 -P $2 -n $3"
   local m0 r0 t0 m1 r1 t1 own
   m0=$(machine_busy); r0=$(pid_ticks "$REDIS_PID"); t0=$(date +%s%N)
   # Through `bash -c` so the benchmark's own CPU time can be read afterwards (cutime + cstime
@@ -260,7 +268,7 @@ redis_bench() { # name pipeline requests
   run_bounded 180 bash -c 'redis-benchmark "$@" >"$0.csv" || exit
     read -r -a f <"/proc/$$/stat"; echo $((f[15] + f[16])) >"$0.ticks"' "$TMP/$1" \
     -h 127.0.0.1 -p "$RPORT" --csv -c 50 -P "$2" -n "$3" \
-    XADD benchstream MAXLEN '~' 100000 '*' event "$XVALUE" ||
+    XADD benchstream "${trim[@]}" '*' event "$XVALUE" ||
     die "redis-benchmark failed: $(cat "$TMP/$1.csv")"
   m1=$(machine_busy); r1=$(pid_ticks "$REDIS_PID"); t1=$(date +%s%N)
   own=$(cat "$TMP/$1.ticks")
@@ -275,10 +283,14 @@ redis_bench() { # name pipeline requests
   jq -e '.rps > 0' "$TMP/$1.json" >/dev/null || die "could not parse redis-benchmark output: $(cat "$TMP/$1.csv")"
   jq -c . "$TMP/$1.json" >&2
 }
-redis_bench xadd-p50 50 1000000
-redis_bench xadd-p1 1 300000
+redis_bench xadd-p50 50 1000000 plain
+redis_bench xadd-p1 1 300000 plain
+redis_bench xadd-p50-trimmed 50 1000000 trimmed
+redis_bench xadd-p1-trimmed 1 300000 trimmed
 XADD_P50=$(val xadd-p50 .rps)
 XADD_P1=$(val xadd-p1 .rps)
+XADD_P50_TRIMMED=$(val xadd-p50-trimmed .rps)
+XADD_P1_TRIMMED=$(val xadd-p1-trimmed .rps)
 
 # 4. Closed loop: best of a few concurrencies per batch size.
 best_of() { # batch "concurrencies" variable: sets variable to the best run's name
@@ -332,12 +344,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 mark() { awk -v a="$1" -v t="$2" -v op="$3" 'BEGIN {ok = (op == ">=") ? a >= t : a < t; printf "%s", ok ? "✅" : "❌"}'; }
 conc_list() { echo "$1" | sed 's/ /\//g'; }
 
-closed_row() { # run reference_rps reference_name target
+closed_row() { # run reference_rps reference_name target label trimmed_reference_rps
   local eps p50 p99 r
   eps=$(val "$1" .events_per_sec); p50=$(val "$1" .p50_ms); p99=$(val "$1" .p99_ms)
   r=$(ratio "$eps" "$2")
-  printf "| %s | %s | %s | %s | %s of %s (target ≥ %s) %s |\n" \
-    "$5" "$(fmt_int "$eps")" "$(ms "$p50")" "$(ms "$p99")" "$r" "$3" "$4" "$(mark "$r" "$4" ">=")"
+  printf "| %s | %s | %s | %s | %s of %s (target ≥ %s) %s; %s of the trimmed form |\n" \
+    "$5" "$(fmt_int "$eps")" "$(ms "$p50")" "$(ms "$p99")" "$r" "$3" "$4" "$(mark "$r" "$4" ">=")" \
+    "$(ratio "$eps" "$6")"
 }
 open_row() { # run label
   local eps p99
@@ -356,7 +369,7 @@ us_per_event() { # run rate_field
       | join(" / ") else "?" end' "$TMP/$1.json"
 }
 # Runs during which other processes used more than a quarter of a core.
-NOISY=$(for r in xadd-p50 xadd-p1 "${RUNS[@]}"; do
+NOISY=$(for r in xadd-p50 xadd-p1 xadd-p50-trimmed xadd-p1-trimmed "${RUNS[@]}"; do
   jq -r --arg r "$r" 'select((.cpu_cores.other // 0) > 0.25) | "\($r) (\(.cpu_cores.other))"' "$TMP/$r.json"
 done | paste -sd, - | sed 's/,/, /g')
 
@@ -382,28 +395,33 @@ DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && e
   fi
   echo "| scenario | events/s | p50 | p99 | ratio |"
   echo "|---|---:|---:|---:|---|"
-  closed_row "$BEST1" "$XADD_P1" "XADD -P 1" 0.5 "batch 1, closed loop (best of C=$(conc_list "$B1_CONC"): C=$C1)"
-  closed_row "$BEST50" "$XADD_P50" "XADD -P 50" 0.25 "batch 50, closed loop (best of C=$(conc_list "$B50_CONC"): C=$C50)"
-  closed_row "$BEST200" "$XADD_P50" "XADD -P 50" 0.25 "batch 200, closed loop (best of C=$(conc_list "$B200_CONC"): C=$C200)"
+  closed_row "$BEST1" "$XADD_P1" "XADD -P 1" 0.5 "batch 1, closed loop (best of C=$(conc_list "$B1_CONC"): C=$C1)" "$XADD_P1_TRIMMED"
+  closed_row "$BEST50" "$XADD_P50" "XADD -P 50" 0.25 "batch 50, closed loop (best of C=$(conc_list "$B50_CONC"): C=$C50)" "$XADD_P50_TRIMMED"
+  closed_row "$BEST200" "$XADD_P50" "XADD -P 50" 0.25 "batch 200, closed loop (best of C=$(conc_list "$B200_CONC"): C=$C200)" "$XADD_P50_TRIMMED"
   open_row open-b1 "batch 1, open loop at half max ($RATE1 deliveries/s)"
   open_row open-b50 "batch 50, open loop at half max ($RATE50 deliveries/s)"
   if [ "$SKIP_DEFAULTS" != 1 ]; then
     open_row defaults-open-b1 "batch 1, half max, **shipped defaults** (firehose consumers: $DEFAULTS_GROUPS)"
     open_row defaults-open-b50 "batch 50, half max, **shipped defaults** (firehose consumers: $DEFAULTS_GROUPS)"
   fi
-  printf "| redis-benchmark XADD %s B, -c 50 -P 50 | %s | %s | %s | reference for batched runs |\n" \
-    "$XADD_VALUE_BYTES" "$(fmt_int "$XADD_P50")" "$(ms "$(val xadd-p50 .p50_ms)")" "$(ms "$(val xadd-p50 .p99_ms)")"
-  printf "| redis-benchmark XADD %s B, -c 50 -P 1 | %s | %s | %s | reference for batch 1 |\n" \
-    "$XADD_VALUE_BYTES" "$(fmt_int "$XADD_P1")" "$(ms "$(val xadd-p1 .p50_ms)")" "$(ms "$(val xadd-p1 .p99_ms)")"
+  for r in xadd-p50:"-P 50:reference for batched runs" xadd-p1:"-P 1:reference for batch 1" \
+    xadd-p50-trimmed:"-P 50, MAXLEN ~ 100000:trimmed like the adapter's streams" \
+    xadd-p1-trimmed:"-P 1, MAXLEN ~ 100000:trimmed like the adapter's streams"; do
+    IFS=: read -r name form what <<<"$r"
+    printf "| redis-benchmark XADD %s B, -c 50 %s | %s | %s | %s | %s |\n" "$XADD_VALUE_BYTES" "$form" \
+      "$(fmt_int "$(val "$name" .rps)")" "$(ms "$(val "$name" .p50_ms)")" "$(ms "$(val "$name" .p99_ms)")" "$what"
+  done
   echo
   echo "Half-load latency (ingest only): batch 1 at $RATE1 deliveries/s → p50 $(ms "$(val open-b1 .p50_ms)")," \
     "p99 $(ms "$(val open-b1 .p99_ms)"), max $(ms "$(val open-b1 .max_ms)"); batch 50 at $RATE50 deliveries/s →" \
     "p50 $(ms "$(val open-b50 .p50_ms)"), p99 $(ms "$(val open-b50 .p99_ms)"), max $(ms "$(val open-b50 .max_ms)")" \
     "(target p99 < 10 ms)."
   echo
-  echo "redis-benchmark (same redis-server, same run, before the adapter runs): XADD of a ${XADD_VALUE_BYTES} B value," \
-    "MAXLEN ~ 100000, 50 clients — -P 50: $(fmt_int "$XADD_P50") req/s, Redis $(us_per_event xadd-p50 rps | cut -d/ -f2 | tr -d ' ') µs CPU per XADD;" \
-    "-P 1: $(fmt_int "$XADD_P1") req/s, Redis $(us_per_event xadd-p1 rps | cut -d/ -f2 | tr -d ' ') µs CPU per XADD."
+  echo "redis-benchmark (same redis-server, same run, before the adapter runs): \`XADD benchstream * event <${XADD_VALUE_BYTES} B>\`," \
+    "50 clients — -P 50: $(fmt_int "$XADD_P50") req/s, Redis $(us_per_event xadd-p50 rps | cut -d/ -f2 | tr -d ' ') µs CPU per XADD;" \
+    "-P 1: $(fmt_int "$XADD_P1") req/s. With \`MAXLEN ~ 100000\` (trimmed like the adapter's streams): -P 50" \
+    "$(fmt_int "$XADD_P50_TRIMMED") req/s, Redis $(us_per_event xadd-p50-trimmed rps | cut -d/ -f2 | tr -d ' ') µs CPU per XADD; -P 1 $(fmt_int "$XADD_P1_TRIMMED") req/s." \
+    "The issue quotes ~290k/s at -P 50 for this machine kind: that is the plain form, so the targets are judged against it."
   echo
   echo "Machine: $(nproc) CPUs, $MODEL; $(uname -sr); redis-server $REDIS_VERSION." \
     "Adapter peak RSS (VmHWM): $ADAPTER_RSS MiB ingest-only${DEFAULTS_RSS:+, $DEFAULTS_RSS MiB with the shipped defaults};" \
@@ -413,7 +431,7 @@ DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && e
   echo
   echo "| run | batch | C | rate/s | deliveries | events/s | p50 | p99 | max | errors | CPU cores: adapter / redis / loadgen / other | CPU µs per event: adapter / redis | firehose consumers |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
-  for r in xadd-p50 xadd-p1; do
+  for r in xadd-p50 xadd-p1 xadd-p50-trimmed xadd-p1-trimmed; do
     printf "| redis-benchmark %s | – | 50 | | | %s | %s | %s | | | %s | %s | |\n" "$r" \
       "$(fmt_int "$(val "$r" .rps)")" "$(ms "$(val "$r" .p50_ms)")" "$(ms "$(val "$r" .p99_ms)")" \
       "$(cpu "$r")" "$(us_per_event "$r" rps)"
@@ -428,7 +446,7 @@ DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && e
   echo
   echo "Setup: events are the LogEvent of hooks/events/user.lifecycle.suspend.json, compact," \
     "$EVENT_BYTES B each, unique uuid, 10 000 users; every event goes to the firehose, to the" \
-    "\`lifecycle\` route stream and gets a de-duplication key. Firehose MAXLEN ~ $FIREHOSE_MAXLEN" \
+    "\`lifecycle\` route stream and into the de-duplication set. Firehose MAXLEN ~ $FIREHOSE_MAXLEN" \
     "(default 1 000 000), route MAXLEN ~ 100 000; Redis without persistence, FLUSHALLed before every" \
     "run; ${WARMUP} s warm-up, ${DURATION} s timed per run. Ingest-only runs disable the in-process" \
     "firehose consumers (projection.enabled=false, report.enabled=false); \"shipped defaults\" runs" \
