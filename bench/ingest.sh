@@ -219,15 +219,15 @@ run_load() {
     [ -s "$out" ] && jq -e . "$out" >/dev/null 2>&1 || echo '{}' >"$out"
   fi
   kill -0 "$ADAPTER_PID" 2>/dev/null || die "okta-adapter died during $name: $(tail -5 "$TMP/adapter.log")"
-  # Sanity: every event answered 204 is a de-duplication key now (nothing was de-duplicated or
+  # Sanity: every event answered 204 is in the de-duplication set now (nothing was de-duplicated or
   # lost), and both the firehose and the lifecycle route stream hold entries.
   local stored dedup fh route
   stored=$(jq -r '.events_stored_total // 0' "$out")
-  dedup=$(rcli eval "return #redis.call('KEYS', ARGV[1])" 0 "$PREFIX:{events}:dedup:*")
+  dedup=$(rcli zcard "$PREFIX:{events}:dedup")
   fh=$(rcli xlen "$PREFIX:{events}:firehose")
   route=$(rcli xlen "$PREFIX:{events}:route:lifecycle")
   if [ "$dedup" -ne "$stored" ] || [ "$fh" -eq 0 ] || [ "$route" -eq 0 ]; then
-    log "run $name: sanity check failed: $stored events acknowledged but $dedup de-duplication keys; firehose $fh, route $route entries"
+    log "run $name: sanity check failed: $stored events acknowledged but $dedup uuids in the de-duplication set; firehose $fh, route $route entries"
     FAILED=1
   fi
   # Which consumer groups read the firehose (in-process consumers compete with ingest).
