@@ -367,6 +367,21 @@ async fn a_batch_of_500_events_is_stored_in_order_across_script_slices() {
 }
 
 #[tokio::test]
+async fn a_slice_of_4500_events_is_marked_in_chunks_lua_can_unpack() {
+    let redis = TestRedis::start();
+    // One script call for 4,500 events: 9,000 ZADD arguments, more than Lua's unpack() takes
+    // at once (~8,000), so the script must mark them in chunks.
+    let app = spawn_app_with(&redis, "[hooks]\nmax_events_per_write = 5000\n").await;
+    let batch = lifecycle_batch("huge", 4500);
+    assert_eq!(app.post_events(&batch).await.status(), 204);
+    let mut conn = app.conn().await;
+    let marked: u64 = conn.zcard(app.state.ingestor.keys().dedup()).await.unwrap();
+    assert_eq!(marked, 4500);
+    assert_eq!(app.post_events(&batch).await.status(), 204);
+    assert_eq!(app.entries(&app.firehose()).await.len(), 4500);
+}
+
+#[tokio::test]
 async fn a_stream_entry_has_exactly_the_contract_fields() {
     let redis = TestRedis::start();
     let app = spawn_app_with(
