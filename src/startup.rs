@@ -422,6 +422,7 @@ mod tests {
     use super::*;
 
     /// The nice value of the calling thread, from /proc (field 19 of `stat`).
+    #[cfg(target_os = "linux")]
     fn own_nice() -> i32 {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
         let after_name = &stat[stat.rfind(')').unwrap() + 2..];
@@ -433,6 +434,7 @@ mod tests {
             .unwrap()
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn consumer_threads_run_at_the_consumer_nice_value() {
         let before = own_nice();
