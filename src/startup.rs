@@ -215,7 +215,7 @@ impl Application {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let cancel = CancellationToken::new();
-        let background = consumer_runtime()?;
+        let background = ConsumerRuntime(Some(consumer_runtime()?));
         let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
         let cleanup = tokio::spawn(credential_cleanup(self.state.clone(), cancel.clone()));
         let state = self.state.clone();
@@ -251,9 +251,11 @@ impl Application {
                 self.state.settings.projection.clone(),
                 TenantResolver::from_settings(&self.state.settings.tenants.rules),
             );
-            background.spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
+            background
+                .handle()
+                .spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
         });
-        let reporting = self.spawn_reporting(&cancel, background.handle());
+        let reporting = self.spawn_reporting(&cancel, &background.handle());
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let result = Server::new_with_acceptor(self.acceptor)
@@ -269,8 +271,7 @@ impl Application {
         for task in reporting {
             let _ = task.await;
         }
-        // Its tasks have all ended; a runtime cannot be dropped (blocking) inside another.
-        background.shutdown_background();
+        drop(background); // its tasks have all ended
         tracing::info!("okta-adapter stopped");
         result
     }
@@ -309,8 +310,32 @@ impl Application {
     }
 }
 
-/// Nice value of the consumer runtime's thread (0 = normal, 19 = lowest priority).
+/// Nice value of the consumer runtime's thread (0 = normal, 19 = lowest priority), unless the
+/// process already runs at a higher one (then the consumers keep the process's).
 pub const CONSUMER_NICE: i32 = 10;
+
+/// Owns the consumer runtime and shuts it down without blocking when dropped: dropping a
+/// `Runtime` inside async code panics, and `run_until_stopped` may be dropped mid-way (e.g. by a
+/// `select!` or `abort()` around it).
+struct ConsumerRuntime(Option<tokio::runtime::Runtime>);
+
+impl ConsumerRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("present until dropped")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for ConsumerRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
 
 /// The runtime of the firehose consumers (projections, report aggregation): one thread at nice
 /// [`CONSUMER_NICE`]. When the cores are saturated, Linux then runs hook requests first (a nice-10
@@ -327,25 +352,48 @@ fn consumer_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Sets the calling thread's nice value to [`CONSUMER_NICE`] (Linux keeps it per thread). Failure
-/// is logged, not fatal: the consumers then just run at normal priority.
+/// Sets the calling thread's nice value to [`CONSUMER_NICE`] (Linux keeps it per thread), unless
+/// it is already at least that. Failure is logged, not fatal: the consumers then just run at the
+/// process's priority.
 fn lower_thread_priority() {
     use thread_priority::{set_current_thread_priority, ThreadPriority, ThreadPriorityValue};
+    if current_nice().is_some_and(|nice| nice >= CONSUMER_NICE) {
+        return;
+    }
     // thread-priority maps 0..=99 linearly onto nice 19..=-20 for normal threads: 22 is nice 10
-    // (a unit test reads the value back from /proc).
+    // (a unit test reads the value back).
     let value = ThreadPriorityValue::try_from(22u8).expect("22 is within 0..=99");
     if let Err(e) = set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
         tracing::warn!(error = ?e, "could not lower the consumer thread's priority");
     }
 }
 
-/// Re-creates lost consumer groups and refreshes gauges until cancelled.
+/// The calling thread's nice value (field 19 of /proc/thread-self/stat); `None` where there is
+/// no such file.
+fn current_nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
+    after_name.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// Until cancelled, every `redis.maintenance_interval_secs`: trims expired uuids from the dedup
+/// set, re-creates lost consumer groups and refreshes gauges.
 async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
     let every = Duration::from_secs(state.settings.redis.maintenance_interval_secs);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
+        }
+        // First and on its own: a failing group check must not let the set grow without bound.
+        let mut conn = state.redis.clone();
+        match state.ingestor.trim_dedup(&mut conn, None).await {
+            Ok(n) => metrics::counter!("okta_adapter_dedup_expired_total").increment(n),
+            Err(e) => {
+                metrics::counter!("okta_adapter_redis_errors_total", "op" => "dedup_trim")
+                    .increment(1);
+                tracing::warn!(error = %e, "de-duplication set trim failed");
+            }
         }
         if let Err(e) = state.ensure_consumer_groups().await {
             metrics::counter!("okta_adapter_redis_errors_total", "op" => "maintenance")
@@ -355,19 +403,6 @@ async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
         }
         if let Err(e) = http::ops::record_stream_lengths(&state).await {
             tracing::warn!(error = %e, "stream length refresh failed");
-        }
-        let mut conn = state.redis.clone();
-        match state
-            .ingestor
-            .trim_dedup(&mut conn, chrono::Utc::now())
-            .await
-        {
-            Ok(n) => metrics::counter!("okta_adapter_dedup_expired_total").increment(n),
-            Err(e) => {
-                metrics::counter!("okta_adapter_redis_errors_total", "op" => "dedup_trim")
-                    .increment(1);
-                tracing::warn!(error = %e, "de-duplication set trim failed");
-            }
         }
         state.metrics.run_upkeep();
     }
@@ -421,26 +456,21 @@ pub fn redacted_url(url: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The nice value of the calling thread, from /proc (field 19 of `stat`).
-    #[cfg(target_os = "linux")]
-    fn own_nice() -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        after_name
-            .split_whitespace()
-            .nth(16)
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
     #[cfg(target_os = "linux")]
     #[test]
     fn consumer_threads_run_at_the_consumer_nice_value() {
-        let before = own_nice();
+        let before = current_nice().expect("Linux has /proc/thread-self/stat");
         let runtime = consumer_runtime().unwrap();
-        let nice = runtime.block_on(async { tokio::spawn(async { own_nice() }).await.unwrap() });
-        assert_eq!(nice, CONSUMER_NICE);
-        assert_eq!(own_nice(), before, "the calling thread keeps its priority");
+        let nice = runtime.block_on(async {
+            tokio::spawn(async { current_nice().unwrap() })
+                .await
+                .unwrap()
+        });
+        assert_eq!(nice, CONSUMER_NICE.max(before));
+        assert_eq!(
+            current_nice(),
+            Some(before),
+            "the calling thread keeps its priority"
+        );
     }
 }

@@ -7,35 +7,38 @@
 -- KEYS[3]            de-duplication sorted set: member = event uuid, score = accepted at (ms)
 -- KEYS[4 .. 3+R]     route streams (every configured route, in config order)
 --
--- ARGV[1] now (ms since the epoch)   ARGV[2] dedup window (ms)   ARGV[3] received (RFC 3339)
--- ARGV[4] firehose MAXLEN (0 = none) ARGV[5] R                   ARGV[6] N
--- ARGV[7 .. 6+R]        MAXLEN of each route (0 = none)
--- ARGV[7+R .. 6+2R]     tenant filter of each route: "" = any, else "|t1|t2|"
+-- ARGV[1] dedup window (ms)   ARGV[2] received (RFC 3339)   ARGV[3] firehose MAXLEN (0 = none)
+-- ARGV[4] R                    ARGV[5] N
+-- ARGV[6 .. 5+R]        MAXLEN of each route (0 = none)
+-- ARGV[6+R .. 5+2R]     tenant filter of each route: "" = any, else "|t1|t2|"
 -- then per event: uuid, type, published, user, actor, outcome, event JSON, sig ("" = none),
 --                 tenant from the event ("" = unknown), K, then K route indexes (1-based) whose
 --                 event-type patterns matched.
 --
 -- An event is a duplicate when its uuid is in the set with a score inside the window (members
 -- older than that are treated as absent, whether or not maintenance has removed them yet), or
--- when it came earlier in this slice. One ZMSCORE reads every uuid of the slice and one ZADD
--- marks the events written: two calls per slice instead of one SET per event, which is most of
--- what de-duplication used to cost Redis.
+-- when it came earlier in this slice. One ZMSCORE reads every uuid of the slice and ZADD marks
+-- the events written (one call per 2,000 events): a few calls per slice instead of one SET per
+-- event, which was most of what de-duplication cost Redis. Scores come from Redis's own clock
+-- (TIME), so replicas with skewed clocks still agree on the window.
 --
 -- Returns one integer per event: 1 written, 0 duplicate.
 local firehose, user_tenant, dedup = KEYS[1], KEYS[2], KEYS[3]
-local now = ARGV[1]
-local cutoff = tonumber(now) - tonumber(ARGV[2])
-local received = ARGV[3]
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = string.format('%.0f', now_ms)
+local cutoff = now_ms - tonumber(ARGV[1])
+local received = ARGV[2]
 -- MAXLENs stay strings ("0" = none): a Lua number handed to redis.call is formatted with
 -- printf("%.17g") on every call, which showed up in profiles of this script.
-local firehose_maxlen = ARGV[4]
-local nroutes, nevents = tonumber(ARGV[5]), tonumber(ARGV[6])
+local firehose_maxlen = ARGV[3]
+local nroutes, nevents = tonumber(ARGV[4]), tonumber(ARGV[5])
 local route_maxlen, route_filter = {}, {}
 for r = 1, nroutes do
-  route_maxlen[r] = ARGV[6 + r]
-  route_filter[r] = ARGV[6 + nroutes + r]
+  route_maxlen[r] = ARGV[5 + r]
+  route_filter[r] = ARGV[5 + nroutes + r]
 end
-local first = 7 + 2 * nroutes -- ARGV index of the first event
+local first = 6 + 2 * nroutes -- ARGV index of the first event
 
 -- XADD that returns an error reply instead of raising, so the caller can still mark the events
 -- already written before failing.

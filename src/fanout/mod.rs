@@ -26,19 +26,30 @@ use crate::store::Keys;
 
 const INGEST_SCRIPT: &str = include_str!("ingest.lua");
 
-/// Removes up to ARGV[2] members scored before ARGV[1] (the oldest first) from the dedup set
-/// KEYS[1]; returns how many. Count and removal are one atomic step, so a replica trimming at
-/// the same time can never make it remove a member inside the window.
+/// Removes up to ARGV[2] members of the dedup set KEYS[1] scored more than ARGV[1] ms before
+/// now (the oldest first); returns how many. "Now" is Redis's clock, like the ingest script's,
+/// unless ARGV[3] gives one (ms; tests). Count and removal are one atomic step, so a replica
+/// trimming at the same time can never make it remove a member inside the window.
 const DEDUP_TRIM_SCRIPT: &str = r"
-local n = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1])
+local now
+if ARGV[3] then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local cutoff = string.format('%.0f', now - tonumber(ARGV[1]))
+local n = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. cutoff)
 n = math.min(n, tonumber(ARGV[2]))
 if n > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1) end
 return n
 ";
 
-/// Members removed per trim call: bounds how long one call keeps Redis busy (after a long
-/// outage the set can hold days of expired uuids).
+/// Members removed per trim call: bounds how long one call keeps Redis busy.
 const DEDUP_TRIM_CHUNK: u64 = 10_000;
+/// Trim calls per [`Ingestor::trim_dedup`]: bounds one maintenance round. After a long outage
+/// the set can hold days of expired uuids; they go over the next rounds.
+const DEDUP_TRIM_CHUNKS_PER_ROUND: u32 = 10;
 
 /// Name of the built-in route that feeds the credential clean-up (`Keys::credential_imports`).
 pub const CREDENTIAL_IMPORTS_ROUTE: &str = "credential-imports";
@@ -214,15 +225,16 @@ impl Ingestor {
         hex::encode(entry_signature(key, uuid, raw))
     }
 
-    /// Writes events; returns each event's outcome in order. On error, some slices may have been
-    /// written (each event whole or not at all); a retry de-duplicates them.
+    /// Writes events; returns each event's outcome in order. On error, the events before the
+    /// failing one are written and marked, the failing one may be partly written (never marked)
+    /// and the rest are untouched; Okta's retry skips the marked ones and writes the others again
+    /// (a partly written event then appears twice in some streams: a duplicate, never a loss).
     pub async fn write(
         &self,
         conn: &mut ConnectionManager,
         events: &[PreparedEvent<'_>],
         received: DateTime<Utc>,
     ) -> RedisResult<Vec<EventOutcome>> {
-        let now_ms = received.timestamp_millis();
         let received = received.to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut outcomes = Vec::with_capacity(events.len());
         for slice in events.chunks(self.max_events_per_write) {
@@ -233,8 +245,7 @@ impl Ingestor {
             for route in &self.routes {
                 inv.key(&route.stream);
             }
-            inv.arg(now_ms)
-                .arg(self.dedup_window_ms)
+            inv.arg(self.dedup_window_ms)
                 .arg(&received)
                 .arg(self.firehose_maxlen)
                 .arg(self.routes.len())
@@ -274,31 +285,31 @@ impl Ingestor {
 }
 
 impl Ingestor {
-    /// Removes the uuids accepted before `now - hooks.dedup_window_secs` from the dedup set, in
-    /// chunks; returns how many. Only memory depends on it: the ingest script already treats
-    /// such members as absent.
+    /// Removes uuids accepted more than `hooks.dedup_window_secs` ago from the dedup set, at most
+    /// 100,000 per call (in chunks of 10,000); returns how many. Only memory depends on it: the
+    /// ingest script already treats such members as absent. "Now" is Redis's clock; `at`
+    /// replaces it (tests).
     pub async fn trim_dedup(
         &self,
         conn: &mut ConnectionManager,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
     ) -> RedisResult<u64> {
-        let cutoff = now
-            .timestamp_millis()
-            .saturating_sub(i64::try_from(self.dedup_window_ms).unwrap_or(i64::MAX));
         let mut removed = 0;
-        loop {
-            let n: u64 = self
-                .trim_script
-                .key(self.keys.dedup())
-                .arg(cutoff)
-                .arg(DEDUP_TRIM_CHUNK)
-                .invoke_async(conn)
-                .await?;
+        for _ in 0..DEDUP_TRIM_CHUNKS_PER_ROUND {
+            let mut inv = self.trim_script.prepare_invoke();
+            inv.key(self.keys.dedup())
+                .arg(self.dedup_window_ms)
+                .arg(DEDUP_TRIM_CHUNK);
+            if let Some(at) = at {
+                inv.arg(at.timestamp_millis());
+            }
+            let n: u64 = inv.invoke_async(conn).await?;
             removed += n;
             if n < DEDUP_TRIM_CHUNK {
-                return Ok(removed);
+                break;
             }
         }
+        Ok(removed)
     }
 }
 

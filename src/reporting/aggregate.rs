@@ -8,7 +8,9 @@
 //! by another replica, was either not counted and not acknowledged (counted now) or both (XACK
 //! returns 0, nothing is counted again). No per-entry markers are kept, so memory stays that of
 //! the aggregates. Ingest already de-duplicates Okta's re-deliveries by event `uuid`, so an event
-//! is counted once end to end.
+//! is counted once end to end — except after an ingest write failed half-way through an event
+//! (e.g. a route stream key of the wrong type): the retry writes that event to the firehose a
+//! second time, and it is counted twice.
 //!
 //! Distinct active users are a HyperLogLog (`PFADD`, 12 KB per tenant and month at most, standard
 //! error 0.81 %); a bottom-k sample (the [`MFA_SAMPLE`] active users with the smallest hash) is

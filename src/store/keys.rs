@@ -1,7 +1,7 @@
 //! Every Redis key the adapter writes, in one place.
 //!
 //! All keys start with `redis.prefix`. Keys that one ingest script writes together (the
-//! firehose, the route streams, the de-duplication keys and the user → tenant index) share the
+//! firehose, the route streams, the de-duplication set and the user → tenant index) share the
 //! hash tag `{events}`, so they live in one Redis Cluster slot and the script stays legal on a
 //! cluster. Okta caps an org at 400,000 events a day, which one slot carries easily; per-user
 //! keys added later carry the user id as their own tag so they spread over the cluster.

@@ -327,26 +327,29 @@ async fn trimming_the_dedup_set_removes_only_uuids_older_than_the_window() {
     );
     let key = app.state.ingestor.keys().dedup();
     let mut conn = app.conn().await;
-    assert_eq!(conn.zcard::<_, u64>(&key).await.unwrap(), 3);
-    let mut manager = app.state.redis.clone();
-    let ingestor = &app.state.ingestor;
-    let now = chrono::Utc::now();
-    assert_eq!(ingestor.trim_dedup(&mut manager, now).await.unwrap(), 0);
-    assert_eq!(
-        conn.zcard::<_, u64>(&key).await.unwrap(),
-        3,
-        "inside the window: kept"
-    );
-    // Seen from 8 days later (window: 7 days), all three have expired; 25 000 more old members
-    // make the trim go through several chunks.
+    // 25,000 uuids accepted in 1970 (far outside the 7-day window) next to the 3 fresh ones:
+    // removing them takes three chunks of one trim round.
     let old: Vec<(i64, String)> = (0..25_000)
         .map(|i| (1_000 + i, format!("old-{i}")))
         .collect();
     let _: () = conn.zadd_multiple(&key, &old).await.unwrap();
-    let later = now + chrono::Duration::days(8);
+    let mut manager = app.state.redis.clone();
+    let ingestor = &app.state.ingestor;
     assert_eq!(
-        ingestor.trim_dedup(&mut manager, later).await.unwrap(),
-        25_003
+        ingestor.trim_dedup(&mut manager, None).await.unwrap(),
+        25_000
+    );
+    let left: Vec<String> = conn.zrange(&key, 0, -1).await.unwrap();
+    assert_eq!(left, ["trim-00000", "trim-00001", "trim-00002"]);
+    assert_eq!(ingestor.trim_dedup(&mut manager, None).await.unwrap(), 0);
+    // Seen from 8 days later, the fresh ones have expired too.
+    let later = chrono::Utc::now() + chrono::Duration::days(8);
+    assert_eq!(
+        ingestor
+            .trim_dedup(&mut manager, Some(later))
+            .await
+            .unwrap(),
+        3
     );
     assert_eq!(conn.zcard::<_, u64>(&key).await.unwrap(), 0);
 }
