@@ -259,14 +259,7 @@ impl Conn {
 
         self.buf.clear();
         loop {
-            if stream
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| format!("reading: {e}"))?
-                == 0
-            {
-                return Err("connection closed before a complete response".into());
-            }
+            read_more(stream, &mut self.buf, "before a complete response").await?;
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut resp = httparse::Response::new(&mut headers);
             let head_len = match resp.parse(&self.buf) {
@@ -286,14 +279,7 @@ impl Conn {
                 .unwrap_or(0);
             let close = header("connection").is_some_and(|v| v.contains("close"));
             while self.buf.len() < head_len + length {
-                if stream
-                    .read_buf(&mut self.buf)
-                    .await
-                    .map_err(|e| format!("reading body: {e}"))?
-                    == 0
-                {
-                    return Err("connection closed inside the response body".into());
-                }
+                read_more(stream, &mut self.buf, "inside the response body").await?;
             }
             if close {
                 self.stream = None;
@@ -306,6 +292,16 @@ impl Conn {
                 Err(format!("HTTP {status}: {snippet}"))
             };
         }
+    }
+}
+
+/// Appends what the socket has to `buf`; `Err` when it fails or is closed (`where_` says at
+/// which point of the response).
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, where_: &str) -> Result<(), String> {
+    match stream.read_buf(buf).await {
+        Ok(0) => Err(format!("connection closed {where_}")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("reading {where_}: {e}")),
     }
 }
 
