@@ -282,9 +282,7 @@ impl Ingestor {
         }
         Ok(outcomes)
     }
-}
 
-impl Ingestor {
     /// Removes uuids accepted more than `hooks.dedup_window_secs` ago from the dedup set, at most
     /// 100,000 per call (in chunks of 10,000); returns how many. Only memory depends on it: the
     /// ingest script already treats such members as absent. "Now" is Redis's clock; `at`
