@@ -68,13 +68,9 @@ impl JobWorker {
 
     /// Runs until cancelled.
     pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
-        let Some(mut conn) = crate::projection::consumer::connect_until_cancelled(
-            &redis,
-            1000,
-            "job worker",
-            &cancel,
-        )
-        .await
+        let Some(mut conn) =
+            crate::store::consumer::connect_until_cancelled(&redis, 1000, "job worker", &cancel)
+                .await
         else {
             return;
         };

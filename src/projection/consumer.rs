@@ -1,46 +1,43 @@
-//! The projection consumer: a consumer group on the firehose.
+//! The projection consumer: a consumer group on the firehose, run by the shared
+//! [`GroupConsumer`](crate::store::consumer::GroupConsumer) (connect, reclaim, `NOGROUP`,
+//! back-off and lag metrics live there).
 //!
 //! Design (at-least-once, nothing lost, nothing doubled):
-//! - Each round reads up to `batch` new entries (`XREADGROUP … BLOCK`) on a connection whose
-//!   response timeout exceeds the block time, applies them in one pipeline, and only then
-//!   acknowledges them. A crash before the ack leaves them pending; applying twice is harmless
-//!   because every projected field is a stamped register and a timeline entry is keyed by its
-//!   event's stamp (`apply.lua`).
-//! - Entries left pending by a consumer that died are taken over with `XAUTOCLAIM` once idle
-//!   for `claim_idle_ms`. An entry delivered `max_deliveries` times without being applied, or
-//!   one that can never be applied (not a LogEvent), goes to the dead-letter stream with its
-//!   reason and is acknowledged, so one poison entry never blocks the rest.
-//! - `NOGROUP` (Redis restarted without persistence) re-creates the group from `0`.
-//! - Lag is exported: pending count, age of the oldest pending entry, and the group's lag.
+//! - Each round's entries are applied in one pipeline and only then acknowledged. A crash
+//!   before the ack leaves them pending; applying twice is harmless because every projected
+//!   field is a stamped register and a timeline entry is keyed by its event's stamp
+//!   (`apply.lua`).
+//! - An entry delivered `max_deliveries` times without being applied, or one that can never be
+//!   applied (not a LogEvent), goes to the dead-letter stream with its reason and is
+//!   acknowledged, so one poison entry never blocks the rest.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use metrics::{counter, gauge, histogram};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use metrics::{counter, histogram};
+use redis::aio::ConnectionManager;
+use redis::streams::StreamId;
 use redis::{AsyncCommands, RedisResult};
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use super::store::Applier;
 use super::update::{update_for_entry, ProjectionUpdate};
 use crate::config::{ProjectionSettings, RedisSettings};
 use crate::domain::tenant::TenantResolver;
-use crate::store::{ensure_group, Keys};
-
-/// Longest the dead-letter stream grows (MAXLEN ~).
-const DEAD_LETTER_MAXLEN: usize = 100_000;
+use crate::store::consumer::{
+    consumer_name, entry_fields, push_dead_letter, Batch, BatchHandler, GroupConsumer,
+    ENTRIES_PER_YIELD,
+};
+use crate::store::Keys;
 
 pub struct ProjectionConsumer {
     keys: Keys,
     tenants: TenantResolver,
     settings: ProjectionSettings,
-    name: String,
+    group: GroupConsumer,
     applier: Applier,
 }
 
-/// What one round did, for tests and logs.
+/// What one batch did, for tests and logs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RoundStats {
     pub applied: usize,
@@ -49,243 +46,60 @@ pub struct RoundStats {
     pub failed: usize,
 }
 
-impl RoundStats {
-    fn add(&mut self, other: RoundStats) {
-        self.applied += other.applied;
-        self.skipped += other.skipped;
-        self.dead_lettered += other.dead_lettered;
-        self.failed += other.failed;
-    }
-}
-
-/// A connection for blocking reads: no 500 ms default timeout, but never unbounded either.
-pub async fn blocking_connection(
-    redis: &RedisSettings,
-    block_ms: u64,
-) -> RedisResult<ConnectionManager> {
-    let client = redis::Client::open(redis.url.expose_secret())?;
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_millis(
-            block_ms + redis.response_timeout_ms.max(1000),
-        )))
-        .set_connection_timeout(Some(Duration::from_millis(redis.connect_timeout_ms)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_with_config(client, config).await
-}
-
-/// [`blocking_connection`], retried every second until it works; `None` once cancelled.
-pub async fn connect_until_cancelled(
-    redis: &RedisSettings,
-    block_ms: u64,
-    who: &str,
-    cancel: &CancellationToken,
-) -> Option<ConnectionManager> {
-    loop {
-        match blocking_connection(redis, block_ms).await {
-            Ok(c) => return Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "{who} cannot connect; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => return None,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
-}
-
-/// This machine's name (for consumer names and report records), or `okta-adapter`.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "okta-adapter".into())
-}
-
-/// `<host>-<pid>`: the consumer name used when config leaves it empty.
-pub fn default_consumer_name() -> String {
-    format!("{}-{}", hostname(), std::process::id())
-}
-
-/// Entries parsed between two yields to the runtime. Turning a batch of 500 firehose entries
-/// into updates takes ~10 ms of CPU; without yielding, the event hook requests queued on the
-/// same worker thread waited for all of it (ingest p99 26 ms instead of a few ms at 15k
-/// deliveries/s with the consumers on, on 2 cores).
-pub const ENTRIES_PER_YIELD: usize = 32;
-
-/// A stream entry's fields as strings (non-string values are skipped).
-pub fn entry_fields(entry: &StreamId) -> HashMap<String, String> {
-    entry
-        .map
-        .iter()
-        .filter_map(|(k, v)| {
-            redis::from_redis_value_ref::<String>(v)
-                .ok()
-                .map(|v| (k.clone(), v))
-        })
-        .collect()
-}
-
 impl ProjectionConsumer {
     pub fn new(keys: Keys, settings: ProjectionSettings, tenants: TenantResolver) -> Self {
-        let name = if settings.consumer.is_empty() {
-            default_consumer_name()
-        } else {
-            settings.consumer.clone()
+        let group = GroupConsumer {
+            label: "projection",
+            streams: vec![keys.firehose()],
+            group: settings.group.clone(),
+            consumer: consumer_name(&settings.consumer),
+            batch: settings.batch,
+            block_ms: settings.block_ms,
+            claim_idle_ms: settings.claim_idle_ms,
+            export_lag: true,
         };
         Self {
             applier: Applier::new(keys.clone(), settings.timeline_len),
             keys,
             tenants,
             settings,
-            name,
+            group,
         }
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.group.consumer
     }
 
-    /// Runs until cancelled; Redis errors are logged and retried with a short back-off.
+    /// Runs until cancelled (the shared runner's recovery rules).
     pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
-        let Some(mut conn) = crate::projection::consumer::connect_until_cancelled(
-            &redis,
-            self.settings.block_ms,
-            "projection consumer",
-            &cancel,
-        )
-        .await
-        else {
-            return;
-        };
-        let claim_every = Duration::from_millis(self.settings.claim_idle_ms.clamp(100, 10_000));
-        let mut last_claim = Instant::now() - claim_every;
-        let mut backoff = Duration::from_millis(100);
-        tracing::info!(consumer = %self.name, group = %self.settings.group, "projection consumer started");
-        while !cancel.is_cancelled() {
-            // Not raced against `cancel`: a blocked read ends within block_ms, and what it read
-            // is applied and acknowledged before the loop checks for shutdown.
-            let result = async {
-                if last_claim.elapsed() >= claim_every {
-                    last_claim = Instant::now();
-                    self.reclaim(&mut conn).await?;
-                    self.record_lag(&mut conn).await?;
-                }
-                self.read_and_apply(&mut conn).await
-            }
-            .await;
-            match result {
-                Ok(_) => backoff = Duration::from_millis(100),
-                Err(e) if e.code() == Some("NOGROUP") => {
-                    tracing::warn!("projection group missing (Redis lost it); re-creating from 0");
-                    if let Err(e) =
-                        ensure_group(&mut conn, &self.keys.firehose(), &self.settings.group).await
-                    {
-                        tracing::warn!(error = %e, "could not re-create the projection group");
-                    }
-                }
-                Err(e) => {
-                    counter!("okta_adapter_redis_errors_total", "op" => "projection").increment(1);
-                    tracing::warn!(error = %e, "projection round failed; entries stay pending and are retried");
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        tracing::info!(consumer = %self.name, "projection consumer stopped");
+        self.group.run(&self, &redis, &cancel).await
     }
 
-    /// Reads new entries for this consumer and applies them.
-    pub async fn read_and_apply(&self, conn: &mut ConnectionManager) -> RedisResult<RoundStats> {
-        let opts = StreamReadOptions::default()
-            .group(&self.settings.group, &self.name)
-            .count(self.settings.batch)
-            .block(self.settings.block_ms as usize);
-        let reply: Option<StreamReadReply> = conn
-            .xread_options(&[self.keys.firehose()], &[">"], &opts)
-            .await?;
-        let entries: Vec<StreamId> = reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default();
-        self.process(conn, entries, &HashMap::new()).await
-    }
-
-    /// Takes over entries idle longer than `claim_idle_ms` (their consumer died) and applies
-    /// them; those delivered too often go to the dead-letter stream.
-    pub async fn reclaim(&self, conn: &mut ConnectionManager) -> RedisResult<RoundStats> {
-        let mut stats = RoundStats::default();
-        let mut start = "0-0".to_string();
-        loop {
-            let reply: redis::streams::StreamAutoClaimReply = conn
-                .xautoclaim_options(
-                    self.keys.firehose(),
-                    &self.settings.group,
-                    &self.name,
-                    self.settings.claim_idle_ms,
-                    &start,
-                    StreamAutoClaimOptions::default().count(self.settings.batch),
-                )
-                .await?;
-            if !reply.claimed.is_empty() {
-                let deliveries = self.delivery_counts(conn, &reply.claimed).await?;
-                counter!("okta_adapter_projection_reclaimed_total")
-                    .increment(reply.claimed.len() as u64);
-                stats.add(self.process(conn, reply.claimed, &deliveries).await?);
-            }
-            if reply.next_stream_id == "0-0" {
-                return Ok(stats);
-            }
-            start = reply.next_stream_id;
-        }
-    }
-
-    async fn delivery_counts(
-        &self,
-        conn: &mut ConnectionManager,
-        entries: &[StreamId],
-    ) -> RedisResult<HashMap<String, u64>> {
-        let (first, last) = (&entries[0].id, &entries[entries.len() - 1].id);
-        let pending: redis::streams::StreamPendingCountReply = conn
-            .xpending_count(
-                self.keys.firehose(),
-                &self.settings.group,
-                first,
-                last,
-                entries.len() + 10,
-            )
-            .await?;
-        Ok(pending
-            .ids
-            .into_iter()
-            .map(|p| (p.id, p.times_delivered as u64))
-            .collect())
-    }
-
+    /// Applies one batch and acknowledges what was applied or dead-lettered.
     async fn process(
         &self,
         conn: &mut ConnectionManager,
-        entries: Vec<StreamId>,
-        deliveries: &HashMap<String, u64>,
+        batch: &Batch,
     ) -> RedisResult<RoundStats> {
         let mut stats = RoundStats::default();
-        if entries.is_empty() {
+        if batch.entries.is_empty() {
             return Ok(stats);
+        }
+        if batch.reclaimed {
+            counter!("okta_adapter_projection_reclaimed_total")
+                .increment(batch.entries.len() as u64);
         }
         let started = Instant::now();
         let mut updates: Vec<ProjectionUpdate> = Vec::new();
         let mut update_ids: Vec<&str> = Vec::new();
         let mut ack: Vec<&str> = Vec::new();
         let mut dead: Vec<(&StreamId, String)> = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
+        for (i, entry) in batch.entries.iter().enumerate() {
             if i % ENTRIES_PER_YIELD == ENTRIES_PER_YIELD - 1 {
                 tokio::task::yield_now().await;
             }
-            let delivered = deliveries.get(&entry.id).copied().unwrap_or(1);
+            let delivered = batch.delivered(&entry.id);
             if delivered > self.settings.max_deliveries {
                 dead.push((entry, format!("not applied after {delivered} deliveries")));
                 continue;
@@ -318,30 +132,19 @@ impl ProjectionConsumer {
         }
         let mut pipe = redis::pipe();
         for (entry, reason) in &dead {
-            tracing::warn!(entry = %entry.id, %reason, "entry sent to the dead-letter stream");
-            let f = entry_fields(entry);
-            let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-            pipe.cmd("XADD")
-                .arg(self.keys.dead_letter())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(DEAD_LETTER_MAXLEN)
-                .arg("*")
-                .arg(&[
-                    ("source", self.keys.firehose()),
-                    ("id", entry.id.clone()),
-                    ("group", self.settings.group.clone()),
-                    ("reason", reason.clone()),
-                    ("uuid", get("uuid")),
-                    ("type", get("type")),
-                    ("event", get("event")),
-                ])
-                .ignore();
+            push_dead_letter(
+                &mut pipe,
+                &self.keys.dead_letter(),
+                &batch.stream,
+                &self.settings.group,
+                entry,
+                reason,
+            );
             ack.push(&entry.id);
         }
         stats.dead_lettered = dead.len();
         if !ack.is_empty() {
-            pipe.xack(self.keys.firehose(), &self.settings.group, &ack)
+            pipe.xack(&batch.stream, &self.settings.group, &ack)
                 .ignore();
             pipe.query_async::<()>(conn).await?;
         }
@@ -353,28 +156,11 @@ impl ProjectionConsumer {
         histogram!("okta_adapter_projection_batch_seconds").record(started.elapsed().as_secs_f64());
         Ok(stats)
     }
+}
 
-    /// Exports pending count, oldest pending age and group lag.
-    async fn record_lag(&self, conn: &mut ConnectionManager) -> RedisResult<()> {
-        let group = self.settings.group.clone();
-        let oldest: redis::streams::StreamPendingCountReply = conn
-            .xpending_count(self.keys.firehose(), &group, "-", "+", 1)
-            .await?;
-        let age = oldest
-            .ids
-            .first()
-            .map(|p| p.last_delivered_ms as f64 / 1000.0)
-            .unwrap_or(0.0);
-        let info: redis::streams::StreamInfoGroupsReply =
-            conn.xinfo_groups(self.keys.firehose()).await?;
-        if let Some(g) = info.groups.iter().find(|g| g.name == group) {
-            gauge!("okta_adapter_consumer_pending", "group" => group.clone()).set(g.pending as f64);
-            if let Some(lag) = g.lag {
-                gauge!("okta_adapter_consumer_lag", "group" => group.clone()).set(lag as f64);
-            }
-        }
-        gauge!("okta_adapter_consumer_oldest_pending_seconds", "group" => group).set(age);
-        Ok(())
+impl BatchHandler for ProjectionConsumer {
+    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+        self.process(conn, &batch).await.map(|_| ())
     }
 }
 

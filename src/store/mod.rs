@@ -1,5 +1,6 @@
 //! Redis access: key names, connections, and consumer-group upkeep.
 
+pub mod consumer;
 pub mod keys;
 pub mod redis_conn;
 
