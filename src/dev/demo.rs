@@ -30,7 +30,7 @@ use crate::access::Role;
 use crate::config::Settings;
 use crate::oktasim::{OktaSim, SimConfig};
 use crate::projection::store::Reader;
-use crate::startup::{redacted_url, Application};
+use crate::startup::{redacted_url, Application, StartupError};
 
 /// The demo's hook secret (Okta's `authorization` header value); any configured secret wins.
 pub const DEV_SECRET: &str = "dev-secret-change-me";
@@ -138,7 +138,13 @@ pub async fn run(
         .unwrap_or_else(|| DEV_SECRET.into());
     let auth_header = settings.hooks.auth_header.clone();
     let timeline_len = settings.projection.timeline_len;
-    let app = Application::build(settings).await?;
+    let app = Application::build(settings).await.map_err(|e| match e {
+        StartupError::Listen { .. } => anyhow::anyhow!(
+            "{e}. Something else uses that port (a `serve`?); pick another: \
+             OKTA_ADAPTER__HTTP__LISTEN=127.0.0.1:8081 okta-adapter dev"
+        ),
+        e => e.into(),
+    })?;
     let state = app.state();
     let addr = app.local_addr();
     // The simulator and the printed examples need an address to connect to, not 0.0.0.0.
