@@ -190,6 +190,10 @@ impl KeyStore {
     pub async fn list(&self, conn: &mut ConnectionManager) -> RedisResult<Vec<ApiKeyInfo>> {
         let mut ids: Vec<String> = conn.smembers(self.keys.api_keys()).await?;
         ids.sort();
+        if ids.is_empty() {
+            // An empty pipeline is an error in redis-rs ("empty command"), not an empty list.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hgetall(self.keys.api_key(id));

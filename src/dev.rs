@@ -1,8 +1,12 @@
-//! A private `redis-server` for `okta-adapter dev`, the tests and the benchmarks.
+//! `okta-adapter dev` ([`demo`]), what it leaves for the CLI ([`cli_config`]), and the private
+//! `redis-server` it shares with the tests and the benchmarks ([`RedisServer`]).
 //!
-//! Started from `PATH` on a free loopback port with its data in a folder the caller chooses, and
-//! killed when dropped. `restart` brings it back on the same port with the same data folder,
-//! which is how the tests simulate a Redis outage.
+//! [`RedisServer`] is started from `PATH` on a free loopback port with its data in a folder the
+//! caller chooses, and killed when dropped. `restart` brings it back on the same port with the
+//! same data folder, which is how the tests simulate a Redis outage.
+
+pub mod cli_config;
+pub mod demo;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -29,18 +33,32 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     persistent: bool,
+    own_group: bool,
 }
 
 impl RedisServer {
     /// Starts a server with data in `dir`. With `persistent`, every write is appended to an AOF
     /// file and fsynced, so a restart keeps acknowledged data.
     pub fn start(dir: &Path, persistent: bool) -> Result<Self, RedisServerError> {
+        Self::start_with(dir, persistent, false)
+    }
+
+    /// Like [`RedisServer::start`], in a process group of its own, so the terminal's Ctrl-C
+    /// reaches only its owner (`dev`), which drains its consumers before it stops the server;
+    /// otherwise Redis would die first and the adapter's last rounds fail. The tests leave the
+    /// server in their group, so an interrupted test run takes its servers with it.
+    pub fn start_own_group(dir: &Path, persistent: bool) -> Result<Self, RedisServerError> {
+        Self::start_with(dir, persistent, true)
+    }
+
+    fn start_with(dir: &Path, persistent: bool, own_group: bool) -> Result<Self, RedisServerError> {
         std::fs::create_dir_all(dir)?;
         let mut server = Self {
             child: None,
             port: free_port()?,
             dir: dir.to_path_buf(),
             persistent,
+            own_group,
         };
         server.spawn()?;
         Ok(server)
@@ -60,6 +78,10 @@ impl RedisServer {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
             cmd.args(["--appendonly", "no"]);
+        }
+        #[cfg(unix)]
+        if self.own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }
         let child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => RedisServerError::NotInstalled(e),

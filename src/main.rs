@@ -8,6 +8,16 @@ use clap::{Parser, Subcommand};
 use okta_adapter::config::Settings;
 use okta_adapter::startup::{AppState, Application};
 use okta_adapter::{dev, shutdown, store, telemetry};
+use secrecy::ExposeSecret;
+
+/// `println!` that returns the write error instead of panicking: stdout may be a pipe whose
+/// reader is gone (`okta-adapter openapi | head`). `main` then exits quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -26,8 +36,10 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Serve,
-    /// First run on a laptop: uses the configured Redis if it answers, otherwise starts a private
-    /// `redis-server` (data in ./.okta-adapter-dev), sets a demo hook secret, prints a curl.
+    /// A working demo on this machine: its own private `redis-server` (never one already
+    /// running; data in ./.okta-adapter-dev), the Okta simulator with demo users in two tenants,
+    /// and the adapter wired to both; prints an operator, a support and a client-admin key and
+    /// curl examples. CLI commands run in the same directory then use dev's Redis.
     Dev,
     /// Validate the configuration and print every problem, one line each.
     CheckConfig,
@@ -142,7 +154,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
-        Command::Dev => run_dev(cli.config).await,
+        Command::Dev => dev::demo::run(cli.config.as_deref(), shutdown::signal()).await,
         Command::CheckConfig => check_config(cli.config),
         Command::Openapi => print_openapi(),
         Command::Credentials {
@@ -182,10 +194,30 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our stdout went away (`| head`): it has what it wanted; no message.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether writing to stdout failed because its reader closed the pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `1 tenant`, `2 tenants`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -204,14 +236,14 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn check_config(config: Option<PathBuf>) -> anyhow::Result<()> {
     let s = load(config, None)?;
-    println!(
+    out!(
         "configuration is valid: listen {}, redis {}, prefix `{}`, {} hook secret(s), {} route(s)",
         s.http.listen,
         okta_adapter::startup::redacted_url(secrecy::ExposeSecret::expose_secret(&s.redis.url)),
         s.redis.prefix,
         s.hooks.secrets.len(),
         s.routes.len()
-    );
+    )?;
     Ok(())
 }
 
@@ -219,7 +251,7 @@ fn print_openapi() -> anyhow::Result<()> {
     let settings = Settings::from_toml_overrides("[hooks]\nsecrets = [\"unused\"]\n")?;
     let redis = store::connect_lazy(&settings.redis)?;
     let state = AppState::new(settings, redis);
-    println!("{}", okta_adapter::http::api_service(state).spec());
+    out!("{}", okta_adapter::http::api_service(state).spec())?;
     Ok(())
 }
 
@@ -229,18 +261,18 @@ async fn import_credentials(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     use okta_adapter::inline::credentials::{read_credential_file, store_credentials};
-    let settings = load(config, None)?;
+    let settings = load_for_tool(config)?;
     let parsed = read_credential_file(file)?;
     for problem in &parsed.errors {
         eprintln!("skipped: {problem}");
     }
     if dry_run {
-        println!(
+        out!(
             "{}: {} valid row(s), {} skipped; nothing written (--dry-run)",
             file.display(),
             parsed.rows.len(),
             parsed.errors.len()
-        );
+        )?;
         return Ok(());
     }
     let mut redis = store::connect(&settings.redis).await.map_err(|e| {
@@ -253,59 +285,66 @@ async fn import_credentials(
     })?;
     let keys = store::Keys::new(settings.redis.prefix.clone());
     let written = store_credentials(&mut redis, &keys, &parsed.rows).await?;
-    println!(
+    out!(
         "{}: {written} legacy credential(s) stored under `{}:{{cred:<login>}}:hash`, {} row(s) skipped",
         file.display(),
         settings.redis.prefix,
         parsed.errors.len()
-    );
+    )?;
     if !parsed.errors.is_empty() {
         anyhow::bail!("{} row(s) could not be imported", parsed.errors.len());
     }
     Ok(())
 }
 
-const DEV_SECRET: &str = "dev-secret-change-me";
-
-async fn run_dev(config: Option<PathBuf>) -> anyhow::Result<()> {
-    let overrides = format!("[log]\nformat = \"pretty\"\n[hooks]\nsecrets = [\"{DEV_SECRET}\"]\n");
-    let mut settings = load(config, Some(&overrides))?;
-    telemetry::init_logs(&settings.log);
-    let configured = secrecy::ExposeSecret::expose_secret(&settings.redis.url).to_string();
-    let mut _private = None;
-    if store::connect(&settings.redis).await.is_err() {
-        let dir = PathBuf::from(".okta-adapter-dev/redis");
-        let server = dev::RedisServer::start(&dir, true)?;
-        eprintln!(
-            "Redis at {} did not answer; started a private redis-server on {} (data in {})",
-            okta_adapter::startup::redacted_url(&configured),
-            server.url(),
-            dir.display()
-        );
-        settings.redis.url = server.url().into();
-        _private = Some(server);
-    }
-    let app = Application::build(settings).await?;
-    let addr = app.local_addr();
-    let secret = app.state().settings.hooks.secrets.len();
-    eprintln!(
-        "\nokta-adapter dev is up on http://{addr}  (docs: http://{addr}/docs)\n\
-         {secret} hook secret(s); unless you configured your own, Okta's header value is `{DEV_SECRET}`.\n\
-         Try Okta's own sample delivery:\n\n  \
-         curl -i -X POST http://{addr}/hooks/okta/events -H 'authorization: {DEV_SECRET}' \\\n    \
-         -H 'content-type: application/json' --data @hooks/event-hook-user-session-start.json\n\n\
-         then read it back: redis-cli -u <redis url> XRANGE okta-adapter:{{events}}:firehose - +\n"
-    );
-    app.run_until_stopped(shutdown::signal()).await?;
-    Ok(())
-}
-
-/// Settings for commands that never answer Okta, so a missing hook secret is no error.
+/// Settings for commands that never answer Okta, so a missing hook secret is no error. Says on
+/// stderr which Redis the command will use.
+///
+/// Without `--config`, `OKTA_ADAPTER_CONFIG` and `OKTA_ADAPTER__REDIS__URL`, the overlay that
+/// `okta-adapter dev` writes into `./.okta-adapter-dev/` is used when present, and its Redis must
+/// still be dev's: when dev has stopped this is an error, never a silent fallback to whatever
+/// Redis answers on the default URL.
 fn load_for_tool(config: Option<PathBuf>) -> anyhow::Result<Settings> {
-    load(
-        config,
+    let env_set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    const REDIS_URL_ENV: &str = "OKTA_ADAPTER__REDIS__URL";
+    let explicit = config.is_some()
+        || env_set(okta_adapter::config::ENV_CONFIG_FILE)
+        || env_set(REDIS_URL_ENV);
+    let dev_file = if explicit {
+        None
+    } else {
+        std::env::current_dir()
+            .ok()
+            .and_then(|dir| dev::cli_config::find(&dir))
+    };
+    let origin = match (&dev_file, &config) {
+        (Some(file), _) => format!("dev's, from {}", file.display()),
+        _ if env_set(REDIS_URL_ENV) => REDIS_URL_ENV.to_string(),
+        (None, Some(file)) => format!("redis.url of {} or the default", file.display()),
+        (None, None) => match std::env::var_os(okta_adapter::config::ENV_CONFIG_FILE) {
+            Some(file) => format!(
+                "redis.url of {} or the default",
+                PathBuf::from(file).display()
+            ),
+            None => "the default redis.url; no --config given and no `okta-adapter dev` in this \
+                     directory"
+                .to_string(),
+        },
+    };
+    let settings = load(
+        config.or(dev_file.clone()),
         Some("[hooks]\nsecrets = [\"not-used-by-this-command\"]\n"),
-    )
+    )?;
+    let url = settings.redis.url.expose_secret();
+    if let Some(file) = &dev_file {
+        dev::cli_config::verify_dev_redis(url, file)?;
+    }
+    eprintln!(
+        "using Redis {} (prefix `{}`; {origin})",
+        okta_adapter::startup::redacted_url(url),
+        settings.redis.prefix
+    );
+    Ok(settings)
 }
 
 async fn tool_connection(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
@@ -338,18 +377,18 @@ async fn keys(config: Option<PathBuf>, command: KeysCommand) -> anyhow::Result<(
                     .map(|t| format!(" for tenant {t}"))
                     .unwrap_or_default()
             );
-            println!("{token}");
+            out!("{token}")?;
         }
         KeysCommand::List => {
             for k in store.list(&mut conn).await? {
-                println!(
+                out!(
                     "{}\t{}\t{}\t{}\t{}",
                     k.id,
                     k.role,
                     k.tenant.unwrap_or_else(|| "-".into()),
                     k.created,
                     if k.revoked { "revoked" } else { "active" }
-                );
+                )?;
             }
         }
         KeysCommand::Revoke { id } => {
@@ -448,8 +487,10 @@ async fn import(
         .await?;
     store.finish_upload(&mut conn, &id, counts).await?;
     eprintln!(
-        "job {id}: {} rows, {} invalid (their reasons are in the results); running {} rows",
-        counts.total, counts.invalid, counts.valid
+        "job {id}: {}, {} invalid (their reasons are in the results); running {}",
+        count(counts.total, "row"),
+        counts.invalid,
+        count(counts.valid, "row")
     );
     let cancel = tokio_util::sync::CancellationToken::new();
     let worker = okta_adapter::jobs::worker::JobWorker::new(keys, okta, settings.jobs.clone());
@@ -534,10 +575,10 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
     let dir = PathBuf::from(&settings.report.output_dir).join("preview");
     let paths = write_preview(&dir, &report, &reporter.from, &reporter.to)?;
     eprintln!(
-        "compiled {month} in {} ms: {} tenants, {} active users{}",
+        "compiled {month} in {} ms: {}, {}{}",
         compiled.as_millis(),
-        report.tenants.len(),
-        report.overview.active_users,
+        count(report.tenants.len() as u64, "tenant"),
+        count(report.overview.active_users, "active user"),
         if report.complete {
             ""
         } else {

@@ -58,7 +58,7 @@ impl AppState {
             Ok(p)
         } else {
             Err(HttpError::forbidden(format!(
-                "a {} key may not do this (allowed: {})",
+                "the {} role may not do this (allowed: {})",
                 p.role,
                 roles
                     .iter()

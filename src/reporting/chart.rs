@@ -96,12 +96,19 @@ pub fn daily_sign_ins_svg(days: &[DailySignIns], title: &str) -> String {
         let ok_h = plot_h * d.ok as f64 / max as f64;
         let fail_h = plot_h * d.failed as f64 / max as f64;
         let base = top + plot_h;
-        svg.push_str(&format!(
-            r##"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{ok_h:.1}" fill="{OK_COLOUR}"/><rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{fail_h:.1}" fill="{FAIL_COLOUR}"/>
-"##,
-            base - ok_h,
-            base - ok_h - fail_h,
-        ));
+        // A day without events has no bar: a zero-height <rect> is invalid SVG, and usvg logs
+        // a warning for each one (dozens per report on a quiet month).
+        for (h, y, colour) in [
+            (ok_h, base - ok_h, OK_COLOUR),
+            (fail_h, base - ok_h - fail_h, FAIL_COLOUR),
+        ] {
+            if (h * 10.0).round() > 0.0 {
+                svg.push_str(&format!(
+                    r##"<rect x="{x:.1}" y="{y:.1}" width="{bar:.1}" height="{h:.1}" fill="{colour}"/>"##
+                ));
+            }
+        }
+        svg.push('\n');
         if d.day == 1 || d.day % 5 == 0 {
             svg.push_str(&format!(
                 r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#616e7c">{}</text>
@@ -170,6 +177,21 @@ mod tests {
         let png = svg_to_png(&svg).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         assert!(png.len() > 5_000, "text and bars were drawn");
+    }
+
+    #[test]
+    fn days_without_events_draw_no_zero_height_bars() {
+        let days: Vec<DailySignIns> = (1..=30)
+            .map(|day| DailySignIns {
+                day,
+                ok: if day == 3 { 5 } else { 0 },
+                failed: 0,
+            })
+            .collect();
+        let svg = daily_sign_ins_svg(&days, "Daily sign-ins, October 2026");
+        assert!(!svg.contains(r#"height="0.0""#), "{svg}");
+        assert_eq!(svg.matches(FAIL_COLOUR).count(), 1, "only the legend");
+        assert_eq!(svg.matches(OK_COLOUR).count(), 2, "the legend and day 3");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use serde_json::{json, Value};
+
 use crate::helpers::*;
 
 fn adapter() -> Command {
@@ -207,4 +209,342 @@ async fn serve_logs_no_secret_and_drains_on_sigterm() {
     for secret in ["hook-secret-AAA", "signing-key-BBB", "wrong-secret-CCC"] {
         assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");
     }
+}
+
+/// `okta-adapter dev` as a child process; stopped with SIGTERM when dropped, so a failing test
+/// leaves no adapter or redis-server behind.
+struct DevProcess {
+    child: Option<std::process::Child>,
+    stdout: tempfile::NamedTempFile,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl DevProcess {
+    fn spawn(dir: &std::path::Path, port: u16, envs: &[(&str, &str)]) -> Self {
+        let stdout = tempfile::NamedTempFile::new().unwrap();
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        let child = adapter()
+            .arg("dev")
+            .current_dir(dir)
+            .env("OKTA_ADAPTER__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .envs(envs.iter().copied())
+            .stdout(stdout.reopen().unwrap())
+            .stderr(stderr.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            std::fs::read_to_string(self.stdout.path()).unwrap(),
+            std::fs::read_to_string(self.stderr.path()).unwrap()
+        )
+    }
+
+    /// The banner, once `dev` printed it.
+    async fn banner(&self) -> String {
+        let ready = eventually(60, || async {
+            std::fs::read_to_string(self.stdout.path())
+                .unwrap()
+                .contains("Ctrl-C stops everything")
+        })
+        .await;
+        assert!(ready, "dev did not come up:\n{}", self.output());
+        std::fs::read_to_string(self.stdout.path()).unwrap()
+    }
+
+    /// SIGTERM, and the exit status.
+    async fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `NAME=value` of the `export` line in dev's banner.
+fn exported(banner: &str, name: &str) -> String {
+    banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("export "))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        })
+        .unwrap_or_else(|| panic!("no {name} in:\n{banner}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn dev_is_a_working_demo_on_its_own_redis_and_the_cli_finds_it() {
+    // A Redis that already answers (as a system Redis would): dev must not write into it.
+    let other = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut dev = DevProcess::spawn(
+        dir.path(),
+        port,
+        &[("OKTA_ADAPTER__REDIS__URL", other.url().as_str())],
+    );
+    let banner = dev.banner().await;
+    assert!(
+        banner.contains("is NOT used") && banner.contains(&other.url()),
+        "says loudly that the configured Redis is not used:\n{banner}"
+    );
+    let dev_redis = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Redis     "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the Redis URL is printed")
+        .to_string();
+    assert_ne!(dev_redis, other.url());
+
+    // The printed keys and examples work at once: demo users in two tenants, projected from the
+    // simulator's events.
+    let (operator, support, acme_admin) = (
+        exported(&banner, "OPERATOR"),
+        exported(&banner, "SUPPORT"),
+        exported(&banner, "ACME_ADMIN"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let get = |path: String, key: String| {
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let r = client.get(url).bearer_auth(key).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, alice) = get(
+        "/api/v1/users/alice.anders@acme.example".into(),
+        support.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{alice}");
+    assert_eq!(alice["user"]["status"], "ACTIVE");
+    assert_eq!(alice["user"]["tenant"], "acme");
+    let (status, globex) = get(
+        "/api/v1/users/erin.evans@globex.example".into(),
+        support.clone(),
+    )
+    .await;
+    assert_eq!((status, &globex["user"]["tenant"]), (200, &json!("globex")));
+    assert_eq!(globex["user"]["status"], "SUSPENDED");
+
+    let (status, list) = get("/api/v1/users".into(), acme_admin.clone()).await;
+    assert_eq!(status, 200, "{list}");
+    let logins: Vec<&str> = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["login"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        logins,
+        [
+            "alice.anders@acme.example",
+            "bob.berg@acme.example",
+            "carol.chen@acme.example"
+        ],
+        "acme's admin sees acme's users only"
+    );
+    assert_eq!(get("/api/v1/jobs".into(), operator.clone()).await.0, 200);
+    assert_eq!(
+        get("/api/v1/jobs".into(), support.clone()).await.0,
+        403,
+        "the roles are what they say"
+    );
+
+    // An action runs against the simulator and its event flows back into the projection.
+    let acted = client
+        .post(format!(
+            "{base}/api/v1/users/bob.berg@acme.example/actions/suspend"
+        ))
+        .bearer_auth(&acme_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acted.status(), 200, "{}", acted.text().await.unwrap());
+    let flowed_back = eventually(10, || async {
+        get(
+            "/api/v1/users/bob.berg@acme.example".into(),
+            support.clone(),
+        )
+        .await
+        .1["user"]["status"]
+            == "SUSPENDED"
+    })
+    .await;
+    assert!(flowed_back, "the simulator's event reached the projection");
+
+    // The CLI, with no config at all, run in dev's directory, uses dev's Redis and says so.
+    let cli = |args: &[&str]| {
+        adapter()
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["keys", "list"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("using Redis {dev_redis}")) && stderr.contains("dev's"),
+        "{stderr}"
+    );
+    assert_eq!(stdout.lines().count(), 3, "the three demo keys:\n{stdout}");
+    assert!(stdout.contains("client-admin\tacme"), "{stdout}");
+    let out = cli(&["keys", "create", "--role", "support"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(
+        get("/api/v1/users/dan.diaz@globex.example".into(), token)
+            .await
+            .0,
+        200,
+        "a key the CLI created works against dev"
+    );
+
+    // A second dev in the same directory is refused (it would take the CLI's file away).
+    let second = adapter()
+        .arg("dev")
+        .current_dir(dir.path())
+        .env(
+            "OKTA_ADAPTER__HTTP__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another `okta-adapter dev` is running"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    let mut other_conn = other.conn().await;
+    let size: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut other_conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        size, 0,
+        "nothing was written into the Redis that was already running"
+    );
+
+    let status = dev.stop().await;
+    assert!(status.success(), "{status:?}\n{}", dev.output());
+    assert!(
+        !okta_adapter::dev::ping(dev_redis.rsplit(':').next().unwrap().parse().unwrap()),
+        "dev's redis-server stopped with it"
+    );
+
+    // dev is gone: a clear error, never a fallback to some other Redis.
+    let out = cli(&["keys", "list"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`okta-adapter dev` is not running"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_cli_refuses_a_redis_on_devs_port_that_is_not_devs() {
+    let stranger = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    okta_adapter::dev::cli_config::write(
+        &dir.path().join(okta_adapter::dev::cli_config::DATA_DIR),
+        &okta_adapter::dev::cli_config::DevEndpoints {
+            redis_url: stranger.url(),
+            prefix: "okta-adapter".into(),
+            okta_org_url: "http://127.0.0.1:9".into(),
+            okta_api_token: "sim-token".into(),
+        },
+    )
+    .unwrap();
+    let out = adapter()
+        .args(["keys", "create", "--role", "operator"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not dev's"), "{stderr}");
+    let size: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut stranger.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(size, 0, "nothing written");
+
+    // Named explicitly, the same Redis is used, and the CLI says which one (no keys yet: an
+    // empty list, not an error).
+    let out = adapter()
+        .args(["keys", "list"])
+        .current_dir(dir.path())
+        .env("OKTA_ADAPTER__REDIS__URL", stranger.url())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("using Redis {}", stranger.url()))
+            && stderr.contains("OKTA_ADAPTER__REDIS__URL"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `okta-adapter openapi | head`: the reader goes away before the ~100 KB document is written.
+    let mut child = adapter()
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "no panic, no message: {stderr}");
 }
