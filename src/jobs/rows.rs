@@ -54,7 +54,8 @@ impl JobKind {
 }
 
 /// How rows of a job run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Object)]
+#[serde(default)]
 pub struct JobOptions {
     /// create: `activate=true` (Okta's default is true; jobs default to STAGED).
     pub activate: bool,

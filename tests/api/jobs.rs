@@ -63,12 +63,13 @@ async fn bad_rows_fail_with_their_line_and_good_rows_still_run() {
     let lines: Vec<&str> = results.lines().collect();
     assert_eq!(lines[0], "line,login,okta_id,outcome,error");
     assert!(lines[1].starts_with("2,ok1@example.com,00u"), "{results}");
+    // A failed row names its login when the row had one.
     assert!(
-        lines[2].starts_with("3,,,failed,line 3 login `broken` is not an email address"),
+        lines[2].starts_with("3,broken,,failed,line 3 login `broken` is not an email address"),
         "{results}"
     );
     assert!(
-        lines[3].starts_with("4,,,failed,line 4 missing email"),
+        lines[3].starts_with("4,ok3@example.com,,failed,line 4 missing email"),
         "{results}"
     );
     assert!(
@@ -166,10 +167,10 @@ async fn migration_phases_create_staged_hook_users_then_activate_them_without_ma
         .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
         .await;
     assert_eq!(job["done"], 5);
-    assert!(job["options"]
-        .as_str()
-        .unwrap()
-        .contains("\"password_hook\":true"));
+    assert_eq!(
+        job["options"]["password_hook"], true,
+        "options are an object: {job}"
+    );
     for i in 0..5 {
         assert_eq!(
             sim.user_status(&format!("mig{i}@example.com")).as_deref(),
@@ -516,4 +517,209 @@ async fn the_import_command_runs_a_migration_phase_with_progress() {
         sim.user_status("cli11@example.com").as_deref(),
         Some("STAGED")
     );
+}
+
+/// Parses a CSV results body (header first) with a real CSV reader.
+fn csv_rows(body: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+async fn results(app: &TestApp, key: &str, id: &str, format: &str) -> String {
+    app.client
+        .get(app.url(&format!("/api/v1/jobs/{id}/results?format={format}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn csv_results_neutralise_formulas_and_name_the_failed_rows_login() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let csv = "login,email,firstName,lastName\n\
+               \"=cmd|' /C calc'!A0\",a@example.com,A,A\n\
+               @SUM(1+1),b@example.com,B,B\n\
+               +1,c@example.com,C,C\n\
+               \"\tx\",d@example.com,D,D\n\
+               -x@example.com,-x@example.com,E,E\n";
+    let (s, job) = app
+        .upload_job(&operator, "kind=create", "text/csv", csv.into())
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap();
+    assert!(job["options"].is_object(), "options are an object: {job}");
+    assert_eq!(job["options"]["activate"], false);
+    let job = app.wait_for_job(&operator, id, 10).await;
+    assert_eq!(
+        (job["invalid"].as_u64(), job["done"].as_u64()),
+        (Some(4), Some(1)),
+        "{job}"
+    );
+
+    let body = results(&app, &operator, id, "csv").await;
+    let rows = csv_rows(&body);
+    assert_eq!(rows[0], ["line", "login", "okta_id", "outcome", "error"]);
+    let logins: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    // Trimmed cells: the tab row's login is "x" after trimming, so it is not a formula at all.
+    assert_eq!(
+        logins,
+        [
+            "'=cmd|' /C calc'!A0",
+            "'@SUM(1+1)",
+            "'+1",
+            "x",
+            "'-x@example.com"
+        ],
+        "{body}"
+    );
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "no cell a spreadsheet would evaluate: {cell:?} in {body}"
+            );
+        }
+    }
+    // JSON lines are data, not a spreadsheet: unchanged.
+    let jsonl = results(&app, &operator, id, "jsonl").await;
+    let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["login"], "=cmd|' /C calc'!A0");
+}
+
+#[tokio::test]
+async fn an_oversized_record_fails_with_its_line_and_the_upload_goes_on() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    // A 5 MB quoted CSV cell spanning lines, then a good row.
+    let csv = format!(
+        "login,email,firstName,lastName\n\
+         big1@example.com,big1@example.com,A,A\n\
+         big2@example.com,big2@example.com,\"{big}\nmore\",B\n\
+         big3@example.com,big3@example.com,C,C\n"
+    );
+    let (s, job) = app
+        .upload_job(&operator, "kind=create", "text/csv", csv)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        (
+            job["total"].as_u64(),
+            job["invalid"].as_u64(),
+            job["valid"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2)),
+        "{job}"
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let job = app.wait_for_job(&operator, &id, 10).await;
+    assert_eq!(job["done"], 2, "{job}");
+    let body = results(&app, &operator, &id, "jsonl").await;
+    let rows: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[1]["line"], 3);
+    let error = rows[1]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("line 3 is longer than the limit of 65536 bytes"),
+        "{error}"
+    );
+    assert_eq!(rows[2]["line"], 5, "the row after the two-line record");
+    assert_eq!(
+        sim.user_status("big3@example.com").as_deref(),
+        Some("STAGED")
+    );
+
+    // The same for a JSON line.
+    let line = format!("{{\"login\":\"j@example.com\",\"note\":\"{big}\"}}");
+    let jsonl =
+        format!("{{\"login\":\"big1@example.com\"}}\n{line}\n{{\"login\":\"big3@example.com\"}}\n");
+    let (s, job) = app
+        .upload_job(&operator, "kind=suspend", "application/x-ndjson", jsonl)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        (job["invalid"].as_u64(), job["valid"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let body = results(&app, &operator, job["id"].as_str().unwrap(), "jsonl").await;
+    assert!(body.contains("line 2 is longer than the limit"), "{body}");
+    assert!(
+        body.len() < 10_000,
+        "nothing of the oversized row is kept: {} bytes",
+        body.len()
+    );
+    // Nothing oversized reached the queue, and the service still answers.
+    let mut conn = redis.conn().await;
+    let longest: usize = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(format!("{}:jobs:queue", app.prefix))
+        .query_async::<Option<usize>>(&mut conn)
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert!(longest < 1024 * 1024, "queue holds {longest} bytes");
+    assert_eq!(app.get_json("/healthz", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_file_of_many_invalid_rows_is_recorded_in_a_few_round_trips() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let n = 20_000;
+    let body = "not json\n".repeat(n);
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (s, job) = app
+        .upload_job(&operator, "kind=suspend", "application/x-ndjson", body)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["invalid"].as_u64(), Some(n as u64));
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let calls = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // One ZADD per batch of 500, not one script call per row.
+    assert!(calls("zadd") < 100, "{stats}");
+    assert!(calls("evalsha") + calls("eval") < 100, "{stats}");
+    let body = results(&app, &operator, job["id"].as_str().unwrap(), "jsonl").await;
+    let lines: Vec<u64> = body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lines, (1..=n as u64).collect::<Vec<_>>());
 }
