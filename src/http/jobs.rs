@@ -425,3 +425,30 @@ impl JobsApi {
 fn default_format() -> String {
     "csv".into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_quoting_is_the_writers() {
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralise(formula), format!("'{formula}"));
+        }
+        assert_eq!(neutralise("a@b.co"), "a@b.co");
+        assert_eq!(neutralise(""), "");
+        let rows = [RowResult {
+            line: 2,
+            login: Some("=HYPERLINK(\"x\")".into()),
+            okta_id: None,
+            outcome: "failed".into(),
+            error: Some("line 2 has 5 fields, \"the header\" has 4\nsecond line".into()),
+        }];
+        let out = String::from_utf8(results_csv(&rows, true).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "line,login,okta_id,outcome,error\n\
+             2,\"'=HYPERLINK(\"\"x\"\")\",,failed,\"line 2 has 5 fields, \"\"the header\"\" has 4\nsecond line\"\n"
+        );
+    }
+}
