@@ -224,7 +224,14 @@ impl JobsApi {
         };
         // A client admin's group job: the job's group now, each row's group while reading.
         let guard = GroupGuard::from_settings(&state.settings);
-        let client_tenant = who.tenant.as_deref().filter(|_| who.role != Role::Operator);
+        // A client admin without a tenant must not fall through to "no restriction".
+        let client_tenant = match (who.role, who.tenant.as_deref()) {
+            (Role::ClientAdmin, Some(t)) if !t.trim().is_empty() => Some(t),
+            (Role::ClientAdmin, _) => {
+                return Err(HttpError::forbidden("this client-admin key has no tenant"))
+            }
+            _ => None,
+        };
         let groups = match (client_tenant, kind) {
             (Some(t), JobKind::AddToGroup | JobKind::RemoveFromGroup) => {
                 Some(GroupScope::new(&guard, okta, t))
