@@ -120,6 +120,10 @@ fn default_route_maxlen() -> u64 {
 pub struct TenantSettings {
     #[serde(default)]
     pub rules: Vec<TenantRuleSettings>,
+    /// Tenant → Okta group ids its client admins may use in group jobs, besides the groups the
+    /// `group` rules assign to it.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +212,11 @@ pub struct JobSettings {
     /// Profile attribute set to the tenant on users a client admin creates; empty = client
     /// admins may not run create jobs (the tenant could not be enforced).
     pub tenant_profile_attribute: String,
+    /// Longest record (JSON line or CSV record) of an upload, in bytes; a longer one fails.
+    pub max_record_bytes: usize,
+    /// A job still `validating` whose upload showed no progress for this long was cut off
+    /// (crash); the maintenance sweep cancels it.
+    pub stale_upload_secs: u64,
 }
 
 /// The monthly report: aggregation consumer, schedule and delivery (see `docs/reports.md`).
@@ -729,6 +738,9 @@ impl Settings {
         }
         if self.jobs.concurrency == 0 || self.jobs.export_page == 0 {
             problems.push("jobs.concurrency and jobs.export_page: must be > 0".into());
+        }
+        if self.jobs.max_record_bytes == 0 || self.jobs.stale_upload_secs == 0 {
+            problems.push("jobs.max_record_bytes and jobs.stale_upload_secs: must be > 0".into());
         }
         self.validate_report(&mut problems);
         if problems.is_empty() {

@@ -481,6 +481,8 @@ async fn import(
                 options: &options,
                 tenant: None,
                 format,
+                max_record_bytes: settings.jobs.max_record_bytes,
+                groups: None,
             },
             input,
         )

@@ -24,6 +24,8 @@ use crate::http::inline_hooks::InlineAuth;
 use crate::http::jwt::JwtVerifier;
 use crate::inline::credentials::{run_cleanup, Cleanup};
 use crate::inline::InlineState;
+use crate::jobs::groups::GroupGuard;
+use crate::jobs::store::JobStore;
 use crate::jobs::worker::JobWorker;
 use crate::okta::client::OktaClient;
 use crate::projection::consumer::ProjectionConsumer;
@@ -238,7 +240,8 @@ impl Application {
                     self.state.ingestor.keys().clone(),
                     okta.clone(),
                     self.state.settings.jobs.clone(),
-                );
+                )
+                .with_groups(GroupGuard::from_settings(&self.state.settings));
                 Some(tokio::spawn(
                     worker.run(self.state.settings.redis.clone(), cancel.clone()),
                 ))
@@ -377,7 +380,8 @@ fn current_nice() -> Option<i32> {
 }
 
 /// Until cancelled, every `redis.maintenance_interval_secs`: trims expired uuids from the dedup
-/// set, re-creates lost consumer groups and refreshes gauges.
+/// set, cancels job uploads a crash cut off, re-creates lost consumer groups and refreshes
+/// gauges.
 async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
     let every = Duration::from_secs(state.settings.redis.maintenance_interval_secs);
     loop {
@@ -394,6 +398,12 @@ async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
                     .increment(1);
                 tracing::warn!(error = %e, "de-duplication set trim failed");
             }
+        }
+        // Jobs whose upload a crash cut off would otherwise stay `validating` forever.
+        let stale = Duration::from_secs(state.settings.jobs.stale_upload_secs);
+        let jobs = JobStore::new(state.ingestor.keys().clone());
+        if let Err(e) = jobs.settle_stale_uploads(&mut conn, stale).await {
+            tracing::warn!(error = %e, "stale job upload sweep failed");
         }
         if let Err(e) = state.ensure_consumer_groups().await {
             metrics::counter!("okta_adapter_redis_errors_total", "op" => "maintenance")

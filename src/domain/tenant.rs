@@ -54,6 +54,16 @@ impl TenantResolver {
     pub fn resolve(&self, event: &LogEventSummary) -> Option<String> {
         self.rules.iter().find_map(|rule| apply_rule(rule, event))
     }
+
+    /// The tenant a group of this name belongs to by the `group` rules (first match in config
+    /// order), exactly as a `group.user_membership.add` to it would assign: jobs use it to decide
+    /// whether a client admin's group is its own.
+    pub fn tenant_of_group(&self, name: &str) -> Option<String> {
+        self.rules.iter().find_map(|rule| match rule {
+            TenantRule::Group(pattern) => tenant_from_group_name(pattern, name),
+            _ => None,
+        })
+    }
 }
 
 fn apply_rule(rule: &TenantRule, event: &LogEventSummary) -> Option<String> {
@@ -170,6 +180,18 @@ mod tests {
                  "changeDetails":{"from":{},"to":{"tenantId":"initech"}}}]}"#,
         );
         assert_eq!(resolver(RULES).resolve(&e).as_deref(), Some("initech"));
+    }
+
+    #[test]
+    fn a_group_name_resolves_by_the_group_rules_only() {
+        let r = resolver(RULES);
+        assert_eq!(r.tenant_of_group("tenant-acme").as_deref(), Some("acme"));
+        assert_eq!(r.tenant_of_group("acme-admins"), None);
+        assert_eq!(r.tenant_of_group("tenant-"), None);
+        assert_eq!(
+            TenantResolver::default().tenant_of_group("tenant-acme"),
+            None
+        );
     }
 
     #[test]

@@ -1,10 +1,17 @@
 //! `/api/v1/jobs`: queued bulk imports, updates and deletions.
 //!
 //! Upload a CSV or JSON-lines file of any size: it is read as a stream, validated row by row
-//! (bad rows fail at once with their line number) and queued; the answer is 202 with the job id
-//! as soon as the file is read — no Okta call happens during the request. `operator` keys run
-//! jobs for any tenant; `client-admin` keys only for their own (a job of another tenant is a
-//! 404), and a client admin's `create` sets `jobs.tenant_profile_attribute`.
+//! (bad rows fail at once with their line number; a record longer than `jobs.max_record_bytes`
+//! fails without being held) and queued; the answer is 202 with the job id as soon as the file
+//! is read. `operator` keys run jobs for any tenant; `client-admin` keys only for their own (a
+//! job of another tenant is a 404), a client admin's `create` sets
+//! `jobs.tenant_profile_attribute`, and a client admin's group jobs may use only its tenant's
+//! groups (`jobs::groups`: looked up in Okta during the request, once per distinct group, and
+//! again when each row runs). An upload that does not complete — a body error, the client
+//! leaving, the server stopping — cancels its job with the reason.
+//!
+//! Results export as JSON lines or CSV; CSV cells that a spreadsheet would read as a formula
+//! (`=`, `+`, `-`, `@`, tab, CR first) are prefixed with `'` (OWASP's advice).
 
 use std::sync::Arc;
 
@@ -20,8 +27,9 @@ use super::raw_json::RawUpload;
 use super::users::ApiKey;
 use super::ApiTags;
 use crate::access::{Principal, Role};
+use crate::jobs::groups::{GroupGuard, GroupRefusal, GroupScope};
 use crate::jobs::rows::{phase, JobKind, JobOptions};
-use crate::jobs::store::{FileFormat, JobInfo, JobStore, UploadError, UploadSpec};
+use crate::jobs::store::{FileFormat, JobInfo, JobStore, RowResult, UploadError, UploadSpec};
 use crate::startup::AppState;
 
 pub struct JobsApi {
@@ -37,11 +45,65 @@ pub enum Accepted {
 
 const JOB_RUNNERS: &[Role] = &[Role::Operator, Role::ClientAdmin];
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+/// A cell a spreadsheet would evaluate as a formula gets a leading `'` (OWASP, "CSV
+/// Injection"); anything else is unchanged. Quoting is the CSV writer's job.
+fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
     } else {
-        s.to_owned()
+        cell.into()
+    }
+}
+
+/// Result rows as CSV (with the header when `header`).
+fn results_csv(rows: &[RowResult], header: bool) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    if header {
+        out.write_record(["line", "login", "okta_id", "outcome", "error"])?;
+    }
+    for r in rows {
+        let text = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
+        out.write_record([
+            r.line.to_string(),
+            text(&r.login),
+            text(&r.okta_id),
+            neutralise(&r.outcome).into_owned(),
+            text(&r.error),
+        ])?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// Cancels the job if the upload ends any way but through `disarm` — including the request
+/// future being dropped (client gone, server stopping), when no code after the `await` runs.
+struct UploadGuard {
+    job: Option<(JobStore, redis::aio::ConnectionManager, String)>,
+}
+
+impl UploadGuard {
+    fn disarm(&mut self) {
+        self.job = None;
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        let Some((store, mut conn, id)) = self.job.take() else {
+            return;
+        };
+        // Drop cannot wait; a runtime that is itself shutting down may not run this, and then
+        // the maintenance sweep settles the job after `jobs.stale_upload_secs`.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let reason = "the upload was cut off before the whole file was read \
+                              (the client went away or the server stopped)";
+                match store.abandon_upload(&mut conn, &id, reason).await {
+                    Ok(true) => tracing::warn!(job = %id, "upload cut off; job cancelled"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(job = %id, error = %e, "could not cancel a cut-off upload; the sweep will"),
+                }
+            });
+        }
     }
 }
 
@@ -78,7 +140,12 @@ impl JobsApi {
     /// remove-from-group — or `phase=create|activate` for the migration phases (create STAGED
     /// with the password import hook; activate without emails). Columns: `login`, `email`,
     /// `firstName`, `lastName` and any profile attribute for create; `id` or `login` for the
-    /// others; `group_id` for group kinds (or the `group_id` option).
+    /// others; `group_id` for group kinds (or the `group_id` option). A client admin's group
+    /// jobs may use only its tenant's groups (`[tenants] groups`, or a group whose Okta name the
+    /// `group` tenant rule maps to its tenant and that `[inline] roles` does not map to roles);
+    /// another group is answered exactly like an unknown one: 404 for the job's `group_id`,
+    /// a failed row for a row's `group_id`. Records longer than `jobs.max_record_bytes` fail
+    /// with their line number; the upload goes on.
     #[oai(path = "/jobs", method = "post", operation_id = "create_job")]
     #[allow(clippy::too_many_arguments)]
     async fn create_job(
@@ -150,10 +217,35 @@ impl JobsApi {
             (Some(t), _) => Some((tenant_attr.as_str(), t.as_str())),
             (None, _) => None,
         };
-        if state.okta.is_none() {
+        let Some(okta) = state.okta.as_ref() else {
             return Err(HttpError::unavailable(
                 "Okta is not configured (okta.org_url, okta.api_token)",
             ));
+        };
+        // A client admin's group job: the job's group now, each row's group while reading.
+        let guard = GroupGuard::from_settings(&state.settings);
+        // A client admin without a tenant must not fall through to "no restriction".
+        let client_tenant = match (who.role, who.tenant.as_deref()) {
+            (Role::ClientAdmin, Some(t)) if !t.trim().is_empty() => Some(t),
+            (Role::ClientAdmin, _) => {
+                return Err(HttpError::forbidden("this client-admin key has no tenant"))
+            }
+            _ => None,
+        };
+        let groups = match (client_tenant, kind) {
+            (Some(t), JobKind::AddToGroup | JobKind::RemoveFromGroup) => {
+                Some(GroupScope::new(&guard, okta, t))
+            }
+            _ => None,
+        };
+        if let (Some(scope), Some(group)) = (&groups, options.group_id.as_deref()) {
+            match scope.check(group).await {
+                Ok(()) => {}
+                Err(GroupRefusal::NotYours) => {
+                    return Err(HttpError::not_found(GroupRefusal::NotYours.message(group)))
+                }
+                Err(refusal) => return Err(HttpError::unavailable(refusal.message(group))),
+            }
         }
         let store = self.store();
         let mut conn = state.redis.clone();
@@ -172,6 +264,9 @@ impl JobsApi {
             .into_bytes_stream()
             .map(|r| r.map_err(std::io::Error::other));
         let reader = StreamReader::new(stream);
+        let mut guard = UploadGuard {
+            job: Some((store.clone(), conn.clone(), id.clone())),
+        };
         let counts = match store
             .upload(
                 &mut conn,
@@ -181,6 +276,8 @@ impl JobsApi {
                     options: &options,
                     tenant,
                     format,
+                    max_record_bytes: state.settings.jobs.max_record_bytes,
+                    groups: groups.as_ref(),
                 },
                 reader,
             )
@@ -188,7 +285,10 @@ impl JobsApi {
         {
             Ok(c) => c,
             Err(e) => {
-                let _ = store.cancel(&mut conn, &id).await;
+                let reason = format!("the upload failed: {e}");
+                if store.abandon_upload(&mut conn, &id, &reason).await.is_ok() {
+                    guard.disarm();
+                }
                 return Err(match e {
                     UploadError::Read(msg) => {
                         HttpError::bad_request(format!("job {id} cancelled: {msg}"))
@@ -201,6 +301,7 @@ impl JobsApi {
             .finish_upload(&mut conn, &id, counts)
             .await
             .map_err(|e| HttpError::redis("job-upload", e))?;
+        guard.disarm();
         let info = self.visible_job(&who, &id).await?;
         tracing::info!(job = %id, kind = kind.as_str(), rows = counts.total, invalid = counts.invalid, "job queued");
         Ok(Accepted::Accepted(Json(info)))
@@ -285,9 +386,9 @@ impl JobsApi {
         let job = id.0.clone();
         // Pages of results become chunks of the body: memory stays one page, whatever the size.
         let header = csv.then(|| {
-            Ok::<_, std::io::Error>(bytes::Bytes::from_static(
-                b"line,login,okta_id,outcome,error\n",
-            ))
+            results_csv(&[], true)
+                .map(bytes::Bytes::from)
+                .map_err(std::io::Error::other)
         });
         let pages = futures::stream::unfold(Some((0u64, conn)), move |cursor| {
             let store = store.clone();
@@ -299,23 +400,20 @@ impl JobsApi {
                     Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
                 };
                 let last = rows.last()?.line;
-                let mut out = String::new();
-                for r in &rows {
-                    if csv {
-                        out.push_str(&format!(
-                            "{},{},{},{},{}\n",
-                            r.line,
-                            csv_field(r.login.as_deref().unwrap_or("")),
-                            csv_field(r.okta_id.as_deref().unwrap_or("")),
-                            r.outcome,
-                            csv_field(r.error.as_deref().unwrap_or(""))
-                        ));
-                    } else {
-                        out.push_str(&serde_json::to_string(r).expect("results serialise"));
-                        out.push('\n');
+                let chunk = if csv {
+                    results_csv(&rows, false).map_err(std::io::Error::other)
+                } else {
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        serde_json::to_writer(&mut out, r).expect("results serialise");
+                        out.push(b'\n');
                     }
+                    Ok(out)
+                };
+                match chunk {
+                    Ok(bytes) => Some((Ok(bytes::Bytes::from(bytes)), Some((last, conn)))),
+                    Err(e) => Some((Err(e), None)),
                 }
-                Some((Ok(bytes::Bytes::from(out)), Some((last, conn))))
             }
         });
         let body = futures::stream::iter(header).chain(pages);
@@ -333,4 +431,31 @@ impl JobsApi {
 
 fn default_format() -> String {
     "csv".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_quoting_is_the_writers() {
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralise(formula), format!("'{formula}"));
+        }
+        assert_eq!(neutralise("a@b.co"), "a@b.co");
+        assert_eq!(neutralise(""), "");
+        let rows = [RowResult {
+            line: 2,
+            login: Some("=HYPERLINK(\"x\")".into()),
+            okta_id: None,
+            outcome: "failed".into(),
+            error: Some("line 2 has 5 fields, \"the header\" has 4\nsecond line".into()),
+        }];
+        let out = String::from_utf8(results_csv(&rows, true).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "line,login,okta_id,outcome,error\n\
+             2,\"'=HYPERLINK(\"\"x\"\")\",,failed,\"line 2 has 5 fields, \"\"the header\"\" has 4\nsecond line\"\n"
+        );
+    }
 }

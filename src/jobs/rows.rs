@@ -54,7 +54,8 @@ impl JobKind {
 }
 
 /// How rows of a job run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Object)]
+#[serde(default)]
 pub struct JobOptions {
     /// create: `activate=true` (Okta's default is true; jobs default to STAGED).
     pub activate: bool,
@@ -63,6 +64,8 @@ pub struct JobOptions {
     /// activate: whether Okta emails an activation link (never for password-hook users).
     pub send_email: bool,
     /// add-to-group / remove-from-group: the group, unless a row names its own `group_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
     pub group_id: Option<String>,
 }
 

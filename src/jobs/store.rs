@@ -4,8 +4,17 @@
 //! result is written by `record.lua` — once per line, with the counters — *before* the queue
 //! entry is acknowledged, so a crash replays at most the rows in flight, and a replayed row
 //! whose result exists is simply acknowledged.
+//!
+//! An upload reads its file record by record (each at most `jobs.max_record_bytes`, see
+//! [`super::records`]) and writes valid rows to the queue and invalid rows' results in batched
+//! pipelines, so a file of a million bad rows costs a few thousand round trips, not a million.
+//! While it reads, the job is `validating` and listed in `<prefix>:jobs:validating` with the time
+//! of its last progress; an upload that ends any other way than complete (error, client gone,
+//! process stopping) cancels its job with a reason, and [`JobStore::settle_stale_uploads`]
+//! cancels those a crash left behind.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::RngCore;
@@ -14,13 +23,21 @@ use redis::{AsyncCommands, RedisResult, Script};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
-use super::rows::{validate_row, JobKind, JobOptions, JobRow};
+use super::groups::GroupScope;
+use super::records::{Record, RecordReader, Split};
+use super::rows::{validate_row, JobKind, JobOptions};
 use crate::store::Keys;
 
 /// Consumer group of the workers on the queue.
 pub const WORKER_GROUP: &str = "job-workers";
-/// Rows written to the queue per pipeline while a file is read.
+/// Rows (valid or not) written per pipeline while a file is read.
 const ENQUEUE_BATCH: usize = 500;
+/// ... or fewer, once they hold this many bytes (rows may be up to `max_record_bytes` each).
+const ENQUEUE_BATCH_BYTES: usize = 1 << 20;
+/// A batch is written at least this often, which is also the upload's sign of life for the sweep.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Longest login kept in an invalid row's result.
+const MAX_RESULT_LOGIN: usize = 256;
 const JOB_ROWS_MAXLEN: usize = 1_000_000;
 
 /// One row's outcome, as exported.
@@ -59,7 +76,10 @@ pub struct JobInfo {
     pub rows_per_second: Option<f64>,
     /// Seconds until the pending rows are done at that rate.
     pub eta_seconds: Option<u64>,
-    pub options: String,
+    /// How the rows run (as given at upload).
+    pub options: JobOptions,
+    /// Why a job was cancelled (e.g. its upload was cut off), when known.
+    pub reason: Option<String>,
 }
 
 /// What the file upload produced.
@@ -79,13 +99,56 @@ pub enum UploadError {
 }
 
 /// What a file upload is for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct UploadSpec<'a> {
     pub kind: JobKind,
     pub options: &'a JobOptions,
     /// (profile attribute, tenant) of a client-admin job.
     pub tenant: Option<(&'a str, &'a str)>,
     pub format: FileFormat,
+    /// Longest record, in bytes (`jobs.max_record_bytes`).
+    pub max_record_bytes: usize,
+    /// A client admin's group jobs: every row's group must pass this check.
+    pub groups: Option<&'a GroupScope<'a>>,
+}
+
+/// Rows read but not yet written, flushed in one pipeline.
+#[derive(Default)]
+struct Pending {
+    valid: Vec<String>,
+    failed: Vec<(u64, String)>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn full(&self) -> bool {
+        self.valid.len() + self.failed.len() >= ENQUEUE_BATCH || self.bytes >= ENQUEUE_BATCH_BYTES
+    }
+}
+
+/// `id` and `login` of a row, as far as they can be read, for its result.
+fn identity(
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> (Option<String>, Option<String>) {
+    let text = |k: &str| {
+        fields
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                if s.len() <= MAX_RESULT_LOGIN {
+                    s.to_owned()
+                } else {
+                    let mut end = MAX_RESULT_LOGIN;
+                    while !s.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    format!("{}…", &s[..end])
+                }
+            })
+    };
+    (text("id"), text("login"))
 }
 
 /// Input format of a job file.
@@ -117,6 +180,37 @@ impl JobStore {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// The finish of an upload and the cancel of a cut-off one: each acts only on a job that is
+    /// still `validating`, so neither overwrites the other (or an operator's cancel).
+    fn end_upload_script() -> Script {
+        Script::new(
+            r"
+            -- KEYS[1] job hash  KEYS[2] validating set
+            -- ARGV[1] id  ARGV[2] now  ARGV[3] 'finish' | 'abandon'  ARGV[4] total | reason
+            redis.call('ZREM', KEYS[2], ARGV[1])
+            local h = redis.call('HMGET', KEYS[1], 'state', 'valid', 'done', 'failed')
+            if not h[1] then return false end
+            local finished = tonumber(h[3] or 0) + tonumber(h[4] or 0) >= tonumber(h[2] or 0)
+            if ARGV[3] == 'finish' then
+              redis.call('HSET', KEYS[1], 'total', ARGV[4])
+              if h[1] == 'validating' then
+                if finished then
+                  redis.call('HSET', KEYS[1], 'state', 'done', 'finished', ARGV[2])
+                else
+                  redis.call('HSET', KEYS[1], 'state', 'queued')
+                end
+              elseif h[1] == 'cancelled' and finished then
+                redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
+              end
+            elseif h[1] == 'validating' then
+              redis.call('HSET', KEYS[1], 'state', 'cancelled', 'reason', ARGV[4])
+              if finished then redis.call('HSETNX', KEYS[1], 'finished', ARGV[2]) end
+            end
+            return h[1]
+            ",
+        )
     }
 
     /// Creates a job in state `validating`.
@@ -153,12 +247,19 @@ impl JobStore {
             .ignore()
             .zadd(self.keys.jobs(), &id, Utc::now().timestamp_millis())
             .ignore()
+            .zadd(
+                self.keys.jobs_validating(),
+                &id,
+                Utc::now().timestamp_millis(),
+            )
+            .ignore()
             .query_async::<()>(conn)
             .await?;
         Ok(id)
     }
 
-    /// Reads a job file row by row (never whole), queues valid rows and records invalid ones.
+    /// Reads a job file record by record (never whole, no record longer than
+    /// `spec.max_record_bytes` held), queues valid rows and records invalid ones, in batches.
     pub async fn upload<R: AsyncRead + Unpin + Send>(
         &self,
         conn: &mut ConnectionManager,
@@ -166,145 +267,118 @@ impl JobStore {
         spec: UploadSpec<'_>,
         input: R,
     ) -> Result<UploadCounts, UploadError> {
-        let UploadSpec {
-            kind,
-            options,
-            tenant,
-            format,
-        } = spec;
+        let split = match spec.format {
+            FileFormat::Csv => Split::Csv,
+            FileFormat::JsonLines => Split::Lines,
+        };
+        let cap = spec.max_record_bytes;
+        let mut reader = RecordReader::new(tokio::io::BufReader::new(input), split, cap);
+        let mut buf = Vec::new();
         let mut counts = UploadCounts::default();
-        let mut batch: Vec<JobRow> = Vec::with_capacity(ENQUEUE_BATCH);
-        let mut handle =
-            |line: u64, fields: Result<serde_json::Map<String, serde_json::Value>, String>| {
-                counts.total += 1;
-                match fields.and_then(|f| validate_row(kind, options, line, f, tenant)) {
-                    Ok(row) => {
-                        counts.valid += 1;
-                        Ok(row)
-                    }
-                    Err(reason) => {
-                        counts.invalid += 1;
-                        Err((line, reason))
-                    }
-                }
-            };
-        match format {
-            FileFormat::Csv => {
-                let mut reader = csv_async::AsyncReaderBuilder::new()
-                    .flexible(true)
-                    .trim(csv_async::Trim::All)
-                    .create_reader(input);
-                let headers = reader
-                    .headers()
-                    .await
-                    .map_err(|e| UploadError::Read(e.to_string()))?
-                    .clone();
-                let mut record = csv_async::StringRecord::new();
-                loop {
-                    match reader.read_record(&mut record).await {
-                        Ok(false) => break,
-                        Ok(true) => {
-                            let line = record.position().map(|p| p.line()).unwrap_or(0);
-                            let fields = if record.len() != headers.len() {
-                                Err(format!(
-                                    "has {} fields, the header has {}",
-                                    record.len(),
-                                    headers.len()
-                                ))
-                            } else {
-                                Ok(headers
-                                    .iter()
-                                    .zip(record.iter())
-                                    .map(|(h, v)| {
-                                        (h.to_owned(), serde_json::Value::String(v.to_owned()))
-                                    })
-                                    .collect())
-                            };
-                            self.take(conn, id, handle(line, fields), &mut batch)
-                                .await?;
-                        }
-                        Err(e) => {
-                            let line = e.position().map(|p| p.line()).unwrap_or(0);
-                            let broken = handle(line, Err(format!("is not valid CSV: {e}")));
-                            self.take(conn, id, broken, &mut batch).await?;
-                            if !matches!(
-                                e.kind(),
-                                csv_async::ErrorKind::Utf8 { .. }
-                                    | csv_async::ErrorKind::UnequalLengths { .. }
-                            ) {
-                                return Err(UploadError::Read(e.to_string()));
-                            }
-                        }
-                    }
-                }
+        let mut pending = Pending::default();
+        let mut last_write = Instant::now();
+        let read = |e: std::io::Error| UploadError::Read(e.to_string());
+        let mut headers: Option<Vec<String>> = None;
+        while let Some(record) = reader.next_record(&mut buf).await.map_err(read)? {
+            let blank = buf.iter().all(u8::is_ascii_whitespace);
+            if record.oversized.is_none() && blank {
+                continue;
             }
-            FileFormat::JsonLines => {
-                use tokio::io::AsyncBufReadExt;
-                let mut lines = tokio::io::BufReader::new(input).lines();
-                let mut line = 0u64;
-                while let Some(text) = lines
-                    .next_line()
-                    .await
-                    .map_err(|e| UploadError::Read(e.to_string()))?
-                {
-                    line += 1;
-                    if text.trim().is_empty() {
-                        continue;
+            let fields = match (spec.format, &headers) {
+                (FileFormat::Csv, None) => {
+                    if record.oversized.is_some() {
+                        return Err(UploadError::Read(format!(
+                            "the header row is longer than {cap} bytes"
+                        )));
                     }
-                    let fields = match serde_json::from_str::<serde_json::Value>(&text) {
+                    headers = Some(
+                        csv_fields(&buf)
+                            .map_err(|e| UploadError::Read(format!("the header row {e}")))?,
+                    );
+                    continue;
+                }
+                _ if record.oversized.is_some() => Err(oversized(record, cap)),
+                (FileFormat::Csv, Some(headers)) => csv_fields(&buf).and_then(|values| {
+                    if values.len() != headers.len() {
+                        return Err(format!(
+                            "has {} fields, the header has {}",
+                            values.len(),
+                            headers.len()
+                        ));
+                    }
+                    Ok(headers
+                        .iter()
+                        .cloned()
+                        .zip(values.into_iter().map(serde_json::Value::String))
+                        .collect())
+                }),
+                (FileFormat::JsonLines, _) => {
+                    match serde_json::from_slice::<serde_json::Value>(&buf) {
                         Ok(serde_json::Value::Object(m)) => Ok(m),
                         Ok(_) => Err("is not a JSON object".to_string()),
                         Err(e) => Err(format!("is not valid JSON: {e}")),
+                    }
+                }
+            };
+            counts.total += 1;
+            let line = record.line;
+            let (row_id, login) = fields.as_ref().map(identity).unwrap_or_default();
+            let row = match fields
+                .and_then(|f| validate_row(spec.kind, spec.options, line, f, spec.tenant))
+            {
+                Ok(row) => match (spec.groups, row.group_id.as_deref()) {
+                    (Some(scope), Some(group)) => match scope.check(group).await {
+                        Ok(()) => Ok(row),
+                        Err(refusal) => Err(refusal.message(group)),
+                    },
+                    _ => Ok(row),
+                },
+                Err(reason) => Err(reason),
+            };
+            match row {
+                Ok(row) => {
+                    counts.valid += 1;
+                    let json = serde_json::to_string(&row).expect("rows serialise");
+                    pending.bytes += json.len();
+                    pending.valid.push(json);
+                }
+                Err(reason) => {
+                    counts.invalid += 1;
+                    let result = RowResult {
+                        line,
+                        login,
+                        okta_id: row_id,
+                        outcome: "failed".into(),
+                        error: Some(format!("line {line} {reason}")),
                     };
-                    self.take(conn, id, handle(line, fields), &mut batch)
-                        .await?;
+                    let json = serde_json::to_string(&result).expect("results serialise");
+                    pending.bytes += json.len();
+                    pending.failed.push((line, json));
                 }
             }
+            if pending.full() || last_write.elapsed() >= PROGRESS_EVERY {
+                self.flush(conn, id, &mut pending).await?;
+                last_write = Instant::now();
+            }
         }
-        self.flush(conn, id, &mut batch).await?;
+        if spec.format == FileFormat::Csv && headers.is_none() {
+            return Err(UploadError::Read("the file has no header row".into()));
+        }
+        self.flush(conn, id, &mut pending).await?;
         Ok(counts)
     }
 
-    async fn take(
-        &self,
-        conn: &mut ConnectionManager,
-        id: &str,
-        row: Result<JobRow, (u64, String)>,
-        batch: &mut Vec<JobRow>,
-    ) -> RedisResult<()> {
-        match row {
-            Ok(row) => {
-                batch.push(row);
-                if batch.len() >= ENQUEUE_BATCH {
-                    self.flush(conn, id, batch).await?;
-                }
-            }
-            Err((line, reason)) => {
-                let result = RowResult {
-                    line,
-                    login: None,
-                    okta_id: None,
-                    outcome: "failed".into(),
-                    error: Some(format!("line {line} {reason}")),
-                };
-                self.record(conn, id, &result, "invalid").await?;
-            }
-        }
-        Ok(())
-    }
-
+    /// Writes pending rows in one pipeline: valid rows to the queue, invalid rows' results (each
+    /// line once; the upload is the only writer of its invalid lines), the counters, and the
+    /// upload's sign of life.
     async fn flush(
         &self,
         conn: &mut ConnectionManager,
         id: &str,
-        batch: &mut Vec<JobRow>,
+        pending: &mut Pending,
     ) -> RedisResult<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
         let mut pipe = redis::pipe();
-        for row in batch.iter() {
-            let json = serde_json::to_string(row).expect("rows serialise");
+        for json in &pending.valid {
             pipe.xadd(
                 self.keys.job_queue(),
                 "*",
@@ -312,36 +386,100 @@ impl JobStore {
             )
             .ignore();
         }
-        pipe.hincr(self.keys.job(id), "valid", batch.len()).ignore();
+        if !pending.valid.is_empty() {
+            pipe.hincr(self.keys.job(id), "valid", pending.valid.len())
+                .ignore();
+        }
+        if !pending.failed.is_empty() {
+            let members: Vec<(u64, &str)> = pending
+                .failed
+                .iter()
+                .map(|(line, json)| (*line, json.as_str()))
+                .collect();
+            pipe.cmd("ZADD")
+                .arg(self.keys.job_results(id))
+                .arg("NX")
+                .arg(members)
+                .ignore();
+            pipe.hincr(self.keys.job(id), "invalid", pending.failed.len())
+                .ignore();
+        }
+        pipe.cmd("ZADD")
+            .arg(self.keys.jobs_validating())
+            .arg("XX")
+            .arg(Utc::now().timestamp_millis())
+            .arg(id)
+            .ignore();
         pipe.query_async::<()>(conn).await?;
-        batch.clear();
+        pending.valid.clear();
+        pending.failed.clear();
+        pending.bytes = 0;
         Ok(())
     }
 
-    /// Marks the upload complete: `queued`, or `done` when nothing is left to run.
+    /// Marks the upload complete: `queued`, or `done` when nothing is left to run. A job
+    /// cancelled meanwhile stays cancelled.
     pub async fn finish_upload(
         &self,
         conn: &mut ConnectionManager,
         id: &str,
         counts: UploadCounts,
     ) -> RedisResult<()> {
-        let key = self.keys.job(id);
-        let _: () = conn.hset(&key, "total", counts.total).await?;
-        let (done, failed): (u64, u64) = redis::pipe()
-            .hget(&key, "done")
-            .hget(&key, "failed")
-            .query_async(conn)
+        let _: Option<String> = Self::end_upload_script()
+            .key(self.keys.job(id))
+            .key(self.keys.jobs_validating())
+            .arg(id)
+            .arg(now())
+            .arg("finish")
+            .arg(counts.total)
+            .invoke_async(conn)
             .await?;
-        let state = if done + failed >= counts.valid {
-            "done"
-        } else {
-            "queued"
-        };
-        let mut fields = vec![("state", state.to_string())];
-        if state == "done" {
-            fields.push(("finished", now()));
+        Ok(())
+    }
+
+    /// Cancels a job whose upload did not complete, with the reason; a job no longer
+    /// `validating` is left alone. `true` when it was cancelled.
+    pub async fn abandon_upload(
+        &self,
+        conn: &mut ConnectionManager,
+        id: &str,
+        reason: &str,
+    ) -> RedisResult<bool> {
+        let before: Option<String> = Self::end_upload_script()
+            .key(self.keys.job(id))
+            .key(self.keys.jobs_validating())
+            .arg(id)
+            .arg(now())
+            .arg("abandon")
+            .arg(reason)
+            .invoke_async(conn)
+            .await?;
+        Ok(before.as_deref() == Some("validating"))
+    }
+
+    /// Cancels jobs whose upload made no progress for `stale` (the process reading it died);
+    /// at most 100 per call. Returns how many were cancelled.
+    pub async fn settle_stale_uploads(
+        &self,
+        conn: &mut ConnectionManager,
+        stale: Duration,
+    ) -> RedisResult<usize> {
+        let cutoff = Utc::now().timestamp_millis() - stale.as_millis() as i64;
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(self.keys.jobs_validating(), "-inf", cutoff, 0, 100)
+            .await?;
+        let mut settled = 0;
+        for id in ids {
+            let reason = format!(
+                "the upload was cut off: no progress for {} s (the process reading it stopped)",
+                stale.as_secs()
+            );
+            if self.abandon_upload(conn, &id, &reason).await? {
+                tracing::warn!(job = %id, "cancelled a job whose upload was cut off");
+                settled += 1;
+            }
         }
-        conn.hset_multiple(&key, &fields).await
+        Ok(settled)
     }
 
     /// Stops a job: its remaining rows fail with `cancelled`. `false` if it already ended.
@@ -349,7 +487,16 @@ impl JobStore {
         let state: Option<String> = conn.hget(self.keys.job(id), "state").await?;
         match state.as_deref() {
             Some("validating" | "queued" | "running") => {
-                let _: () = conn.hset(self.keys.job(id), "state", "cancelled").await?;
+                let _: () = redis::pipe()
+                    .hset_multiple(
+                        self.keys.job(id),
+                        &[("state", "cancelled"), ("reason", "cancelled by request")],
+                    )
+                    .ignore()
+                    .zrem(self.keys.jobs_validating(), id)
+                    .ignore()
+                    .query_async(conn)
+                    .await?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -508,6 +655,38 @@ pub fn job_info(id: &str, f: &HashMap<String, String>) -> Option<JobInfo> {
         eta_seconds: rate
             .filter(|_| pending > 0)
             .map(|r| (pending as f64 / r).ceil() as u64),
-        options: s("options").unwrap_or_default(),
+        // Old jobs and unreadable values show the defaults rather than failing the listing.
+        options: s("options")
+            .and_then(|o| serde_json::from_str(&o).ok())
+            .unwrap_or_default(),
+        reason: s("reason"),
     })
+}
+
+fn oversized(record: Record, cap: usize) -> String {
+    format!(
+        "is longer than the limit of {cap} bytes ({} bytes); skipped",
+        record.oversized.unwrap_or_default()
+    )
+}
+
+/// The fields of one CSV record (trimmed, as a CSV job file's cells are).
+fn csv_fields(record: &[u8]) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(record);
+    let mut fields = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut fields) {
+        Ok(_) => fields
+            .iter()
+            .map(|f| {
+                std::str::from_utf8(f)
+                    .map(str::to_owned)
+                    .map_err(|_| "is not valid UTF-8".to_string())
+            })
+            .collect(),
+        Err(e) => Err(format!("is not valid CSV: {e}")),
+    }
 }

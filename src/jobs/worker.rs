@@ -9,6 +9,9 @@
 //!   `E0000001` ("login already exists") knows the user was created by this very row and records
 //!   it as done, instead of failing it or creating it twice; a replayed lifecycle row that Okta
 //!   refuses because it already happened is checked against the user's status.
+//!
+//! A client admin's group row is checked again before it runs ([`GroupGuard`]): the config or
+//! the group's name may have changed since the job was created.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,6 +22,7 @@ use redis::{AsyncCommands, RedisResult};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::groups::GroupGuard;
 use super::rows::{JobKind, JobOptions, JobRow};
 use super::store::{JobStore, RowResult, WORKER_GROUP};
 use crate::config::{JobSettings, RedisSettings};
@@ -32,6 +36,7 @@ pub struct JobWorker {
     okta: OktaClient,
     reader: Reader,
     settings: JobSettings,
+    groups: GroupGuard,
     name: String,
 }
 
@@ -58,12 +63,20 @@ impl JobWorker {
             reader: Reader::new(keys),
             okta,
             settings,
+            // Without the configuration's rules no group belongs to any tenant: fail closed.
+            groups: GroupGuard::default(),
             name: format!(
                 "worker-{}-{:08x}",
                 std::process::id(),
                 rand::random::<u32>()
             ),
         }
+    }
+
+    /// Decides client admins' group rows by these rules (`GroupGuard::from_settings`).
+    pub fn with_groups(mut self, groups: GroupGuard) -> Self {
+        self.groups = groups;
+        self
     }
 
     /// Runs until cancelled.
@@ -307,6 +320,20 @@ impl JobWorker {
         });
         let outcome = match meta.kind {
             JobKind::Create => self.create(meta, row, replay).await,
+            JobKind::AddToGroup | JobKind::RemoveFromGroup if !meta.tenant.is_empty() => {
+                let group = row.group_id.as_deref().unwrap_or_default();
+                match self
+                    .groups
+                    .check(&self.okta, Lane::Bulk, &meta.tenant, group)
+                    .await
+                {
+                    Err(refusal) => Err(refusal.message(group)),
+                    Ok(()) => match self.resolve_user(conn, meta, row).await {
+                        Err(e) => Err(e),
+                        Ok(id) => self.lifecycle(meta, row, &id, replay).await.map(|()| id),
+                    },
+                }
+            }
             _ => match self.resolve_user(conn, meta, row).await {
                 Err(e) => Err(e),
                 Ok(id) => self.lifecycle(meta, row, &id, replay).await.map(|()| id),

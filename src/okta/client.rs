@@ -385,6 +385,15 @@ impl OktaClient {
             .map(|_| ())
     }
 
+    /// A group (`GET /api/v1/groups/{id}`); its name is `profile.name`.
+    pub async fn get_group(&self, lane: Lane, id: &str) -> Result<Value, OktaError> {
+        let path = format!("/api/v1/groups/{}", encode(id));
+        Ok(self
+            .call(lane, Method::GET, &path, None)
+            .await?
+            .unwrap_or(Value::Null))
+    }
+
     pub async fn add_to_group(&self, lane: Lane, group: &str, user: &str) -> Result<(), OktaError> {
         let path = format!("/api/v1/groups/{}/users/{}", encode(group), encode(user));
         self.call(lane, Method::PUT, &path, None).await.map(|_| ())

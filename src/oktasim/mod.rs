@@ -5,6 +5,11 @@
 //! - the Users API subset the adapter uses, with Okta's status rules (activation only from
 //!   `STAGED`/`DEPROVISIONED`, suspend only `ACTIVE`, …: `E0000038` otherwise), `E0000001` on a
 //!   duplicate login, `E0000007` for an unknown user, and the two-step delete;
+//! - a Groups API subset: groups with a `profile.name` (`POST /api/v1/groups`, `GET`/`PUT`/
+//!   `DELETE /api/v1/groups/{id}`, `GET /api/v1/groups?q=…|search=…`, members under
+//!   `/api/v1/groups/{id}/users`), `E0000007` for an unknown group, and membership events whose
+//!   `UserGroup` target carries the group's name as `displayName` and `alternateId`, as Okta's
+//!   `group.user_membership.add` does (tenant rules match on it);
 //! - `SSWS` token auth (`E0000011`);
 //! - per-bucket per-window limits with `X-Rate-Limit-Limit/Remaining/Reset` on every answer and
 //!   429 `E0000047` beyond; an optional concurrency limit (429 with `X-Rate-Limit-Limit: 0`);
@@ -40,6 +45,8 @@ pub struct SimConfig {
     pub users_get_limit: u32,
     /// Writes to `/api/v1/users/{id}…`.
     pub users_by_id_limit: u32,
+    /// `/api/v1/groups…`.
+    pub groups_limit: u32,
     /// Everything else under `/api/v1`.
     pub other_limit: u32,
     /// Length of a rate-limit window (Okta: a minute).
@@ -63,6 +70,7 @@ impl Default for SimConfig {
             users_create_list_limit: 600,
             users_get_limit: 2000,
             users_by_id_limit: 600,
+            groups_limit: 500,
             other_limit: 1200,
             window: Duration::from_secs(60),
             latency: Duration::ZERO,
@@ -103,6 +111,37 @@ impl SimUser {
     }
 }
 
+#[derive(Debug, Clone)]
+struct SimGroup {
+    id: String,
+    name: String,
+    description: String,
+    created: String,
+    last_updated: String,
+    last_membership_updated: String,
+    members: HashSet<String>,
+}
+
+impl SimGroup {
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "created": self.created,
+            "lastUpdated": self.last_updated,
+            "lastMembershipUpdated": self.last_membership_updated,
+            "objectClass": ["okta:user_group"],
+            "type": "OKTA_GROUP",
+            "profile": {"name": self.name, "description": self.description},
+            "_links": {}
+        })
+    }
+
+    /// The `UserGroup` target of a System Log event about this group.
+    fn target(&self) -> Value {
+        json!({"id": self.id, "type": "UserGroup", "alternateId": self.name, "displayName": self.name})
+    }
+}
+
 #[derive(Debug, Default)]
 struct Window {
     start: Option<SystemTime>,
@@ -113,7 +152,7 @@ struct Window {
 struct SimState {
     users: HashMap<String, SimUser>,
     by_login: HashMap<String, String>,
-    groups: HashMap<String, HashSet<String>>,
+    groups: HashMap<String, SimGroup>,
     apps: HashMap<String, HashSet<String>>,
     windows: HashMap<&'static str, Window>,
     requests: HashMap<&'static str, u64>,
@@ -205,6 +244,33 @@ impl OktaSim {
     pub fn stats(&self) -> Value {
         stats_json(&self.sim.state.lock().unwrap())
     }
+
+    /// Creates a group (as `POST /api/v1/groups` would) and returns its id.
+    pub fn create_group(&self, name: &str) -> String {
+        let mut st = self.sim.state.lock().unwrap();
+        new_group(&mut st, name, "").id
+    }
+
+    /// Renames a group (as an admin editing its profile would).
+    pub fn rename_group(&self, id: &str, name: &str) {
+        let mut st = self.sim.state.lock().unwrap();
+        if let Some(g) = st.groups.get_mut(id) {
+            g.name = name.to_owned();
+            g.last_updated = now();
+        }
+    }
+
+    /// Ids of a group's members (empty for an unknown group).
+    pub fn group_members(&self, id: &str) -> Vec<String> {
+        let st = self.sim.state.lock().unwrap();
+        let mut members: Vec<String> = st
+            .groups
+            .get(id)
+            .map(|g| g.members.iter().cloned().collect())
+            .unwrap_or_default();
+        members.sort();
+        members
+    }
 }
 
 impl Drop for OktaSim {
@@ -233,6 +299,56 @@ fn find<'a>(st: &'a SimState, id_or_login: &str) -> Option<&'a SimUser> {
             .get(&id_or_login.to_lowercase())
             .and_then(|id| st.users.get(id))
     })
+}
+
+fn new_group(st: &mut SimState, name: &str, description: &str) -> SimGroup {
+    let group = SimGroup {
+        id: format!("00g{}", rand_id(17)),
+        name: name.to_owned(),
+        description: description.to_owned(),
+        created: now(),
+        last_updated: now(),
+        last_membership_updated: now(),
+        members: HashSet::new(),
+    };
+    st.groups.insert(group.id.clone(), group.clone());
+    group
+}
+
+/// `search=` expressions over groups: `profile.name eq|sw "…"`, `type eq "…"`, `id eq "…"`,
+/// joined by `and`/`or` (evaluated left to right, as far as this subset needs).
+fn group_matches_search(group: &SimGroup, search: &str) -> bool {
+    let clause = |c: &str| {
+        let mut parts = c.trim().splitn(3, ' ');
+        let (Some(attr), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let value = value.trim().trim_matches('"');
+        let actual = match attr {
+            "profile.name" => group.name.as_str(),
+            "profile.description" => group.description.as_str(),
+            "type" => "OKTA_GROUP",
+            "id" => group.id.as_str(),
+            _ => return false,
+        };
+        match op {
+            "eq" => actual == value,
+            "sw" => actual.to_lowercase().starts_with(&value.to_lowercase()),
+            _ => false,
+        }
+    };
+    search
+        .split(" or ")
+        .any(|alt| alt.split(" and ").all(clause))
+}
+
+fn group_not_found(what: &str) -> Response {
+    okta_error(
+        StatusCode::NOT_FOUND,
+        "E0000007",
+        &format!("Not found: Resource not found: {what} (UserGroup)"),
+        &[],
+    )
 }
 
 fn now() -> String {
@@ -270,6 +386,7 @@ fn bucket(method: &Method, segments: &[&str]) -> &'static str {
         ("GET" | "POST", ["api", "v1", "users"]) => "users-create-list",
         ("GET", ["api", "v1", "users", _]) => "users-get",
         (_, ["api", "v1", "users", ..]) => "users-by-id",
+        (_, ["api", "v1", "groups", ..]) => "groups",
         _ => "other",
     }
 }
@@ -279,6 +396,7 @@ fn limit_of(config: &SimConfig, bucket: &str) -> u32 {
         "users-create-list" => config.users_create_list_limit,
         "users-get" => config.users_get_limit,
         "users-by-id" => config.users_by_id_limit,
+        "groups" => config.groups_limit,
         _ => config.other_limit,
     }
 }
@@ -717,27 +835,110 @@ fn users_api(
             }
             Response::builder().status(StatusCode::NO_CONTENT).finish()
         }
+        ("POST", ["api", "v1", "groups"]) => {
+            let name = body
+                .pointer("/profile/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if name.trim().is_empty() {
+                return okta_error(
+                    StatusCode::BAD_REQUEST,
+                    "E0000001",
+                    "Api validation failed: name",
+                    &["name: The field cannot be left blank"],
+                );
+            }
+            if st.groups.values().any(|g| g.name == name) {
+                return okta_error(
+                    StatusCode::BAD_REQUEST,
+                    "E0000001",
+                    "Api validation failed: name",
+                    &["name: An object with this field already exists in the current organization"],
+                );
+            }
+            let description = body
+                .pointer("/profile/description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let group = new_group(&mut st, name, description);
+            json_response(StatusCode::OK, &group.to_json())
+        }
+        ("GET", ["api", "v1", "groups"]) => {
+            let q = query.get("q").map(|q| q.to_lowercase());
+            let limit = query
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(10_000);
+            let mut groups: Vec<&SimGroup> = st
+                .groups
+                .values()
+                .filter(|g| {
+                    q.as_ref()
+                        .is_none_or(|q| g.name.to_lowercase().starts_with(q))
+                })
+                .filter(|g| {
+                    query
+                        .get("search")
+                        .is_none_or(|expr| group_matches_search(g, expr))
+                })
+                .collect();
+            groups.sort_by(|a, b| a.name.cmp(&b.name));
+            let list: Vec<Value> = groups.iter().take(limit).map(|g| g.to_json()).collect();
+            json_response(StatusCode::OK, &Value::Array(list))
+        }
+        ("GET", ["api", "v1", "groups", gid]) => match st.groups.get(*gid) {
+            Some(g) => json_response(StatusCode::OK, &g.to_json()),
+            None => group_not_found(gid),
+        },
+        ("PUT", ["api", "v1", "groups", gid]) => {
+            let name = body.pointer("/profile/name").and_then(Value::as_str);
+            let Some(g) = st.groups.get_mut(*gid) else {
+                return group_not_found(gid);
+            };
+            if let Some(name) = name.filter(|n| !n.trim().is_empty()) {
+                g.name = name.to_owned();
+            }
+            if let Some(d) = body.pointer("/profile/description").and_then(Value::as_str) {
+                g.description = d.to_owned();
+            }
+            g.last_updated = now();
+            json_response(StatusCode::OK, &g.to_json())
+        }
+        ("DELETE", ["api", "v1", "groups", gid]) => match st.groups.remove(*gid) {
+            Some(_) => Response::builder().status(StatusCode::NO_CONTENT).finish(),
+            None => group_not_found(gid),
+        },
+        ("GET", ["api", "v1", "groups", gid, "users"]) => {
+            let Some(g) = st.groups.get(*gid) else {
+                return group_not_found(gid);
+            };
+            let members: Vec<Value> = g
+                .members
+                .iter()
+                .filter_map(|id| st.users.get(id))
+                .map(SimUser::to_json)
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(members))
+        }
         (m @ ("PUT" | "DELETE"), ["api", "v1", "groups", gid, "users", uid]) => {
+            if !st.groups.contains_key(*gid) {
+                return group_not_found(gid);
+            }
             let Some(u) = find(&st, uid).cloned() else {
                 return not_found(uid);
             };
-            let members = st.groups.entry(gid.to_string()).or_default();
+            let group = st.groups.get_mut(*gid).expect("checked above");
             let event = if m == "PUT" {
-                members.insert(u.id.clone());
+                group.members.insert(u.id.clone());
                 "group.user_membership.add"
             } else {
-                members.remove(&u.id);
+                group.members.remove(&u.id);
                 "group.user_membership.remove"
             };
+            group.last_membership_updated = now();
+            let target = group.target();
             drop(st);
-            emit(
-                sim,
-                event,
-                &u,
-                Some(
-                    json!({"id": gid, "type": "UserGroup", "alternateId": "unknown", "displayName": gid}),
-                ),
-            );
+            emit(sim, event, &u, Some(target));
             Response::builder().status(StatusCode::NO_CONTENT).finish()
         }
         ("POST", ["api", "v1", "apps", aid, "users"]) => {

@@ -207,6 +207,12 @@ impl Keys {
         format!("{}:jobs", self.prefix)
     }
 
+    /// Sorted set: jobs whose file is being read (score = last upload progress, ms), so the
+    /// maintenance sweep can cancel uploads a crash cut off.
+    pub fn jobs_validating(&self) -> String {
+        format!("{}:jobs:validating", self.prefix)
+    }
+
     /// Stream: rows of every job waiting for a worker (consumer group `job-workers`).
     pub fn job_queue(&self) -> String {
         format!("{}:jobs:queue", self.prefix)

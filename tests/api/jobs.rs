@@ -3,6 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use okta_adapter::access::Role;
 use okta_adapter::oktasim::SimConfig;
 use serde_json::Value;
@@ -63,12 +64,13 @@ async fn bad_rows_fail_with_their_line_and_good_rows_still_run() {
     let lines: Vec<&str> = results.lines().collect();
     assert_eq!(lines[0], "line,login,okta_id,outcome,error");
     assert!(lines[1].starts_with("2,ok1@example.com,00u"), "{results}");
+    // A failed row names its login when the row had one.
     assert!(
-        lines[2].starts_with("3,,,failed,line 3 login `broken` is not an email address"),
+        lines[2].starts_with("3,broken,,failed,line 3 login `broken` is not an email address"),
         "{results}"
     );
     assert!(
-        lines[3].starts_with("4,,,failed,line 4 missing email"),
+        lines[3].starts_with("4,ok3@example.com,,failed,line 4 missing email"),
         "{results}"
     );
     assert!(
@@ -166,10 +168,10 @@ async fn migration_phases_create_staged_hook_users_then_activate_them_without_ma
         .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
         .await;
     assert_eq!(job["done"], 5);
-    assert!(job["options"]
-        .as_str()
-        .unwrap()
-        .contains("\"password_hook\":true"));
+    assert_eq!(
+        job["options"]["password_hook"], true,
+        "options are an object: {job}"
+    );
     for i in 0..5 {
         assert_eq!(
             sim.user_status(&format!("mig{i}@example.com")).as_deref(),
@@ -516,4 +518,552 @@ async fn the_import_command_runs_a_migration_phase_with_progress() {
         sim.user_status("cli11@example.com").as_deref(),
         Some("STAGED")
     );
+}
+
+/// Parses a CSV results body (header first) with a real CSV reader.
+fn csv_rows(body: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+async fn results(app: &TestApp, key: &str, id: &str, format: &str) -> String {
+    app.client
+        .get(app.url(&format!("/api/v1/jobs/{id}/results?format={format}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn csv_results_neutralise_formulas_and_name_the_failed_rows_login() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let csv = "login,email,firstName,lastName\n\
+               \"=cmd|' /C calc'!A0\",a@example.com,A,A\n\
+               @SUM(1+1),b@example.com,B,B\n\
+               +1,c@example.com,C,C\n\
+               \"\tx\",d@example.com,D,D\n\
+               -x@example.com,-x@example.com,E,E\n";
+    let (s, job) = app
+        .upload_job(&operator, "kind=create", "text/csv", csv.into())
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap();
+    assert!(job["options"].is_object(), "options are an object: {job}");
+    assert_eq!(job["options"]["activate"], false);
+    let job = app.wait_for_job(&operator, id, 10).await;
+    assert_eq!(
+        (job["invalid"].as_u64(), job["done"].as_u64()),
+        (Some(4), Some(1)),
+        "{job}"
+    );
+
+    let body = results(&app, &operator, id, "csv").await;
+    let rows = csv_rows(&body);
+    assert_eq!(rows[0], ["line", "login", "okta_id", "outcome", "error"]);
+    let logins: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    // Trimmed cells: the tab row's login is "x" after trimming, so it is not a formula at all.
+    assert_eq!(
+        logins,
+        [
+            "'=cmd|' /C calc'!A0",
+            "'@SUM(1+1)",
+            "'+1",
+            "x",
+            "'-x@example.com"
+        ],
+        "{body}"
+    );
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "no cell a spreadsheet would evaluate: {cell:?} in {body}"
+            );
+        }
+    }
+    // JSON lines are data, not a spreadsheet: unchanged.
+    let jsonl = results(&app, &operator, id, "jsonl").await;
+    let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["login"], "=cmd|' /C calc'!A0");
+}
+
+#[tokio::test]
+async fn an_oversized_record_fails_with_its_line_and_the_upload_goes_on() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    // A 5 MB quoted CSV cell spanning lines, then a good row.
+    let csv = format!(
+        "login,email,firstName,lastName\n\
+         big1@example.com,big1@example.com,A,A\n\
+         big2@example.com,big2@example.com,\"{big}\nmore\",B\n\
+         big3@example.com,big3@example.com,C,C\n"
+    );
+    let (s, job) = app
+        .upload_job(&operator, "kind=create", "text/csv", csv)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        (
+            job["total"].as_u64(),
+            job["invalid"].as_u64(),
+            job["valid"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2)),
+        "{job}"
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let job = app.wait_for_job(&operator, &id, 10).await;
+    assert_eq!(job["done"], 2, "{job}");
+    let body = results(&app, &operator, &id, "jsonl").await;
+    let rows: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[1]["line"], 3);
+    let error = rows[1]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("line 3 is longer than the limit of 65536 bytes"),
+        "{error}"
+    );
+    assert_eq!(rows[2]["line"], 5, "the row after the two-line record");
+    assert_eq!(
+        sim.user_status("big3@example.com").as_deref(),
+        Some("STAGED")
+    );
+
+    // The same for a JSON line.
+    let line = format!("{{\"login\":\"j@example.com\",\"note\":\"{big}\"}}");
+    let jsonl =
+        format!("{{\"login\":\"big1@example.com\"}}\n{line}\n{{\"login\":\"big3@example.com\"}}\n");
+    let (s, job) = app
+        .upload_job(&operator, "kind=suspend", "application/x-ndjson", jsonl)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        (job["invalid"].as_u64(), job["valid"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let body = results(&app, &operator, job["id"].as_str().unwrap(), "jsonl").await;
+    assert!(body.contains("line 2 is longer than the limit"), "{body}");
+    assert!(
+        body.len() < 10_000,
+        "nothing of the oversized row is kept: {} bytes",
+        body.len()
+    );
+    // Nothing oversized reached the queue, and the service still answers.
+    let mut conn = redis.conn().await;
+    let longest: usize = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(format!("{}:jobs:queue", app.prefix))
+        .query_async::<Option<usize>>(&mut conn)
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert!(longest < 1024 * 1024, "queue holds {longest} bytes");
+    assert_eq!(app.get_json("/healthz", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_file_of_many_invalid_rows_is_recorded_in_a_few_round_trips() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let n = 20_000;
+    let body = "not json\n".repeat(n);
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (s, job) = app
+        .upload_job(&operator, "kind=suspend", "application/x-ndjson", body)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["invalid"].as_u64(), Some(n as u64));
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let calls = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // One ZADD per batch of 500, not one script call per row.
+    assert!(calls("zadd") < 100, "{stats}");
+    assert!(calls("evalsha") + calls("eval") < 100, "{stats}");
+    let body = results(&app, &operator, job["id"].as_str().unwrap(), "jsonl").await;
+    let lines: Vec<u64> = body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lines, (1..=n as u64).collect::<Vec<_>>());
+}
+
+/// Group rules of the tenant-escape tests: `tenant-<t>` and `tenant-<t>-<team>` belong to `<t>`;
+/// `tenant-acme-admins` carries the admin role.
+const GROUP_RULES: &str = "[tenants]\nrules = [{ kind = \"group\", pattern = \"^tenant-(?P<tenant>[a-z0-9]+)(-[a-z]+)?$\" }]\n[inline]\nroles = { \"tenant-acme-admins\" = [\"admin\"] }\n";
+
+fn okta_config(sim: &okta_adapter::oktasim::OktaSim, token: &str) -> String {
+    format!(
+        "[okta]\norg_url = \"{}\"\napi_token = \"{token}\"\nrate_window_ms = 1000\n",
+        sim.url()
+    )
+}
+
+#[tokio::test]
+async fn a_client_admin_can_touch_only_its_own_tenants_groups() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let no_workers = "[jobs]\nworkers = false\nclaim_idle_ms = 500\n";
+    // This app receives the simulator's events (projection); uploads and workers are separate
+    // apps on the same Redis, so the test decides when rows run and with which config.
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        &merge_toml(GROUP_RULES, no_workers),
+    )
+    .await;
+    let staff = sim.create_group("tenant-acme-staff");
+    let admins = sim.create_group("tenant-acme-admins");
+    let globex = sim.create_group("tenant-globex");
+    let shared = sim.create_group("shared-newsletter");
+    let temp = sim.create_group("tenant-acme-temp");
+    let allow = format!("[tenants.groups]\nacme = [\"{shared}\"]\n");
+    let config = |token: &str, extra: &str| {
+        merge_toml(
+            &merge_toml(&okta_config(&sim, token), GROUP_RULES),
+            &merge_toml(extra, "[projection]\nenabled = false\n"),
+        )
+    };
+    let uploader = spawn_app_on(
+        &redis.url(),
+        &prefix,
+        &config("sim-token", &format!("{allow}{no_workers}")),
+    )
+    .await;
+    let mut worker = spawn_app_on(
+        &redis.url(),
+        &prefix,
+        &config(
+            "sim-token",
+            &format!("{allow}[jobs]\nclaim_idle_ms = 500\n"),
+        ),
+    )
+    .await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let acme = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+
+    // The operator (unrestricted) creates four users and puts them into acme's staff group; the
+    // membership event names the group, and the group rule makes them acme's.
+    let (_, job) = uploader
+        .upload_job(
+            &operator,
+            "kind=create&activate=true&password_hook=true",
+            "text/csv",
+            users_csv("g", 4),
+        )
+        .await;
+    uploader
+        .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
+        .await;
+    let logins = (0..4).fold(String::from("login\n"), |s, i| {
+        s + &format!("g{i}@example.com\n")
+    });
+    let (s, job) = uploader
+        .upload_job(
+            &operator,
+            &format!("kind=add-to-group&group_id={staff}"),
+            "text/csv",
+            logins.clone(),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let job = uploader
+        .wait_for_job(&operator, job["id"].as_str().unwrap(), 10)
+        .await;
+    assert_eq!(job["done"], 4, "{job}");
+    for i in 0..4 {
+        app.wait_for_user(&support, &format!("g{i}@example.com"), |u| {
+            u["tenant"] == "acme"
+        })
+        .await;
+    }
+
+    // Creation: another tenant's group, a role group and an unknown group read alike.
+    let refused = |group: &str, kind: &str| {
+        let (uploader, acme, logins) = (&uploader, &acme, logins.clone());
+        let query = format!("kind={kind}&group_id={group}");
+        async move { uploader.upload_job(acme, &query, "text/csv", logins).await }
+    };
+    for (group, kind) in [
+        (globex.as_str(), "add-to-group"),
+        (globex.as_str(), "remove-from-group"),
+        (admins.as_str(), "add-to-group"),
+        ("00gNoSuchGroup0000001", "add-to-group"),
+    ] {
+        let (s, body) = refused(group, kind).await;
+        assert_eq!(s, 404, "{group} {kind}: {body}");
+        assert_eq!(body["message"], format!("no group `{group}`"), "{body}");
+    }
+    let (_, list) = uploader.get_json("/api/v1/jobs", Some(&acme)).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        0,
+        "a refused upload creates no job"
+    );
+
+    // A row's own group_id is checked too: foreign and role groups fail their rows only.
+    let rows = format!(
+        "login,group_id\ng0@example.com,{globex}\ng1@example.com,{staff}\ng2@example.com,{admins}\ng3@example.com,{shared}\n"
+    );
+    let (s, job) = uploader
+        .upload_job(&acme, "kind=add-to-group", "text/csv", rows)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        (job["invalid"].as_u64(), job["valid"].as_u64()),
+        (Some(2), Some(2)),
+        "{job}"
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let job = uploader.wait_for_job(&acme, &id, 10).await;
+    assert_eq!(job["done"], 2, "{job}");
+    let body = results(&uploader, &acme, &id, "jsonl").await;
+    assert!(
+        body.contains(&format!("line 2 no group `{globex}`")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("line 4 no group `{admins}`")),
+        "{body}"
+    );
+    assert!(sim.group_members(&globex).is_empty());
+    assert!(sim.group_members(&admins).is_empty());
+    assert_eq!(
+        sim.group_members(&shared).len(),
+        1,
+        "the allow-listed group works"
+    );
+
+    // Its own groups work, by rule and by allow-list, for removal as well.
+    let (s, job) = uploader
+        .upload_job(
+            &acme,
+            &format!("kind=remove-from-group&group_id={shared}"),
+            "text/csv",
+            "login\ng3@example.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let job = uploader
+        .wait_for_job(&acme, job["id"].as_str().unwrap(), 10)
+        .await;
+    assert_eq!(job["done"], 1, "{job}");
+    assert!(sim.group_members(&shared).is_empty());
+
+    // Checked again when rows run: a group renamed into another tenant, and a group taken off
+    // the allow-list, between creation and run.
+    worker.stop().await;
+    let (s, renamed) = uploader
+        .upload_job(
+            &acme,
+            &format!("kind=add-to-group&group_id={temp}"),
+            "text/csv",
+            "login\ng0@example.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 202, "{renamed}");
+    let (s, delisted) = uploader
+        .upload_job(
+            &acme,
+            &format!("kind=add-to-group&group_id={shared}"),
+            "text/csv",
+            "login\ng1@example.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 202, "{delisted}");
+    sim.rename_group(&temp, "tenant-globex-temp");
+    let _worker = spawn_app_on(
+        &redis.url(),
+        &prefix,
+        &config("sim-token", "[jobs]\nclaim_idle_ms = 500\n"),
+    )
+    .await;
+    for (job, group) in [(&renamed, &temp), (&delisted, &shared)] {
+        let id = job["id"].as_str().unwrap();
+        let job = uploader.wait_for_job(&acme, id, 10).await;
+        assert_eq!(
+            (job["done"].as_u64(), job["failed"].as_u64()),
+            (Some(0), Some(1)),
+            "{job}"
+        );
+        let body = results(&uploader, &acme, id, "jsonl").await;
+        assert!(body.contains(&format!("no group `{group}`")), "{body}");
+        assert!(sim.group_members(group).is_empty(), "{group}");
+    }
+
+    // The lookup fails closed: with Okta refusing the adapter, no group is anybody's.
+    let broken = spawn_app_on(&redis.url(), &prefix, &config("wrong-token", no_workers)).await;
+    let (s, body) = broken
+        .upload_job(
+            &acme,
+            &format!("kind=add-to-group&group_id={staff}"),
+            "text/csv",
+            "login\ng0@example.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 503, "{body}");
+    // Operators are not restricted by tenant groups.
+    let (s, job) = broken
+        .upload_job(
+            &operator,
+            &format!("kind=add-to-group&group_id={globex}"),
+            "text/csv",
+            "login\ng0@example.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+}
+
+/// Starts an upload whose body sends `first` and then never ends; returns the request task.
+fn stalled_upload(app: &TestApp, key: &str, first: &str) -> tokio::task::JoinHandle<()> {
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(first.to_string())])
+        .chain(futures::stream::pending());
+    let req = app
+        .client
+        .post(app.url("/api/v1/jobs?kind=suspend"))
+        .bearer_auth(key)
+        .header("content-type", "text/csv")
+        .body(reqwest::Body::wrap_stream(chunks));
+    tokio::spawn(async move {
+        let _ = req.send().await;
+    })
+}
+
+/// Polls a job until `check` holds (or `secs` pass); returns its last state.
+async fn poll_job(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    secs: u64,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, job) = app.get_json(&format!("/api/v1/jobs/{id}"), Some(key)).await;
+        if check(&job) || Instant::now() >= deadline {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The first job of the list in state `validating`, once there is one.
+async fn validating_job(app: &TestApp, key: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, list) = app.get_json("/api/v1/jobs", Some(key)).await;
+        if let Some(job) = list
+            .as_array()
+            .and_then(|l| l.iter().find(|j| j["state"] == "validating"))
+        {
+            return job["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no upload started: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_by_the_client_or_a_shutdown_cancels_its_job_with_a_reason() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let extra = "[http]\nshutdown_grace_secs = 1\n";
+    let (mut app, _sim) =
+        spawn_app_with_okta(&redis.url(), &prefix, SimConfig::default(), extra).await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let viewer = spawn_app_on(&redis.url(), &prefix, "[jobs]\nworkers = false\n").await;
+    let cancelled = |j: &Value| j["state"] == "cancelled";
+
+    // The client goes away mid-file.
+    let upload = stalled_upload(&app, &operator, "login\na@example.com\n");
+    let id = validating_job(&app, &operator).await;
+    upload.abort();
+    let job = poll_job(&viewer, &operator, &id, 5, cancelled).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(
+        job["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{job}"
+    );
+
+    // The server stops while a file is being read: the request is dropped after the grace.
+    let _upload = stalled_upload(&app, &operator, "login\nb@example.com\n");
+    let id = validating_job(&app, &operator).await;
+    app.stop().await;
+    let job = poll_job(&viewer, &operator, &id, 5, cancelled).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(job["reason"].as_str().unwrap().contains("cut off"), "{job}");
+}
+
+#[tokio::test]
+async fn the_maintenance_sweep_cancels_a_job_a_crash_left_validating() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let app = spawn_app_on(
+        &redis.url(),
+        &prefix,
+        "[jobs]\nworkers = false\nstale_upload_secs = 1\n",
+    )
+    .await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    // What a process that died while reading a file leaves behind: a `validating` job.
+    let store =
+        okta_adapter::jobs::store::JobStore::new(okta_adapter::store::Keys::new(prefix.clone()));
+    let mut conn = app.state.redis.clone();
+    let id = store
+        .create(
+            &mut conn,
+            okta_adapter::jobs::rows::JobKind::Suspend,
+            &Default::default(),
+            None,
+            "key:crashed",
+        )
+        .await
+        .unwrap();
+    let (_, job) = app
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+        .await;
+    assert_eq!(job["state"], "validating");
+    let job = poll_job(&app, &operator, &id, 10, |j| j["state"] == "cancelled").await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(job["reason"].as_str().unwrap().contains("cut off"), "{job}");
+    assert!(job["finished"].is_string(), "nothing is left to run: {job}");
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use okta_adapter::access::Role;
 use okta_adapter::oktasim::SimConfig;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -353,4 +353,132 @@ async fn a_client_assertion_signed_with_the_wrong_key_is_refused_clearly() {
     assert!(results.contains("invalid_client"), "{results}");
     assert_eq!(sim.stats()["tokens_issued"], 0);
     assert_eq!(sim.stats()["users"], 0);
+}
+
+#[tokio::test]
+async fn the_simulator_serves_okta_groups_and_names_them_in_membership_events() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut req = http
+            .request(method, format!("{}{path}", sim.url()))
+            .header("authorization", "SSWS sim-token");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let limit = resp
+                .headers()
+                .get("x-rate-limit-limit")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+                limit,
+            )
+        }
+    };
+    use reqwest::Method;
+    let (s, group, limit) = call(
+        Method::POST,
+        "/api/v1/groups",
+        Some(json!({"profile": {"name": "tenant-acme", "description": "Acme staff"}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{group}");
+    assert_eq!(limit.as_deref(), Some("500"), "the groups bucket's limit");
+    let gid = group["id"].as_str().unwrap().to_string();
+    assert!(gid.starts_with("00g"), "{group}");
+    assert_eq!(group["type"], "OKTA_GROUP");
+    assert_eq!(group["profile"]["name"], "tenant-acme");
+    let (s, dup, _) = call(
+        Method::POST,
+        "/api/v1/groups",
+        Some(json!({"profile": {"name": "tenant-acme"}})),
+    )
+    .await;
+    assert_eq!((s, dup["errorCode"].as_str()), (400, Some("E0000001")));
+    sim.create_group("tenant-globex");
+
+    let (s, got, _) = call(Method::GET, &format!("/api/v1/groups/{gid}"), None).await;
+    assert_eq!(
+        (s, got["profile"]["name"].as_str()),
+        (200, Some("tenant-acme"))
+    );
+    let (s, missing, _) = call(Method::GET, "/api/v1/groups/00gNope", None).await;
+    assert_eq!((s, missing["errorCode"].as_str()), (404, Some("E0000007")));
+    let (_, found, _) = call(Method::GET, "/api/v1/groups?q=TENANT-a", None).await;
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    let (_, found, _) = call(
+        Method::GET,
+        "/api/v1/groups?search=profile.name%20sw%20%22tenant-%22",
+        None,
+    )
+    .await;
+    assert_eq!(found.as_array().unwrap().len(), 2, "{found}");
+    let (_, found, _) = call(
+        Method::GET,
+        "/api/v1/groups?search=profile.name%20eq%20%22tenant-globex%22",
+        None,
+    )
+    .await;
+    assert_eq!(found[0]["profile"]["name"], "tenant-globex", "{found}");
+
+    // Membership: unknown groups are refused; a real one emits an event naming the group, so
+    // the default tenant rule (^tenant-(?P<tenant>…)$) places the user in `acme`.
+    let (_, user, _) = call(
+        Method::POST,
+        "/api/v1/users?activate=true",
+        Some(
+            json!({"profile": {"login": "m@example.com", "email": "m@example.com",
+                                "firstName": "M", "lastName": "M"}}),
+        ),
+    )
+    .await;
+    let uid = user["id"].as_str().unwrap().to_string();
+    let (s, e, _) = call(
+        Method::PUT,
+        &format!("/api/v1/groups/00gNope/users/{uid}"),
+        None,
+    )
+    .await;
+    assert_eq!((s, e["errorCode"].as_str()), (404, Some("E0000007")));
+    let (s, _, _) = call(
+        Method::PUT,
+        &format!("/api/v1/groups/{gid}/users/{uid}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, members, _) = call(Method::GET, &format!("/api/v1/groups/{gid}/users"), None).await;
+    assert_eq!(members[0]["id"], uid.as_str());
+    app.wait_for_user(&support, "m@example.com", |u| u["tenant"] == "acme")
+        .await;
+    let events: Vec<Value> = app
+        .entries(&app.firehose())
+        .await
+        .iter()
+        .filter_map(|e| serde_json::from_str(e.get("event")?).ok())
+        .filter(|e: &Value| e["eventType"] == "group.user_membership.add")
+        .collect();
+    let target = events[0]["target"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "UserGroup")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            target["displayName"].as_str(),
+            target["alternateId"].as_str(),
+            target["id"].as_str()
+        ),
+        (Some("tenant-acme"), Some("tenant-acme"), Some(gid.as_str()))
+    );
 }
