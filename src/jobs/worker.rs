@@ -1,6 +1,7 @@
 //! Job workers: the `job-workers` consumer group on the row queue.
 //!
-//! Each round reads up to `jobs.concurrency` rows and runs them concurrently in the bulk lane of
+//! It runs on the shared [`GroupConsumer`](crate::store::consumer::GroupConsumer). Each round
+//! reads up to `jobs.concurrency` rows and runs them concurrently in the bulk lane of
 //! the rate scheduler. A row's result is recorded (once, with the counters) before its queue
 //! entry is acknowledged; rows left pending by a dead worker are taken over after
 //! `jobs.claim_idle_ms`. Exactly-once per row across crashes:
@@ -14,10 +15,9 @@
 //! the group's name may have changed since the job was created.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use redis::streams::StreamId;
 use redis::{AsyncCommands, RedisResult};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -29,15 +29,16 @@ use crate::config::{JobSettings, RedisSettings};
 use crate::okta::client::{Credentials, OktaClient, OktaError};
 use crate::okta::rate::Lane;
 use crate::projection::store::Reader;
-use crate::store::{ensure_group, Keys};
+use crate::store::consumer::{Batch, BatchHandler, GroupConsumer};
+use crate::store::Keys;
 
 pub struct JobWorker {
     store: JobStore,
     okta: OktaClient,
     reader: Reader,
-    settings: JobSettings,
     groups: GroupGuard,
-    name: String,
+    /// This worker in the `job-workers` group on the row queue.
+    group: GroupConsumer,
 }
 
 /// A job's settings as a worker needs them.
@@ -60,16 +61,24 @@ impl JobWorker {
     pub fn new(keys: Keys, okta: OktaClient, settings: JobSettings) -> Self {
         Self {
             store: JobStore::new(keys.clone()),
-            reader: Reader::new(keys),
+            reader: Reader::new(keys.clone()),
             okta,
-            settings,
             // Without the configuration's rules no group belongs to any tenant: fail closed.
             groups: GroupGuard::default(),
-            name: format!(
-                "worker-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ),
+            group: GroupConsumer {
+                label: "jobs",
+                streams: vec![keys.job_queue()],
+                group: WORKER_GROUP.to_owned(),
+                consumer: format!(
+                    "worker-{}-{:08x}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ),
+                batch: settings.concurrency,
+                block_ms: 1000,
+                claim_idle_ms: settings.claim_idle_ms,
+                export_lag: false,
+            },
         }
     }
 
@@ -79,80 +88,9 @@ impl JobWorker {
         self
     }
 
-    /// Runs until cancelled.
+    /// Runs until cancelled (the shared runner's recovery rules).
     pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
-        let Some(mut conn) =
-            crate::store::consumer::connect_until_cancelled(&redis, 1000, "job worker", &cancel)
-                .await
-        else {
-            return;
-        };
-        let queue = self.store.keys().job_queue();
-        if let Err(e) = ensure_group(&mut conn, &queue, WORKER_GROUP).await {
-            tracing::warn!(error = %e, "could not create the job worker group");
-        }
-        let claim_every = Duration::from_millis(self.settings.claim_idle_ms.clamp(100, 10_000));
-        let mut last_claim = Instant::now() - claim_every;
-        while !cancel.is_cancelled() {
-            let result = async {
-                if last_claim.elapsed() >= claim_every {
-                    last_claim = Instant::now();
-                    self.reclaim(&mut conn).await?;
-                }
-                self.read_and_run(&mut conn).await
-            }
-            .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if e.code() == Some("NOGROUP") => {
-                    let _ = ensure_group(&mut conn, &queue, WORKER_GROUP).await;
-                }
-                Err(e) => {
-                    metrics::counter!("okta_adapter_redis_errors_total", "op" => "jobs")
-                        .increment(1);
-                    tracing::warn!(error = %e, "job round failed; rows stay pending and are retried");
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reads new rows and runs them; returns how many were finished.
-    pub async fn read_and_run(&self, conn: &mut ConnectionManager) -> RedisResult<usize> {
-        let opts = StreamReadOptions::default()
-            .group(WORKER_GROUP, &self.name)
-            .count(self.settings.concurrency)
-            .block(1000);
-        let reply: Option<StreamReadReply> = conn
-            .xread_options(&[self.store.keys().job_queue()], &[">"], &opts)
-            .await?;
-        let entries: Vec<StreamId> = reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default();
-        self.run_entries(conn, entries).await
-    }
-
-    async fn reclaim(&self, conn: &mut ConnectionManager) -> RedisResult<usize> {
-        let reply: redis::streams::StreamAutoClaimReply = conn
-            .xautoclaim_options(
-                self.store.keys().job_queue(),
-                WORKER_GROUP,
-                &self.name,
-                self.settings.claim_idle_ms,
-                "0-0",
-                StreamAutoClaimOptions::default().count(self.settings.concurrency * 4),
-            )
-            .await?;
-        if !reply.claimed.is_empty() {
-            tracing::info!(
-                rows = reply.claimed.len(),
-                "took over rows of a stopped worker"
-            );
-        }
-        self.run_entries(conn, reply.claimed).await
+        self.group.run(&self, &redis, &cancel).await
     }
 
     async fn run_entries(
@@ -475,6 +413,12 @@ impl JobWorker {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+impl BatchHandler for JobWorker {
+    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+        self.run_entries(conn, batch.entries).await.map(|_| ())
     }
 }
 
