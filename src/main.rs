@@ -230,7 +230,9 @@ async fn import_credentials(
 ) -> anyhow::Result<()> {
     use okta_adapter::inline::credentials::{read_credential_file, store_credentials};
     let settings = load(config, None)?;
-    let parsed = read_credential_file(file)?;
+    let limits =
+        okta_adapter::inline::password::HashLimits::from_settings(&settings.inline.password_import);
+    let parsed = read_credential_file(file, &limits)?;
     for problem in &parsed.errors {
         eprintln!("skipped: {problem}");
     }
