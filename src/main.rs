@@ -528,10 +528,11 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
         );
     }
     let started = std::time::Instant::now();
-    let Some(report) = reporter.compile(&mut conn, month).await? else {
-        anyhow::bail!("nothing was recorded for {month}: no events, job rows or hook deliveries");
-    };
+    let report = reporter.compile(&mut conn, month).await?;
     let compiled = started.elapsed();
+    for warning in &report.warnings {
+        eprintln!("WARNING: {warning}");
+    }
     // `preview/` is git-ignored, so previews never end up next to the templates in a commit.
     let dir = PathBuf::from(&settings.report.output_dir).join("preview");
     let paths = write_preview(&dir, &report, &reporter.from, &reporter.to)?;
@@ -569,7 +570,6 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
             SendOutcome::NoRecipients => {
                 anyhow::bail!("report.recipients is empty: nobody to send {month} to")
             }
-            SendOutcome::NoData => anyhow::bail!("nothing was recorded for {month}"),
             SendOutcome::Failed(e) => anyhow::bail!("the {month} report was not sent: {e}"),
         }
     }
