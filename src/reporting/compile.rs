@@ -405,8 +405,11 @@ fn warnings(
             let before = match t.previous.active_users {
                 0 if t.previous == Counts::default() => "it is a configured tenant".to_string(),
                 0 => format!("it had events in {}", month.previous()),
-                1 => format!("it had 1 active user in {}", month.previous()),
-                n => format!("it had {n} active users in {}", month.previous()),
+                n => format!(
+                    "it had {} in {}",
+                    super::render::count_of(n, "active user", "active users"),
+                    month.previous()
+                ),
             };
             format!(
                 "No events were recorded for tenant {} in {when} ({before}). Check that its \
