@@ -528,6 +528,7 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
         );
     }
     let started = std::time::Instant::now();
+    use okta_adapter::reporting::render::count_of;
     let report = reporter.compile(&mut conn, month).await?;
     let compiled = started.elapsed();
     for warning in &report.warnings {
@@ -537,10 +538,10 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
     let dir = PathBuf::from(&settings.report.output_dir).join("preview");
     let paths = write_preview(&dir, &report, &reporter.from, &reporter.to)?;
     eprintln!(
-        "compiled {month} in {} ms: {} tenants, {} active users{}",
+        "compiled {month} in {} ms: {}, {}{}",
         compiled.as_millis(),
-        report.tenants.len(),
-        report.overview.active_users,
+        count_of(report.tenants.len() as u64, "tenant", "tenants"),
+        count_of(report.overview.active_users, "active user", "active users"),
         if report.complete {
             ""
         } else {
