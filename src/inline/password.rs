@@ -42,7 +42,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -744,6 +744,10 @@ if n == 1 then
 end
 return n";
 
+/// The scripts, hashed once (invoked by `EVALSHA`, loaded on `NOSCRIPT`).
+static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_ATTEMPT));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_ATTEMPT));
+
 /// Gives back an attempt that was not judged (shed, failed, abandoned). DECR keeps the TTL.
 const RELEASE_ATTEMPT: &str = r"
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -774,7 +778,7 @@ impl Drop for Reservation {
         let (mut conn, key) = (self.conn.clone(), std::mem::take(&mut self.key));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let released: redis::RedisResult<i64> = Script::new(RELEASE_ATTEMPT)
+                let released: redis::RedisResult<i64> = RELEASE_SCRIPT
                     .key(&key)
                     .invoke_async(&mut conn)
                     .await;
@@ -825,7 +829,7 @@ impl PasswordImport {
             tracing::warn!(problem = %e, "legacy hash in Redis is over the hash limits; answering UNVERIFIED without hashing");
             return Ok(Decision::new(answer(false), "over_cost"));
         }
-        let attempt: u64 = Script::new(RESERVE_ATTEMPT)
+        let attempt: u64 = RESERVE_SCRIPT
             .key(&failures_key)
             .arg(self.max_failures)
             .arg(self.failure_window_secs)

@@ -604,6 +604,54 @@ async fn a_slow_legacy_hash_in_redis_does_not_hold_the_only_permit_against_other
 }
 
 #[tokio::test]
+async fn sign_ins_shed_for_load_do_not_count_as_wrong_passwords() {
+    let redis = TestRedis::start();
+    // One permit, a 400 ms deadline, a bcrypt-12 hash (~205 ms by the reference): one fits, a
+    // second behind it cannot, so it is shed before hashing.
+    let app = spawn_app_with(
+        &redis,
+        "[inline]\ndeadline_ms = 400\n[inline.password_import]\nmax_concurrent_hashes = 1\nmax_failures = 5\nmax_pbkdf2_iterations = 600000\nmax_argon2_kib_passes = 131072\n",
+    )
+    .await;
+    store(&app, &[("jane@acme.com", bcrypt_of_cost(12))]).await;
+    let answers = futures::future::join_all((0..4).map(|_| {
+        let app = &app;
+        async move {
+            let (_, b) = post_inline(
+                app,
+                "password-import",
+                &password_request("jane@acme.com", WRONG),
+            )
+            .await;
+            credential(&b).to_string()
+        }
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a == "UNVERIFIED"));
+    assert!(
+        eventually(5, || async {
+            outcomes_for(&app, "jane@acme.com").await.len() == 4
+        })
+        .await
+    );
+    let outcomes = outcomes_for(&app, "jane@acme.com").await;
+    let shed = outcomes.iter().filter(|o| *o == "shed").count();
+    assert!(shed >= 3, "{outcomes:?}");
+    // Only a judged password counts (at most the one that ran; none if it was cut off by the
+    // deadline): the shed attempts were given back.
+    let failures = eventually(5, || async {
+        let mut conn = app.conn().await;
+        let n: Option<u64> = conn
+            .get(Keys::new(app.prefix.clone()).credential_failures("jane@acme.com"))
+            .await
+            .unwrap();
+        n.unwrap_or(0) <= 1
+    })
+    .await;
+    assert!(failures, "shed attempts counted as failures");
+}
+
+#[tokio::test]
 async fn an_import_refuses_hashes_too_slow_for_the_deadline_with_their_line_numbers() {
     let redis = TestRedis::start();
     let app = spawn_app(&redis).await;
