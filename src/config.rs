@@ -327,6 +327,10 @@ pub struct PasswordImportSettings {
     pub max_concurrent_hashes: usize,
     pub max_failures: u64,
     pub failure_window_secs: u64,
+    /// Hash limits (see `inline::password::HashLimits`).
+    pub max_bcrypt_cost: u32,
+    pub max_pbkdf2_iterations: u32,
+    pub max_argon2_kib_passes: u64,
     pub cleanup_group: String,
     pub cleanup_claim_idle_secs: u64,
 }
@@ -503,6 +507,10 @@ impl InlineSettings {
                 "inline.password_import.max_failures / failure_window_secs: must be > 0".into(),
             );
         }
+        problems.extend(
+            crate::inline::password::HashLimits::from_settings(p)
+                .problems(std::time::Duration::from_millis(self.deadline_ms)),
+        );
         if p.cleanup_group.is_empty() {
             problems.push("inline.password_import.cleanup_group: must not be empty".into());
         }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use okta_adapter::config::Settings;
+use okta_adapter::reporting::render::count_of;
 use okta_adapter::startup::{AppState, Application};
 use okta_adapter::{dev, shutdown, store, telemetry};
 use secrecy::ExposeSecret;
@@ -212,15 +213,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// `1 tenant`, `2 tenants`.
-fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 fn load(config: Option<PathBuf>, dev_overrides: Option<&str>) -> anyhow::Result<Settings> {
     Settings::load_with(config.as_deref(), dev_overrides)
         .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
@@ -262,7 +254,9 @@ async fn import_credentials(
 ) -> anyhow::Result<()> {
     use okta_adapter::inline::credentials::{read_credential_file, store_credentials};
     let settings = load_for_tool(config)?;
-    let parsed = read_credential_file(file)?;
+    let limits =
+        okta_adapter::inline::password::HashLimits::from_settings(&settings.inline.password_import);
+    let parsed = read_credential_file(file, &limits)?;
     for problem in &parsed.errors {
         eprintln!("skipped: {problem}");
     }
@@ -490,9 +484,9 @@ async fn import(
     store.finish_upload(&mut conn, &id, counts).await?;
     eprintln!(
         "job {id}: {}, {} invalid (their reasons are in the results); running {}",
-        count(counts.total, "row"),
+        count_of(counts.total, "row", "rows"),
         counts.invalid,
-        count(counts.valid, "row")
+        count_of(counts.valid, "row", "rows")
     );
     let cancel = tokio_util::sync::CancellationToken::new();
     let worker = okta_adapter::jobs::worker::JobWorker::new(keys, okta, settings.jobs.clone());
@@ -569,18 +563,19 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
         );
     }
     let started = std::time::Instant::now();
-    let Some(report) = reporter.compile(&mut conn, month).await? else {
-        anyhow::bail!("nothing was recorded for {month}: no events, job rows or hook deliveries");
-    };
+    let report = reporter.compile(&mut conn, month).await?;
     let compiled = started.elapsed();
+    for warning in &report.warnings {
+        eprintln!("WARNING: {warning}");
+    }
     // `preview/` is git-ignored, so previews never end up next to the templates in a commit.
     let dir = PathBuf::from(&settings.report.output_dir).join("preview");
     let paths = write_preview(&dir, &report, &reporter.from, &reporter.to)?;
     eprintln!(
         "compiled {month} in {} ms: {}, {}{}",
         compiled.as_millis(),
-        count(report.tenants.len() as u64, "tenant"),
-        count(report.overview.active_users, "active user"),
+        count_of(report.tenants.len() as u64, "tenant", "tenants"),
+        count_of(report.overview.active_users, "active user", "active users"),
         if report.complete {
             ""
         } else {
@@ -610,7 +605,6 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
             SendOutcome::NoRecipients => {
                 anyhow::bail!("report.recipients is empty: nobody to send {month} to")
             }
-            SendOutcome::NoData => anyhow::bail!("nothing was recorded for {month}"),
             SendOutcome::Failed(e) => anyhow::bail!("the {month} report was not sent: {e}"),
         }
     }

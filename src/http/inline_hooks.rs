@@ -244,8 +244,9 @@ impl InlineHookApi {
     ///
     /// <https://developer.okta.com/docs/reference/password-hook/>. Answers
     /// `com.okta.action.update {"credential": "VERIFIED"|"UNVERIFIED"}`. `UNVERIFIED` also for an
-    /// unknown login, a throttled login (too many wrong passwords), a full hash pool (load
-    /// shedding), the deadline and Redis errors.
+    /// unknown login, a throttled login (too many wrong passwords), a stored hash over the cost
+    /// limits (`inline.password_import.max_*`), a full hash pool (load shedding), the deadline
+    /// and Redis errors.
     #[oai(
         path = "/hooks/okta/inline/password-import",
         method = "post",

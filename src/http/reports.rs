@@ -62,18 +62,15 @@ impl ReportsApi {
     }
 }
 
-fn no_data(month: ReportMonth) -> HttpError {
-    HttpError::not_found(format!(
-        "nothing was recorded for {month}: no events, job rows or hook deliveries"
-    ))
-}
-
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Reports")]
 impl ReportsApi {
     /// Compile the report of a month (`YYYY-MM`, business time zone).
     ///
     /// JSON by default; `Accept: text/html` returns the email's HTML with the chart inline.
-    /// A month in progress is compiled with what arrived so far (`complete: false`).
+    /// A month in progress is compiled with what arrived so far (`complete: false`). A month
+    /// without any recorded event is compiled too (all zeros, `no_events: true`), and `warnings`
+    /// says so, as does every tenant that had events the month before (or is configured) but
+    /// none this month (`tenants[].no_events`): check the event hook.
     #[oai(path = "/reports/:month", method = "get", operation_id = "get_report")]
     async fn get_report(
         &self,
@@ -89,8 +86,7 @@ impl ReportsApi {
             .reporter
             .compile(&mut conn, month)
             .await
-            .map_err(|e| HttpError::redis("compile-report", e))?
-            .ok_or_else(|| no_data(month))?;
+            .map_err(|e| HttpError::redis("compile-report", e))?;
         let wants_html = req
             .headers()
             .get(poem::http::header::ACCEPT)
@@ -152,7 +148,6 @@ impl ReportsApi {
             SendOutcome::NoRecipients => Err(HttpError::conflict(
                 "report.recipients is empty: configure who receives the report",
             )),
-            SendOutcome::NoData => Err(no_data(month)),
             SendOutcome::Failed(_) => Err(HttpError::unavailable(format!(
                 "the mail server did not accept the {month} report (details in the log); it was not sent"
             ))),

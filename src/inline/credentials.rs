@@ -5,8 +5,9 @@
 //! as CSV (`.csv`: a header row `login,hash`, then one quoted-as-needed row per user — PBKDF2
 //! and argon2 PHC strings contain commas) or JSON lines (any other extension:
 //! `{"login": "…", "hash": "…"}` per line; blank lines and `#` comments skipped). Every hash is
-//! parsed before anything is written; a bad row is reported with its line number (never its
-//! hash) and skipped, the others are loaded. Loading again overwrites.
+//! parsed before anything is written; a bad row — including a hash over the [`HashLimits`], too
+//! slow to verify within the hook's deadline — is reported with its line number (never its hash)
+//! and skipped, the others are loaded. Loading again overwrites.
 //!
 //! **Clean-up**: Okta's guidance is to delete a legacy password only once the System Log shows
 //! `user.import.password` with outcome SUCCESS (HOOKS-SPEC §3.6.1) — a `VERIFIED` answer alone
@@ -32,7 +33,7 @@ use redis::streams::{
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
-use super::password::LegacyHash;
+use super::password::{HashLimits, LegacyHash};
 use crate::okta::event_hook::LogEventSummary;
 use crate::store::{ensure_group, Keys};
 
@@ -67,7 +68,7 @@ pub enum ImportError {
 }
 
 /// Reads a credential file (format by extension: `.csv`, anything else JSON lines).
-pub fn read_credential_file(path: &Path) -> Result<ParsedFile, ImportError> {
+pub fn read_credential_file(path: &Path, limits: &HashLimits) -> Result<ParsedFile, ImportError> {
     let file = std::fs::File::open(path).map_err(|source| ImportError::Read {
         path: path.display().to_string(),
         source,
@@ -77,20 +78,20 @@ pub fn read_credential_file(path: &Path) -> Result<ParsedFile, ImportError> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        parse_csv(reader)
+        parse_csv(reader, limits)
     } else {
-        Ok(parse_json_lines(reader))
+        Ok(parse_json_lines(reader, limits))
     }
 }
 
-fn check_row(line: usize, login: &str, hash: &str, out: &mut ParsedFile) {
+fn check_row(line: usize, login: &str, hash: &str, limits: &HashLimits, out: &mut ParsedFile) {
     let login = login.trim();
     if login.is_empty() {
         out.errors.push(format!("line {line}: the login is empty"));
         return;
     }
-    match LegacyHash::parse(hash) {
-        Ok(_) => out.rows.push(CredentialRow {
+    match LegacyHash::parse(hash).and_then(|h| limits.check(&h)) {
+        Ok(()) => out.rows.push(CredentialRow {
             line,
             login: login.to_string(),
             hash: hash.trim().to_string(),
@@ -100,7 +101,10 @@ fn check_row(line: usize, login: &str, hash: &str, out: &mut ParsedFile) {
 }
 
 /// CSV with a `login,hash` header (columns found by name, extra columns ignored).
-pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedFile, ImportError> {
+pub fn parse_csv(
+    reader: impl std::io::Read,
+    limits: &HashLimits,
+) -> Result<ParsedFile, ImportError> {
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -121,7 +125,7 @@ pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedFile, ImportError> 
             Ok(r) => {
                 let line = r.position().map_or(0, |p| p.line() as usize);
                 match (r.get(login_col), r.get(hash_col)) {
-                    (Some(login), Some(hash)) => check_row(line, login, hash, &mut out),
+                    (Some(login), Some(hash)) => check_row(line, login, hash, limits, &mut out),
                     _ => out
                         .errors
                         .push(format!("line {line}: missing the login or hash column")),
@@ -137,7 +141,7 @@ pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedFile, ImportError> 
 }
 
 /// JSON lines: `{"login": "…", "hash": "…"}`.
-pub fn parse_json_lines(reader: impl BufRead) -> ParsedFile {
+pub fn parse_json_lines(reader: impl BufRead, limits: &HashLimits) -> ParsedFile {
     #[derive(serde::Deserialize)]
     struct Row {
         login: String,
@@ -155,7 +159,7 @@ pub fn parse_json_lines(reader: impl BufRead) -> ParsedFile {
             continue;
         }
         match serde_json::from_str::<Row>(trimmed) {
-            Ok(row) => check_row(n, &row.login, &row.hash, &mut out),
+            Ok(row) => check_row(n, &row.login, &row.hash, limits, &mut out),
             // serde's message may quote the input; keep only where it went wrong.
             Err(e) => out.errors.push(format!(
                 "line {n}: expected {{\"login\": \"…\", \"hash\": \"…\"}} (column {})",
@@ -342,6 +346,12 @@ mod tests {
     use super::*;
     use crate::inline::password::{salted_sha_string, Sha};
 
+    const LIMITS: HashLimits = HashLimits {
+        max_bcrypt_cost: 12,
+        max_pbkdf2_iterations: 2_000_000,
+        max_argon2_kib_passes: 262_144,
+    };
+
     fn good() -> String {
         salted_sha_string(Sha::Sha256, b"salt", b"pw")
     }
@@ -354,7 +364,7 @@ mod tests {
             good(),
             good()
         );
-        let parsed = parse_csv(file.as_bytes()).unwrap();
+        let parsed = parse_csv(file.as_bytes(), &LIMITS).unwrap();
         assert_eq!(
             parsed
                 .rows
@@ -370,8 +380,27 @@ mod tests {
     }
 
     #[test]
+    fn hashes_too_slow_for_the_deadline_are_refused_with_their_line_and_the_limit() {
+        let slow = "$2b$14$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
+        let fine = "$2b$12$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
+        let file = format!(
+            "{{\"login\":\"ok@acme.com\",\"hash\":\"{fine}\"}}\n{{\"login\":\"slow@acme.com\",\"hash\":\"{slow}\"}}\n"
+        );
+        let parsed = parse_json_lines(file.as_bytes(), &LIMITS);
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0].login, "ok@acme.com");
+        assert_eq!(parsed.errors.len(), 1);
+        let e = &parsed.errors[0];
+        assert!(
+            e.starts_with("line 2 (slow@acme.com): bcrypt cost 14 exceeds the limit 12"),
+            "{e}"
+        );
+        assert!(!e.contains(slow), "the hash is not echoed");
+    }
+
+    #[test]
     fn a_csv_without_the_header_is_refused() {
-        let err = parse_csv(format!("jane@acme.com,{}\n", good()).as_bytes()).unwrap_err();
+        let err = parse_csv(format!("jane@acme.com,{}\n", good()).as_bytes(), &LIMITS).unwrap_err();
         assert!(err.to_string().contains("`login` and `hash`"));
     }
 
@@ -381,7 +410,7 @@ mod tests {
             "# exported 2026-11-01\n{{\"login\":\"jane@acme.com\",\"hash\":\"{}\"}}\n\n{{\"login\":\"x\"}}\nnot json secret-ish\n",
             good()
         );
-        let parsed = parse_json_lines(file.as_bytes());
+        let parsed = parse_json_lines(file.as_bytes(), &LIMITS);
         assert_eq!(parsed.rows.len(), 1);
         assert_eq!(parsed.rows[0].line, 2);
         assert_eq!(parsed.errors.len(), 2);

@@ -55,6 +55,7 @@ impl InlineState {
             password: password::PasswordImport {
                 keys: keys.clone(),
                 pool: password::HashPool::new(inline.password_import.hash_permits()),
+                limits: password::HashLimits::from_settings(&inline.password_import),
                 max_failures: inline.password_import.max_failures,
                 failure_window_secs: inline.password_import.failure_window_secs,
             },

@@ -15,25 +15,41 @@
 //! | argon2id (and argon2i/d) | PHC: `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>` |
 //! | salted SHA-256/512 | ours: `$sha256-salted$<salt hex>$<hex of SHA-256(salt bytes ‖ password)>` (`sha512-salted`) |
 //!
-//! **Budget.** Hashing is deliberately slow (bcrypt cost 10 ≈ 50 ms, PBKDF2 600,000 ≈ 200 ms of
+//! **Budget.** Hashing is deliberately slow (bcrypt cost 10 ≈ 50 ms, PBKDF2 600,000 ≈ 50 ms of
 //! one core), so it runs on `spawn_blocking` — never on the async workers that answer every other
-//! hook — behind a semaphore with one permit per core ([`HashPool`]). When the work already queued
-//! would make this request miss its deadline, it is **shed**: answered `UNVERIFIED` at once
-//! instead of queueing toward Okta's 3 s (which would fail the sign-in anyway, later, and pile up
-//! more work). Every comparison is constant-time.
+//! hook — behind a semaphore with one permit per core but one ([`HashPool`]). A verification
+//! cannot be interrupted once started, so the pool decides *before* it starts:
+//!
+//! - every hash has a cost: the measured time of its kind ([`LegacyHash::cost_key`]) or, until
+//!   one was measured, the conservative [`LegacyHash::reference_cost`] — no hash is admitted for
+//!   free;
+//! - a hash over the [`HashLimits`] (`inline.password_import.max_*`) is refused at import with its
+//!   line number, and answered `UNVERIFIED` without hashing if found in Redis anyway (stored by an
+//!   older version), so no single hash can hold a permit past the deadline;
+//! - when the work already admitted plus this hash would pass the deadline, the request is
+//!   **shed**: answered `UNVERIFIED` at once instead of queueing toward Okta's 3 s; a request that
+//!   gets its permit too late to finish gives it back without starting.
+//!
+//! Every comparison is constant-time.
+//!
+//! **Throttle.** Each verification first reserves one attempt in the login's failure counter
+//! with one Lua script (check and `INCR` in one step), so concurrent wrong passwords can never
+//! record more than `max_failures`; a match clears the counter, an attempt that was not judged
+//! (shed, error, abandoned) is given back.
 //!
 //! **Secrecy.** The password is a `SecretString` from parsing until the hash thread drops it; it
 //! is never formatted, logged, counted, recorded or put in an error.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use redis::aio::ConnectionManager;
+use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::{Digest, Sha256, Sha512};
@@ -41,10 +57,12 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::{Answer, Decision, InlineFailure};
+use crate::config::PasswordImportSettings;
 use crate::okta::inline_hook::{Command, ImportedCredential, InlineResponse};
 use crate::store::Keys;
 
-/// Limits that keep one crafted hash from occupying a core for minutes.
+/// Parse-time sanity bounds, far above any usable hash; the configurable [`HashLimits`] are
+/// what keeps the hook within its deadline.
 const MAX_BCRYPT_COST: u32 = 16;
 const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 const MAX_ARGON2_MEMORY_KIB: u32 = 1 << 20;
@@ -333,6 +351,145 @@ impl LegacyHash {
     }
 }
 
+/// Reference costs of one verification on one core, measured in release builds on the 2-core
+/// benchmark machine (docs/inline-hooks.md: bcrypt cost 10 = 49.6 ms, PBKDF2-SHA256 600,000 =
+/// 51.5 ms; argon2id m=65536,t=3 = 225 ms) and rounded up.
+const BCRYPT_ROUND: Duration = Duration::from_micros(50);
+const PBKDF2_SHA256_ITERATION: Duration = Duration::from_nanos(90);
+const PBKDF2_SHA512_ITERATION: Duration = Duration::from_nanos(160);
+/// Per KiB of memory per pass; lanes run one after another (no `parallel` feature).
+const ARGON2_KIB_PASS: Duration = Duration::from_nanos(1300);
+const SALTED_SHA: Duration = Duration::from_micros(10);
+
+impl LegacyHash {
+    /// What one verification costs on the reference machine: the charge of a kind of hash the
+    /// pool has not measured yet, and the yardstick of the [`HashLimits`].
+    pub fn reference_cost(&self) -> Duration {
+        match self {
+            Self::Bcrypt { cost, .. } => BCRYPT_ROUND * (1u32 << (*cost).min(31)),
+            Self::Pbkdf2 {
+                sha, iterations, ..
+            } => match sha {
+                Sha::Sha256 => PBKDF2_SHA256_ITERATION * *iterations,
+                Sha::Sha512 => PBKDF2_SHA512_ITERATION * *iterations,
+            },
+            Self::Argon2 { m, t, .. } => ARGON2_KIB_PASS * m.saturating_mul(*t),
+            Self::SaltedSha { .. } => SALTED_SHA,
+        }
+    }
+}
+
+/// The most expensive hashes the adapter accepts (`inline.password_import.max_bcrypt_cost`,
+/// `max_pbkdf2_iterations`, `max_argon2_kib_passes`). The defaults cost at most ~350 ms on the
+/// reference machine, a quarter of the 1,500 ms deadline, so a hash at the limit still fits
+/// behind one already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLimits {
+    pub max_bcrypt_cost: u32,
+    pub max_pbkdf2_iterations: u32,
+    /// argon2 memory (KiB) × passes (t): its running time is proportional to the product.
+    pub max_argon2_kib_passes: u64,
+}
+
+impl HashLimits {
+    pub fn from_settings(s: &PasswordImportSettings) -> Self {
+        Self {
+            max_bcrypt_cost: s.max_bcrypt_cost,
+            max_pbkdf2_iterations: s.max_pbkdf2_iterations,
+            max_argon2_kib_passes: s.max_argon2_kib_passes,
+        }
+    }
+
+    /// Whether `hash` is within the limits; the error names the limit and the estimated time
+    /// (never the hash).
+    pub fn check(&self, hash: &LegacyHash) -> Result<(), HashFormatError> {
+        let over = |what: String, key: &str, limit: String| {
+            Err(bad(format!(
+                "{what} exceeds the limit {limit} (inline.password_import.{key}): one \
+                 verification takes about {} ms, too slow for the inline hook's deadline; \
+                 re-hash at a lower cost or raise the limit",
+                hash.reference_cost().as_millis()
+            )))
+        };
+        match hash {
+            LegacyHash::Bcrypt { cost, .. } if *cost > self.max_bcrypt_cost => over(
+                format!("bcrypt cost {cost}"),
+                "max_bcrypt_cost",
+                self.max_bcrypt_cost.to_string(),
+            ),
+            LegacyHash::Pbkdf2 { iterations, .. } if *iterations > self.max_pbkdf2_iterations => {
+                over(
+                    format!("pbkdf2 i={iterations}"),
+                    "max_pbkdf2_iterations",
+                    self.max_pbkdf2_iterations.to_string(),
+                )
+            }
+            LegacyHash::Argon2 { m, t, .. }
+                if u64::from(*m) * u64::from(*t) > self.max_argon2_kib_passes =>
+            {
+                over(
+                    format!("argon2 m×t = {m}×{t} KiB·passes"),
+                    "max_argon2_kib_passes",
+                    self.max_argon2_kib_passes.to_string(),
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Configuration problems: limits beyond the parser's bounds, or a hash at a limit that
+    /// could not finish within `deadline` even on an idle pool.
+    pub fn problems(&self, deadline: Duration) -> Vec<String> {
+        let mut problems = Vec::new();
+        let key = "inline.password_import";
+        if !(4..=MAX_BCRYPT_COST).contains(&self.max_bcrypt_cost) {
+            problems.push(format!(
+                "{key}.max_bcrypt_cost: must be 4..={MAX_BCRYPT_COST}"
+            ));
+        }
+        if !(1..=MAX_PBKDF2_ITERATIONS).contains(&self.max_pbkdf2_iterations) {
+            problems.push(format!(
+                "{key}.max_pbkdf2_iterations: must be 1..={MAX_PBKDF2_ITERATIONS}"
+            ));
+        }
+        let argon2_max = u64::from(MAX_ARGON2_MEMORY_KIB) * u64::from(MAX_ARGON2_TIME);
+        if !(8..=argon2_max).contains(&self.max_argon2_kib_passes) {
+            problems.push(format!(
+                "{key}.max_argon2_kib_passes: must be 8..={argon2_max}"
+            ));
+        }
+        if !problems.is_empty() {
+            return problems;
+        }
+        let at_limit = [
+            (
+                "max_bcrypt_cost",
+                BCRYPT_ROUND * (1u32 << self.max_bcrypt_cost),
+            ),
+            (
+                "max_pbkdf2_iterations",
+                PBKDF2_SHA512_ITERATION * self.max_pbkdf2_iterations,
+            ),
+            (
+                "max_argon2_kib_passes",
+                ARGON2_KIB_PASS
+                    .saturating_mul(self.max_argon2_kib_passes.min(u32::MAX.into()) as u32),
+            ),
+        ];
+        for (name, cost) in at_limit {
+            if cost >= deadline {
+                problems.push(format!(
+                    "{key}.{name}: a hash at this limit takes about {} ms, not less than \
+                     inline.deadline_ms ({} ms); no sign-in with it could ever be answered in time",
+                    cost.as_millis(),
+                    deadline.as_millis()
+                ));
+            }
+        }
+        problems
+    }
+}
+
 fn phc_params(s: &str) -> Result<HashMap<&str, u32>, HashFormatError> {
     s.split(',')
         .map(|kv| {
@@ -429,41 +586,51 @@ pub enum PoolVerdict {
     Shed,
 }
 
-/// Hash verification off the async workers, at most one per permit, with load shedding.
+/// Hash verification off the async workers, at most one per permit, admitted only when it can
+/// finish before its deadline.
 pub struct HashPool {
     permits: Arc<Semaphore>,
     size: usize,
     /// Verifications waiting for or holding a permit.
     in_system: Arc<AtomicUsize>,
+    /// Their charged cost in nanoseconds: the work ahead of a newcomer.
+    work_nanos: Arc<AtomicU64>,
     /// Smoothed duration of one verification per [`LegacyHash::cost_key`].
     estimates: Mutex<HashMap<String, Duration>>,
 }
 
-/// Counts a verification in the system until dropped (also when the request is abandoned).
-struct InSystem(Arc<AtomicUsize>);
+/// One admitted verification, counted (with its charge) until dropped — also when the request
+/// is abandoned, since its hash may still be running.
+struct Admitted {
+    count: Arc<AtomicUsize>,
+    work: Arc<AtomicU64>,
+    nanos: u64,
+}
 
-impl Drop for InSystem {
+impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        self.work.fetch_sub(self.nanos, Ordering::SeqCst);
     }
 }
 
-/// Whether a verification would miss `remaining`: `ahead` verifications are already waiting
-/// for or holding one of `permits`, each taking about `estimate`.
+/// Whether a verification costing `cost` would miss `remaining`: `ahead` verifications with a
+/// total charge of `work_ahead` are already waiting for or holding one of `permits`.
 pub fn would_miss_deadline(
     ahead: usize,
     permits: usize,
-    estimate: Duration,
+    work_ahead: Duration,
+    cost: Duration,
     remaining: Duration,
 ) -> bool {
     let permits = permits.max(1);
-    // Rounds of work before a permit frees up for this one, then its own hash.
-    let rounds_waiting = if ahead < permits {
-        0
+    // A free permit means no wait; otherwise the work ahead drains over all permits.
+    let wait = if ahead < permits {
+        Duration::ZERO
     } else {
-        (ahead - permits) / permits + 1
+        work_ahead / permits as u32
     };
-    estimate * (rounds_waiting as u32 + 1) > remaining
+    wait + cost > remaining
 }
 
 impl HashPool {
@@ -472,6 +639,7 @@ impl HashPool {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             size: permits.max(1),
             in_system: Arc::new(AtomicUsize::new(0)),
+            work_nanos: Arc::new(AtomicU64::new(0)),
             estimates: Mutex::new(HashMap::new()),
         }
     }
@@ -480,14 +648,20 @@ impl HashPool {
         self.size
     }
 
-    /// The current estimate for one verification of this kind (zero until one was measured).
-    pub fn estimate(&self, key: &str) -> Duration {
+    /// The measured time of one verification of this kind, once one ran.
+    pub fn measured(&self, key: &str) -> Option<Duration> {
         self.estimates
             .lock()
             .expect("estimates lock")
             .get(key)
             .copied()
-            .unwrap_or_default()
+    }
+
+    /// What admitting `hash` costs: its measured time, or the reference cost until measured
+    /// (never zero: an unmeasured kind is not admitted for free).
+    pub fn charge(&self, hash: &LegacyHash) -> Duration {
+        self.measured(&hash.cost_key())
+            .unwrap_or_else(|| hash.reference_cost())
     }
 
     fn observe(&self, key: String, took: Duration) {
@@ -505,15 +679,21 @@ impl HashPool {
         deadline: Instant,
     ) -> Result<PoolVerdict, InlineFailure> {
         let key = hash.cost_key();
-        let estimate = self.estimate(&key);
+        let cost = self.charge(&hash);
+        let nanos = u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX / 4);
         let ahead = self.in_system.fetch_add(1, Ordering::SeqCst);
-        let in_system = InSystem(self.in_system.clone());
+        let work_ahead = Duration::from_nanos(self.work_nanos.fetch_add(nanos, Ordering::SeqCst));
+        let admitted = Admitted {
+            count: self.in_system.clone(),
+            work: self.work_nanos.clone(),
+            nanos,
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if would_miss_deadline(ahead, self.size, estimate, remaining) {
+        if would_miss_deadline(ahead, self.size, work_ahead, cost, remaining) {
             return Ok(PoolVerdict::Shed);
         }
-        // The latest moment a hash can start and still finish in time.
-        let start_by = deadline.checked_sub(estimate).unwrap_or(deadline);
+        // The latest moment the hash can start and still finish in time.
+        let start_by = deadline.checked_sub(cost).unwrap_or(deadline);
         let permit = match tokio::time::timeout_at(
             tokio::time::Instant::from_std(start_by),
             self.permits.clone().acquire_owned(),
@@ -524,21 +704,89 @@ impl HashPool {
             Ok(Err(_)) => return Err(InlineFailure::Internal("hash pool closed".into())),
             Err(_) => return Ok(PoolVerdict::Shed),
         };
-        // The permit and the in-system count travel with the work: if the request is abandoned
-        // at its deadline, the core stays accounted for until the hash really ends.
+        // The permit and the admission travel with the work: if the request is abandoned at its
+        // deadline, the core stays accounted for until the hash really ends.
         let job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let _in_system = in_system;
+            let _admitted = admitted;
+            // A blocking thread may pick this up late: never start work that can no longer
+            // finish in time (it would hold the permit for nobody).
+            if Instant::now() + cost > deadline {
+                return None;
+            }
             let started = Instant::now();
             let matched = hash.verify(password.expose_secret().as_bytes());
             drop(password);
-            (matched, started.elapsed())
+            Some((matched, started.elapsed()))
         });
-        let (matched, took) = job
+        let outcome = job
             .await
             .map_err(|_| InlineFailure::Internal("hash verification panicked".into()))?;
+        let Some((matched, took)) = outcome else {
+            return Ok(PoolVerdict::Shed);
+        };
         self.observe(key, took);
         Ok(PoolVerdict::Matched(matched))
+    }
+}
+
+/// Reserves one attempt at a login's password: the attempt counts as a failure until the
+/// verification proves otherwise. Check and increment are one step, so concurrent attempts can
+/// never pass `max_failures`. Returns the attempt number, or 0 when the login is throttled.
+const RESERVE_ATTEMPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  return 0
+end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return n";
+
+/// The scripts, hashed once (invoked by `EVALSHA`, loaded on `NOSCRIPT`).
+static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_ATTEMPT));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_ATTEMPT));
+
+/// Gives back an attempt that was not judged (shed, failed, abandoned). DECR keeps the TTL.
+const RELEASE_ATTEMPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0";
+
+/// A reserved attempt; given back when dropped unless [`Reservation::keep`] was called (the
+/// password was judged). Dropping happens also when the request is abandoned at its deadline.
+struct Reservation {
+    conn: ConnectionManager,
+    key: String,
+    armed: bool,
+}
+
+impl Reservation {
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (mut conn, key) = (self.conn.clone(), std::mem::take(&mut self.key));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let released: redis::RedisResult<i64> = RELEASE_SCRIPT
+                    .key(&key)
+                    .invoke_async(&mut conn)
+                    .await;
+                if let Err(e) = released {
+                    tracing::warn!(error = %e, "password attempt not given back; it expires with the failure window");
+                }
+            });
+        }
     }
 }
 
@@ -546,6 +794,7 @@ impl HashPool {
 pub struct PasswordImport {
     pub keys: Keys,
     pub pool: HashPool,
+    pub limits: HashLimits,
     pub max_failures: u64,
     pub failure_window_secs: u64,
 }
@@ -563,14 +812,7 @@ impl PasswordImport {
         };
         let hash_key = self.keys.legacy_credential(&login);
         let failures_key = self.keys.credential_failures(&login);
-        let (stored, failures): (Option<String>, Option<u64>) = redis::pipe()
-            .get(&hash_key)
-            .get(&failures_key)
-            .query_async(conn)
-            .await?;
-        if failures.unwrap_or(0) >= self.max_failures {
-            return Ok(Decision::new(answer(false), "throttled"));
-        }
+        let stored: Option<String> = redis::cmd("GET").arg(&hash_key).query_async(conn).await?;
         let Some(stored) = stored else {
             return Ok(Decision::new(answer(false), "unknown_login"));
         };
@@ -581,6 +823,26 @@ impl PasswordImport {
                 return Ok(Decision::new(answer(false), "unsupported_hash"));
             }
         };
+        // Stored by an older version or by hand: never worth a permit it would hold past the
+        // deadline.
+        if let Err(e) = self.limits.check(&hash) {
+            tracing::warn!(problem = %e, "legacy hash in Redis is over the hash limits; answering UNVERIFIED without hashing");
+            return Ok(Decision::new(answer(false), "over_cost"));
+        }
+        let attempt: u64 = RESERVE_SCRIPT
+            .key(&failures_key)
+            .arg(self.max_failures)
+            .arg(self.failure_window_secs)
+            .invoke_async(conn)
+            .await?;
+        if attempt == 0 {
+            return Ok(Decision::new(answer(false), "throttled"));
+        }
+        let reservation = Reservation {
+            conn: conn.clone(),
+            key: failures_key.clone(),
+            armed: true,
+        };
         let scheme = hash.scheme();
         let verdict = self.pool.verify(hash, password, deadline).await?;
         metrics::counter!("okta_adapter_password_verifications_total", "scheme" => scheme, "result" => match verdict {
@@ -590,31 +852,19 @@ impl PasswordImport {
         })
         .increment(1);
         match verdict {
+            // Dropping the reservation gives the attempt back: nothing was judged.
             PoolVerdict::Shed => Ok(Decision::new(answer(false), "shed")),
             PoolVerdict::Matched(true) => {
-                if failures.is_some() {
-                    let _: () = redis::cmd("DEL")
-                        .arg(&failures_key)
-                        .query_async(conn)
-                        .await?;
-                }
+                reservation.keep();
+                let _: () = redis::cmd("DEL")
+                    .arg(&failures_key)
+                    .query_async(conn)
+                    .await?;
                 Ok(Decision::new(answer(true), "verified"))
             }
             PoolVerdict::Matched(false) => {
-                // The window starts at the first failure (SET NX EX), later ones only count.
-                let _: () = redis::pipe()
-                    .atomic()
-                    .cmd("SET")
-                    .arg(&failures_key)
-                    .arg(0)
-                    .arg("EX")
-                    .arg(self.failure_window_secs)
-                    .arg("NX")
-                    .ignore()
-                    .incr(&failures_key, 1)
-                    .ignore()
-                    .query_async(conn)
-                    .await?;
+                // The reserved attempt stays counted as this failure.
+                reservation.keep();
                 Ok(Decision::new(answer(false), "unverified"))
             }
         }
@@ -742,20 +992,187 @@ mod tests {
     }
 
     #[test]
-    fn shedding_starts_when_the_queue_outlasts_the_deadline() {
+    fn shedding_starts_when_the_work_ahead_outlasts_the_deadline() {
         let ms = Duration::from_millis;
-        // Two cores, 100 ms per hash, 1 s left.
-        assert!(!would_miss_deadline(0, 2, ms(100), ms(1000)));
-        assert!(!would_miss_deadline(1, 2, ms(100), ms(1000)));
-        // 16 ahead on 2 cores: 8 rounds of waiting + its own = 900 ms: fits.
-        assert!(!would_miss_deadline(16, 2, ms(100), ms(1000)));
-        // 18 ahead: 10 rounds = 1000 ms + … no, 9 rounds waiting + 1 = 1000 ms: fits exactly.
-        assert!(!would_miss_deadline(18, 2, ms(100), ms(1000)));
-        assert!(would_miss_deadline(20, 2, ms(100), ms(1000)));
+        // Two permits, 100 ms per hash, 1 s left.
+        assert!(!would_miss_deadline(0, 2, ms(0), ms(100), ms(1000)));
+        assert!(!would_miss_deadline(1, 2, ms(100), ms(100), ms(1000)));
+        // 18 ahead on 2 permits: 900 ms of waiting + its own 100 ms = 1000 ms: fits exactly.
+        assert!(!would_miss_deadline(18, 2, ms(1800), ms(100), ms(1000)));
+        assert!(would_miss_deadline(20, 2, ms(2000), ms(100), ms(1000)));
+        // The wait is the work ahead, not "everyone costs what I cost": one slow hash ahead on
+        // one permit delays a cheap one by the slow one's time.
+        assert!(would_miss_deadline(1, 1, ms(1400), ms(1), ms(1000)));
+        assert!(!would_miss_deadline(1, 1, ms(50), ms(1), ms(1000)));
         // A single hash longer than the time left is shed even on an idle pool.
-        assert!(would_miss_deadline(0, 2, ms(300), ms(200)));
-        // Unknown estimate (zero): optimistic, the permit wait is bounded by the deadline.
-        assert!(!would_miss_deadline(100, 2, Duration::ZERO, ms(10)));
+        assert!(would_miss_deadline(0, 2, ms(0), ms(300), ms(200)));
+    }
+
+    /// A syntactically valid bcrypt string of any cost (matching no password): verifying it
+    /// costs the full 2^cost rounds without having to compute it first.
+    fn bcrypt_of_cost(cost: u32) -> LegacyHash {
+        LegacyHash::parse(&format!(
+            "$2b${cost:02}$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+        ))
+        .unwrap()
+    }
+
+    fn default_limits() -> HashLimits {
+        let settings =
+            crate::config::Settings::load_with(None, Some("[hooks]\nsecrets = [\"s\"]\n")).unwrap();
+        HashLimits::from_settings(&settings.inline.password_import)
+    }
+
+    #[test]
+    fn reference_costs_follow_the_benchmark_and_grow_with_the_parameters() {
+        let ms = |h: &LegacyHash| h.reference_cost().as_millis();
+        assert_eq!(ms(&bcrypt_of_cost(10)), 51);
+        assert_eq!(ms(&bcrypt_of_cost(16)), 3276);
+        let pbkdf2 = |sha, i| {
+            LegacyHash::parse(&format!(
+                "$pbkdf2-{}$i={i}$c2FsdHNhbHQ$MDEyMzQ1Njc4OWFiY2RlZg",
+                if sha == Sha::Sha256 {
+                    "sha256"
+                } else {
+                    "sha512"
+                }
+            ))
+            .unwrap()
+        };
+        assert_eq!(ms(&pbkdf2(Sha::Sha256, 600_000)), 54);
+        assert_eq!(ms(&pbkdf2(Sha::Sha512, 600_000)), 96);
+        let argon = LegacyHash::parse(
+            "$argon2i$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+        )
+        .unwrap();
+        assert_eq!(ms(&argon), 170);
+        assert!(
+            LegacyHash::parse(&salted_sha_string(Sha::Sha256, b"s", PW))
+                .unwrap()
+                .reference_cost()
+                > Duration::ZERO,
+            "no kind of hash is free"
+        );
+    }
+
+    #[test]
+    fn hashes_over_the_limits_are_refused_with_the_limit_and_the_cost() {
+        let limits = default_limits();
+        assert_eq!(
+            limits,
+            HashLimits {
+                max_bcrypt_cost: 12,
+                max_pbkdf2_iterations: 2_000_000,
+                max_argon2_kib_passes: 262_144,
+            }
+        );
+        assert!(limits.check(&bcrypt_of_cost(12)).is_ok());
+        let err = limits.check(&bcrypt_of_cost(13)).unwrap_err().0;
+        assert!(err.contains("bcrypt cost 13 exceeds the limit 12"), "{err}");
+        assert!(
+            err.contains("max_bcrypt_cost") && err.contains("409 ms"),
+            "{err}"
+        );
+        let ok = LegacyHash::parse(&pbkdf2_string(Sha::Sha256, 10, b"saltsalt", PW)).unwrap();
+        assert!(limits.check(&ok).is_ok());
+        let big = LegacyHash::parse("$pbkdf2-sha512$i=2000001$c2FsdHNhbHQ$MDEyMzQ1Njc4OWFiY2RlZg")
+            .unwrap();
+        assert!(limits
+            .check(&big)
+            .unwrap_err()
+            .0
+            .contains("max_pbkdf2_iterations"));
+        let argon = |m: u32, t: u32| {
+            LegacyHash::parse(&format!(
+                "$argon2id$v=19$m={m},t={t},p=1$c29tZXNhbHQ$MDEyMzQ1Njc4OWFiY2RlZg"
+            ))
+            .unwrap()
+        };
+        assert!(limits.check(&argon(65536, 4)).is_ok());
+        assert!(limits
+            .check(&argon(65536, 5))
+            .unwrap_err()
+            .0
+            .contains("max_argon2_kib_passes"));
+        assert!(
+            limits.check(&argon(1 << 20, 1)).is_err(),
+            "1 GiB once is over"
+        );
+        // Salted SHA has no cost parameter and is always within limits.
+        let sha = LegacyHash::parse(&salted_sha_string(Sha::Sha512, b"s", PW)).unwrap();
+        assert!(limits.check(&sha).is_ok());
+    }
+
+    #[test]
+    fn limits_that_cannot_fit_the_deadline_are_configuration_errors() {
+        let limits = default_limits();
+        assert!(limits.problems(Duration::from_millis(1500)).is_empty());
+        let slow = HashLimits {
+            max_bcrypt_cost: 15,
+            ..limits
+        };
+        let problems = slow.problems(Duration::from_millis(1500));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("max_bcrypt_cost") && problems[0].contains("1638 ms"));
+        assert!(!HashLimits {
+            max_bcrypt_cost: 17,
+            ..limits
+        }
+        .problems(Duration::from_millis(2999))
+        .is_empty());
+        // A short deadline makes even the defaults too slow.
+        assert_eq!(limits.problems(Duration::from_millis(200)).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unmeasured_hash_too_slow_for_the_deadline_is_shed_without_running() {
+        let pool = HashPool::new(1);
+        let slow = bcrypt_of_cost(15); // ~1.6 s by the reference; never measured here
+        assert_eq!(pool.charge(&slow), slow.reference_cost());
+        let t = Instant::now();
+        let v = pool
+            .verify(
+                slow.clone(),
+                SecretString::from("x"),
+                Instant::now() + Duration::from_millis(1000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, PoolVerdict::Shed);
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "answered at once, not after hashing"
+        );
+        assert_eq!(pool.measured(&slow.cost_key()), None, "it never ran");
+        // A permit-holder is not needed to prove it: the only permit is free again.
+        assert_eq!(pool.permits.available_permits(), 1);
+        assert_eq!(
+            pool.work_nanos.load(Ordering::SeqCst),
+            0,
+            "its charge was released"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_permit_obtained_too_late_is_given_back_without_hashing() {
+        let pool = Arc::new(HashPool::new(1));
+        let held = pool.permits.clone().acquire_owned().await.unwrap();
+        let cheap = LegacyHash::parse(&salted_sha_string(Sha::Sha256, b"s", PW)).unwrap();
+        // The deadline passes while the only permit is held: the waiter gives up at its
+        // start-by time instead of starting work nobody waits for.
+        let deadline = Instant::now() + Duration::from_millis(150);
+        let waiter = {
+            let (pool, cheap) = (pool.clone(), cheap.clone());
+            tokio::spawn(async move {
+                pool.verify(cheap, SecretString::from("x"), deadline)
+                    .await
+                    .unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), PoolVerdict::Shed);
+        assert_eq!(pool.measured(&cheap.cost_key()), None, "no hash ran");
     }
 
     #[tokio::test]
@@ -773,7 +1190,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(first, PoolVerdict::Matched(false));
-        let one = pool.estimate(&slow.cost_key());
+        let one = pool.measured(&slow.cost_key()).unwrap();
         assert!(one > Duration::ZERO);
         // Eight at once with a deadline of 2.5 hashes: some run, the rest are shed at once, and
         // none answers after the deadline.

@@ -1,8 +1,13 @@
 //! `compile_monthly_report`: reads one month's aggregates (and the month before, for the change)
 //! into a [`MonthlyReport`]. A fixed number of pipelined reads per tenant, whatever the number of
 //! events, plus the projections of at most `MFA_SAMPLE` sampled users per tenant.
+//!
+//! There is always a report: a month in which nothing was counted is exactly the month the event
+//! hook broke, so it is compiled (all zeros) with a warning in [`MonthlyReport::warnings`] rather
+//! than skipped. Tenants expected to have events — last month's and the configured ones — that
+//! have none get a row and a warning of their own.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -139,6 +144,9 @@ pub struct TenantReport {
     /// The same counts for the month before.
     pub previous: Counts,
     pub mfa: MfaShare,
+    /// No event was recorded for this tenant this month although it had events the month before
+    /// or is configured (`inline.tenants`): see the report's warnings.
+    pub no_events: bool,
 }
 
 /// Inline decisions of one hook with one outcome.
@@ -195,28 +203,44 @@ pub struct MonthlyReport {
     pub hooks: HookHealth,
     pub hooks_previous: HookHealth,
     pub daily_sign_ins: Vec<DailySignIns>,
+    /// No event at all was recorded for the month (org-wide): the event hook should be checked.
+    pub no_events: bool,
+    /// What the reader must look at first, in the words the email uses: no events org-wide, or
+    /// tenants without events. Empty when all is well.
+    pub warnings: Vec<String>,
 }
 
 type Hash = HashMap<String, u64>;
 
-/// Compiles the report of `month`; `None` when nothing at all was recorded for it.
+/// Compiles the report of `month`, also when nothing was recorded for it (then with warnings).
+/// `expected_tenants` (the configured tenant ids) get a row, and a warning, even without events.
 pub async fn compile_monthly_report(
     conn: &mut ConnectionManager,
     keys: &Keys,
     tz: Tz,
     month: ReportMonth,
     now: DateTime<Utc>,
-) -> RedisResult<Option<MonthlyReport>> {
+    expected_tenants: &[String],
+) -> RedisResult<MonthlyReport> {
     let (m, p) = (month.to_string(), month.previous().to_string());
-    let (tenants, hooks, hooks_prev): (Vec<String>, Hash, Hash) = redis::pipe()
-        .smembers(keys.report_tenants(&m))
-        .hgetall(keys.report_hooks(&m))
-        .hgetall(keys.report_hooks(&p))
-        .query_async(conn)
-        .await?;
-    if tenants.is_empty() && hooks.is_empty() {
-        return Ok(None);
-    }
+    let (mut tenants, tenants_before, hooks, hooks_prev): (Vec<String>, Vec<String>, Hash, Hash) =
+        redis::pipe()
+            .smembers(keys.report_tenants(&m))
+            .smembers(keys.report_tenants(&p))
+            .hgetall(keys.report_hooks(&m))
+            .hgetall(keys.report_hooks(&p))
+            .query_async(conn)
+            .await?;
+    let no_events = tenants.is_empty();
+    // Tenants that should have had events and had none: the silence a report must not keep.
+    // Events without a known tenant are not a tenant that went quiet.
+    let silent: BTreeSet<String> = tenants_before
+        .iter()
+        .chain(expected_tenants)
+        .filter(|t| t.as_str() != NO_TENANT && !tenants.contains(t))
+        .cloned()
+        .collect();
+    tenants.extend(silent.iter().cloned());
     let mut pipe = redis::pipe();
     for t in &tenants {
         pipe.hgetall(keys.report_counters(&m, t))
@@ -299,6 +323,7 @@ pub async fn compile_monthly_report(
         overview_mfa.checked += mfa.checked;
         overview_mfa.with_factor += mfa.with_factor;
         tenant_reports.push(TenantReport {
+            no_events: silent.contains(&tenant),
             tenant,
             counts,
             previous,
@@ -321,21 +346,79 @@ pub async fn compile_monthly_report(
             DailySignIns { day, ok, failed }
         })
         .collect();
-    Ok(Some(MonthlyReport {
+    let complete = month.next().start(tz) <= now;
+    let hooks = hook_health(&hooks);
+    let warnings = warnings(month, complete, no_events, &hooks, &tenant_reports);
+    Ok(MonthlyReport {
         month: m,
         month_name: month.long_name(),
         previous_month: p,
         timezone: tz.name().to_string(),
         generated_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-        complete: month.next().start(tz) <= now,
+        complete,
         overview,
         overview_previous: overview_prev,
         overview_mfa,
         tenants: tenant_reports,
-        hooks: hook_health(&hooks),
+        hooks,
         hooks_previous: hook_health(&hooks_prev),
         daily_sign_ins,
-    }))
+        no_events,
+        warnings,
+    })
+}
+
+/// The warnings at the top of the report: nothing recorded at all (then that one alone), or one
+/// per tenant that went silent.
+fn warnings(
+    month: ReportMonth,
+    complete: bool,
+    no_events: bool,
+    hooks: &HookHealth,
+    tenants: &[TenantReport],
+) -> Vec<String> {
+    let when = format!(
+        "{}{}",
+        month.long_name(),
+        if complete { "" } else { " so far" }
+    );
+    if no_events {
+        let received = match hooks.events_received {
+            0 => "The event hook delivered no events either.".to_string(),
+            n => format!(
+                "The event hook delivered {n} event{} but none was counted: check the adapter's \
+                 log for the report consumer (report.group).",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        return vec![format!(
+            "No events were recorded for {when}, so every number below is zero. {received} \
+             Check the Okta event hook: is it active and verified in the Okta Admin Console \
+             (Workflow → Event Hooks), subscribed to the sign-in and lifecycle events, and \
+             does it reach this adapter's /hooks/okta/events?"
+        )];
+    }
+    tenants
+        .iter()
+        .filter(|t| t.no_events)
+        .map(|t| {
+            let before = match t.previous.active_users {
+                0 if t.previous == Counts::default() => "it is a configured tenant".to_string(),
+                0 => format!("it had events in {}", month.previous()),
+                n => format!(
+                    "it had {} in {}",
+                    super::render::count_of(n, "active user", "active users"),
+                    month.previous()
+                ),
+            };
+            format!(
+                "No events were recorded for tenant {} in {when} ({before}). Check that its \
+                 users' events still reach the event hook and that the tenant rules ([tenants]) \
+                 still match them.",
+                t.tenant
+            )
+        })
+        .collect()
 }
 
 /// Which of the sampled users have at least one factor in their projection now.

@@ -150,8 +150,6 @@ pub enum SendOutcome {
     /// Another replica holds the lease and is sending.
     Busy,
     NoRecipients,
-    /// Nothing was recorded for the month.
-    NoData,
     /// The transport kept failing; the lease was released so a later check retries.
     Failed(String),
 }
@@ -164,6 +162,9 @@ pub struct Reporter {
     pub from: Mailbox,
     pub to: Vec<Mailbox>,
     pub transport: Transport,
+    /// Tenants that should have events every month (`inline.tenants`): a month without any for
+    /// one of them is called out in the report.
+    pub expected_tenants: Vec<String>,
     /// Identifies this replica in leases and records.
     pub instance: String,
     lease: Duration,
@@ -196,6 +197,12 @@ impl Reporter {
                 .map(|r| r.parse().expect("checked by validate()"))
                 .collect(),
             transport,
+            expected_tenants: settings
+                .inline
+                .tenants
+                .iter()
+                .map(|t| t.id.clone())
+                .collect(),
             instance: format!(
                 "{}-{}-{:08x}",
                 super::consumer::hostname(),
@@ -212,8 +219,16 @@ impl Reporter {
         &self,
         conn: &mut ConnectionManager,
         month: ReportMonth,
-    ) -> RedisResult<Option<MonthlyReport>> {
-        compile_monthly_report(conn, &self.keys, self.tz, month, Utc::now()).await
+    ) -> RedisResult<MonthlyReport> {
+        compile_monthly_report(
+            conn,
+            &self.keys,
+            self.tz,
+            month,
+            Utc::now(),
+            &self.expected_tenants,
+        )
+        .await
     }
 
     pub async fn sent_record(
@@ -228,6 +243,30 @@ impl Reporter {
     /// Unix time of the newest report any replica sent.
     pub async fn last_sent(&self, conn: &mut ConnectionManager) -> RedisResult<Option<i64>> {
         conn.get(self.keys.report_last_sent()).await
+    }
+
+    /// Whether the scheduler mails `month`: always when events were recorded; a month without
+    /// any only when the scheduler already ran here before the month ended — that silence means
+    /// the event hook broke and must be reported, while the months before a fresh installation
+    /// are not mailed (they can still be previewed and sent by hand). Records the scheduler's
+    /// first run (`SET NX`).
+    pub async fn scheduler_should_send(
+        &self,
+        conn: &mut ConnectionManager,
+        month: ReportMonth,
+    ) -> RedisResult<bool> {
+        let since_key = self.keys.report_scheduled_since();
+        let (since, recorded): (i64, u64) = redis::pipe()
+            .cmd("SET")
+            .arg(&since_key)
+            .arg(Utc::now().timestamp())
+            .arg("NX")
+            .ignore()
+            .get(&since_key)
+            .scard(self.keys.report_tenants(&month.to_string()))
+            .query_async(conn)
+            .await?;
+        Ok(recorded > 0 || since < month.next().start(self.tz).timestamp())
     }
 
     /// Sends `month` unless it was sent; `max_attempts` = None retries until `cancel`.
@@ -282,9 +321,9 @@ impl Reporter {
         if let Some(sent) = self.sent_record(conn, month).await? {
             return Ok(SendOutcome::AlreadySent(sent));
         }
-        let Some(report) = self.compile(conn, month).await? else {
-            return Ok(SendOutcome::NoData);
-        };
+        // A month without events is sent too, with its warning: silence is the one failure a
+        // monthly report must not hide.
+        let report = self.compile(conn, month).await?;
         let rendered = render_report(&report, ChartRef::ContentId);
         let attempt_key = self.keys.report_attempt(&m);
         let previous_id: Option<String> = conn.get(&attempt_key).await?;

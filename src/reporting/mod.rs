@@ -55,17 +55,25 @@ pub async fn run_scheduler(
     let mut reported_nothing_for = None;
     loop {
         let due = schedule::due_month(&cron, reporter.tz, Utc::now());
-        match reporter.send_once(&mut conn, due, None, &cancel).await {
-            Ok(SendOutcome::Failed(e)) => {
-                tracing::warn!(month = %due, error = %e, "report not sent; next check retries")
-            }
-            Ok(SendOutcome::NoData | SendOutcome::NoRecipients)
-                if reported_nothing_for != Some(due) =>
-            {
+        match reporter.scheduler_should_send(&mut conn, due).await {
+            Ok(true) => match reporter.send_once(&mut conn, due, None, &cancel).await {
+                Ok(SendOutcome::Failed(e)) => {
+                    tracing::warn!(month = %due, error = %e, "report not sent; next check retries")
+                }
+                Ok(SendOutcome::NoRecipients) if reported_nothing_for != Some(due) => {
+                    reported_nothing_for = Some(due);
+                    tracing::info!(month = %due, "no report mailed: report.recipients is empty");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(month = %due, error = %e, "report check failed (Redis); next check retries")
+                }
+            },
+            Ok(false) if reported_nothing_for != Some(due) => {
                 reported_nothing_for = Some(due);
-                tracing::info!(month = %due, "no report mailed: no recipients or nothing recorded for the month");
+                tracing::info!(month = %due, "no report mailed: nothing was recorded and the month ended before this installation's first report check");
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(month = %due, error = %e, "report check failed (Redis); next check retries")
             }

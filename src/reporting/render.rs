@@ -60,6 +60,8 @@ struct TenantView {
     /// The share with how many users it was measured on.
     mfa_detail: String,
     rows: Vec<Row>,
+    /// It had events last month (or is configured) and none this month.
+    no_events: bool,
 }
 
 /// `1234567` → `1,234,567`.
@@ -86,6 +88,15 @@ pub fn change(cur: u64, prev: u64) -> (String, &'static str) {
             (format!("{pct:+.1}%"), if pct > 0.0 { "up" } else { "down" })
         }
     }
+}
+
+/// `1 active user`, `2 active users`, `1,234 active users`.
+pub fn count_of(n: u64, singular: &str, plural: &str) -> String {
+    format!(
+        "{} {}",
+        thousands(n),
+        if n == 1 { singular } else { plural }
+    )
 }
 
 fn pct(share: Option<f64>) -> String {
@@ -117,9 +128,9 @@ fn mfa_text(m: &MfaShare, overall: bool) -> String {
         None => "–".into(),
         // Across tenants the share is weighted by each tenant's active users.
         Some(s) if overall => format!(
-            "{:.1}% (weighted by tenant; {} active users checked)",
+            "{:.1}% (weighted by tenant; {} checked)",
             s * 100.0,
-            thousands(m.checked)
+            count_of(m.checked, "active user", "active users")
         ),
         Some(s) if m.checked >= super::aggregate::MFA_SAMPLE as u64 => format!(
             "{:.1}% ({} of a sample of {})",
@@ -139,7 +150,10 @@ fn mfa_text(m: &MfaShare, overall: bool) -> String {
 fn mfa_detail(m: &MfaShare) -> String {
     match m.share {
         None => "no active users".into(),
-        Some(_) => format!("of {} active users checked", thousands(m.checked)),
+        Some(_) => format!(
+            "of {} checked",
+            count_of(m.checked, "active user", "active users")
+        ),
     }
 }
 
@@ -250,6 +264,7 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
             mfa: pct(t.mfa.share),
             mfa_detail: mfa_text(&t.mfa, false),
             rows: rows(&t.counts, &t.previous, false),
+            no_events: t.no_events,
         })
         .collect();
     let detail_count = match chart_ref {
@@ -265,10 +280,26 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
     } else {
         "–".into()
     };
+    let silent = report.tenants.iter().filter(|t| t.no_events).count() as u64;
     let subject = format!(
-        "IAM report {}: {} active users{}",
+        "{}IAM report {}: {}{}",
+        if report.warnings.is_empty() {
+            ""
+        } else {
+            "⚠ "
+        },
         report.month_name,
-        thousands(o.active_users),
+        if report.no_events {
+            "no events recorded, check the event hook".to_string()
+        } else if silent > 0 {
+            format!(
+                "{}, {} without events",
+                count_of(o.active_users, "active user", "active users"),
+                count_of(silent, "tenant", "tenants")
+            )
+        } else {
+            count_of(o.active_users, "active user", "active users")
+        },
         if report.complete {
             ""
         } else {
@@ -283,6 +314,8 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
         timezone => &report.timezone,
         generated_at => &report.generated_at,
         complete => report.complete,
+        warnings => &report.warnings,
+        no_events => report.no_events,
         // Built here from base64 or a fixed Content-ID, never from input: safe to emit as is
         // (auto-escaping would turn the `/` of a data URI into an entity).
         chart_src => Value::from_safe_string(chart_src),
@@ -344,6 +377,7 @@ mod tests {
             },
             previous: Counts::default(),
             mfa: MfaShare::default(),
+            no_events: false,
         };
         let report = MonthlyReport {
             month: "2026-10".into(),
@@ -363,6 +397,8 @@ mod tests {
                 ok: 1,
                 failed: 0,
             }],
+            no_events: false,
+            warnings: Vec::new(),
         };
         let email = render_report(&report, ChartRef::ContentId);
         let details = |s: &str| s.matches("id=\"tenant-").count();
@@ -380,5 +416,22 @@ mod tests {
         assert!(email.html.len() < 100_000, "{} bytes", email.html.len());
         let preview = render_report(&report, ChartRef::DataUri);
         assert_eq!(details(&preview.html), 40);
+    }
+
+    #[test]
+    fn counts_take_the_right_plural() {
+        assert_eq!(count_of(1, "active user", "active users"), "1 active user");
+        assert_eq!(count_of(0, "active user", "active users"), "0 active users");
+        assert_eq!(count_of(1234, "tenant", "tenants"), "1,234 tenants");
+        let one = MfaShare {
+            checked: 1,
+            with_factor: 1,
+            share: Some(1.0),
+        };
+        assert_eq!(mfa_detail(&one), "of 1 active user checked");
+        assert_eq!(
+            mfa_text(&one, true),
+            "100.0% (weighted by tenant; 1 active user checked)"
+        );
     }
 }

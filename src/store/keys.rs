@@ -171,6 +171,12 @@ impl Keys {
         format!("{}:report:attempt:{month}", self.prefix)
     }
 
+    /// String: unix time the report scheduler first ran against this prefix (`SET NX`). A month
+    /// without events that ended before it is not mailed by the scheduler (a fresh install).
+    pub fn report_scheduled_since(&self) -> String {
+        format!("{}:report:scheduled-since", self.prefix)
+    }
+
     /// String: unix time of the newest report accepted by the mail server, for `/metrics`.
     pub fn report_last_sent(&self) -> String {
         format!("{}:report:last-sent", self.prefix)

@@ -475,6 +475,260 @@ async fn repeated_wrong_passwords_throttle_the_login_until_the_window_ends() {
 }
 
 #[tokio::test]
+async fn thirty_concurrent_wrong_passwords_record_no_more_failures_than_the_limit() {
+    let redis = TestRedis::start();
+    // Two permits and a cheap hash: many attempts are judged at the same time, which is where
+    // a read-then-write throttle let through 7 failures against a limit of 5.
+    let app = spawn_app_with(
+        &redis,
+        "[inline.password_import]\nmax_concurrent_hashes = 2\nmax_failures = 5\n",
+    )
+    .await;
+    store(
+        &app,
+        &[(
+            "jane@acme.com",
+            salted_sha_string(Sha::Sha256, b"NaCl", RIGHT.as_bytes()),
+        )],
+    )
+    .await;
+    let answers = futures::future::join_all((0..30).map(|_| {
+        let app = &app;
+        async move {
+            let (status, body) = post_inline(
+                app,
+                "password-import",
+                &password_request("jane@acme.com", WRONG),
+            )
+            .await;
+            (status, credential(&body).to_string())
+        }
+    }))
+    .await;
+    assert!(answers
+        .iter()
+        .all(|a| *a == (200, "UNVERIFIED".to_string())));
+    let mut conn = app.conn().await;
+    let failures: u64 = conn
+        .get(Keys::new(app.prefix.clone()).credential_failures("jane@acme.com"))
+        .await
+        .unwrap();
+    assert_eq!(failures, 5, "the counter stops at the limit");
+    assert!(
+        eventually(5, || async {
+            outcomes_for(&app, "jane@acme.com").await.len() == 30
+        })
+        .await
+    );
+    let outcomes = outcomes_for(&app, "jane@acme.com").await;
+    let judged = outcomes.iter().filter(|o| *o == "unverified").count();
+    let throttled = outcomes.iter().filter(|o| *o == "throttled").count();
+    assert_eq!(
+        (judged, throttled),
+        (5, 25),
+        "only five passwords were checked: {outcomes:?}"
+    );
+    // The right password is refused too now, without hashing.
+    let (_, b) = post_inline(
+        &app,
+        "password-import",
+        &password_request("jane@acme.com", RIGHT),
+    )
+    .await;
+    assert_eq!(credential(&b), "UNVERIFIED");
+}
+
+/// A valid bcrypt string of any cost that matches no password: checking it costs the full
+/// 2^cost rounds (cost 16: seconds) without computing it in the test first.
+fn bcrypt_of_cost(cost: u32) -> String {
+    format!("$2b${cost:02}$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy")
+}
+
+#[tokio::test]
+async fn a_slow_legacy_hash_in_redis_does_not_hold_the_only_permit_against_other_sign_ins() {
+    let redis = TestRedis::start();
+    let app = spawn_app_with(
+        &redis,
+        "[inline.password_import]\nmax_concurrent_hashes = 1\n",
+    )
+    .await;
+    // A cost-16 hash stored before the limits existed (or by hand): 3 s+ of one core.
+    store(
+        &app,
+        &[
+            ("slow@acme.com", bcrypt_of_cost(16)),
+            ("jane@acme.com", bcrypt::hash(RIGHT, 4).unwrap()),
+        ],
+    )
+    .await;
+    let slow = async {
+        let t = Instant::now();
+        let (_, b) = post_inline(
+            &app,
+            "password-import",
+            &password_request("slow@acme.com", RIGHT),
+        )
+        .await;
+        (credential(&b).to_string(), t.elapsed())
+    };
+    let others = async {
+        // Arrive while the slow sign-in would be hashing.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let (_, b) = post_inline(
+                &app,
+                "password-import",
+                &password_request("jane@acme.com", RIGHT),
+            )
+            .await;
+            answers.push(credential(&b).to_string());
+        }
+        answers
+    };
+    let ((slow_answer, slow_took), answers) = tokio::join!(slow, others);
+    assert_eq!(answers, ["VERIFIED"; 3], "other sign-ins are not blocked");
+    assert_eq!(slow_answer, "UNVERIFIED");
+    assert!(
+        slow_took < Duration::from_millis(500),
+        "refused without hashing, took {slow_took:?}"
+    );
+    assert!(
+        eventually(5, || async {
+            outcomes_for(&app, "slow@acme.com").await == ["over_cost"]
+        })
+        .await,
+        "{:?}",
+        outcomes_for(&app, "slow@acme.com").await
+    );
+}
+
+#[tokio::test]
+async fn sign_ins_shed_for_load_do_not_count_as_wrong_passwords() {
+    let redis = TestRedis::start();
+    // One permit, a 400 ms deadline, a bcrypt-12 hash (~205 ms by the reference): one fits, a
+    // second behind it cannot, so it is shed before hashing.
+    let app = spawn_app_with(
+        &redis,
+        "[inline]\ndeadline_ms = 400\n[inline.password_import]\nmax_concurrent_hashes = 1\nmax_failures = 5\nmax_pbkdf2_iterations = 600000\nmax_argon2_kib_passes = 131072\n",
+    )
+    .await;
+    store(&app, &[("jane@acme.com", bcrypt_of_cost(12))]).await;
+    let answers = futures::future::join_all((0..4).map(|_| {
+        let app = &app;
+        async move {
+            let (_, b) = post_inline(
+                app,
+                "password-import",
+                &password_request("jane@acme.com", WRONG),
+            )
+            .await;
+            credential(&b).to_string()
+        }
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a == "UNVERIFIED"));
+    assert!(
+        eventually(5, || async {
+            outcomes_for(&app, "jane@acme.com").await.len() == 4
+        })
+        .await
+    );
+    let outcomes = outcomes_for(&app, "jane@acme.com").await;
+    let shed = outcomes.iter().filter(|o| *o == "shed").count();
+    assert!(shed >= 3, "{outcomes:?}");
+    // Only a judged password counts (at most the one that ran; none if it was cut off by the
+    // deadline): the shed attempts were given back.
+    let failures = eventually(5, || async {
+        let mut conn = app.conn().await;
+        let n: Option<u64> = conn
+            .get(Keys::new(app.prefix.clone()).credential_failures("jane@acme.com"))
+            .await
+            .unwrap();
+        n.unwrap_or(0) <= 1
+    })
+    .await;
+    assert!(failures, "shed attempts counted as failures");
+}
+
+#[tokio::test]
+async fn an_import_refuses_hashes_too_slow_for_the_deadline_with_their_line_numbers() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("legacy.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "# exported from the old portal\n{}\n{}\n{}\n",
+            json!({"login": "ok@acme.com", "hash": bcrypt::hash(RIGHT, 4).unwrap()}),
+            json!({"login": "slow@acme.com", "hash": bcrypt_of_cost(13)}),
+            json!({"login": "huge@acme.com",
+                   "hash": "$argon2id$v=19$m=1048576,t=1,p=1$c29tZXNhbHQ$MDEyMzQ1Njc4OWFiY2RlZg"}),
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+        .args(["credentials", "import"])
+        .arg(&file)
+        .env("OKTA_ADAPTER__REDIS__URL", &app.redis_url)
+        .env("OKTA_ADAPTER__REDIS__PREFIX", &app.prefix)
+        .env("OKTA_ADAPTER__HOOKS__SECRETS", "unused")
+        .env_remove("OKTA_ADAPTER_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "refused rows make the exit code non-zero"
+    );
+    assert!(
+        stderr.contains("line 3 (slow@acme.com): bcrypt cost 13 exceeds the limit 12 (inline.password_import.max_bcrypt_cost)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "line 4 (huge@acme.com): argon2 m×t = 1048576×1 KiB·passes exceeds the limit 262144"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("N9qo8uLOickgx2ZMRZoMy"),
+        "hashes are never echoed"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 legacy credential(s) stored"));
+    assert!(legacy_hash(&app, "slow@acme.com").await.is_none());
+    assert!(legacy_hash(&app, "huge@acme.com").await.is_none());
+    let (_, b) = post_inline(
+        &app,
+        "password-import",
+        &password_request("ok@acme.com", RIGHT),
+    )
+    .await;
+    assert_eq!(credential(&b), "VERIFIED");
+
+    // A deployment with a shorter deadline refuses limits that could not fit it, at start.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+        .args(["credentials", "import", "--dry-run"])
+        .arg(&file)
+        .env("OKTA_ADAPTER__INLINE__DEADLINE_MS", "300")
+        .env("OKTA_ADAPTER__HOOKS__SECRETS", "unused")
+        .env_remove("OKTA_ADAPTER_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "inline.password_import.max_pbkdf2_iterations: a hash at this limit takes about 320 ms"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn the_legacy_hash_is_deleted_only_after_okta_reports_a_successful_import() {
     let redis = TestRedis::start();
     let app = spawn_app(&redis).await;
@@ -681,7 +935,12 @@ async fn more_sign_ins_than_the_cores_can_hash_in_time_are_shed_and_none_answers
 #[tokio::test]
 async fn a_stalled_redis_hits_the_deadline_and_gets_the_safe_answer_in_time() {
     let redis = TestRedis::start();
-    let app = spawn_app_with(&redis, "[inline]\ndeadline_ms = 300\n").await;
+    // (A deadline this short needs hash limits that fit it, or the settings are refused.)
+    let app = spawn_app_with(
+        &redis,
+        "[inline]\ndeadline_ms = 300\n[inline.password_import]\nmax_pbkdf2_iterations = 600000\nmax_argon2_kib_passes = 131072\n",
+    )
+    .await;
     store(&app, &[("jane@acme.com", bcrypt::hash(RIGHT, 4).unwrap())]).await;
     let mut admin = redis.conn().await;
     // Redis stops answering clients (but keeps the connection): the worst case for a hook.

@@ -485,7 +485,7 @@ async fn smtp_down_then_up_gives_exactly_one_email() {
 }
 
 #[tokio::test]
-async fn unknown_future_and_empty_months_get_clear_errors() {
+async fn unknown_and_future_months_get_clear_errors_and_an_empty_month_a_warning() {
     let redis = TestRedis::start();
     let app = spawn_app(&redis).await;
     let key = api_key(&app, Role::Operator, None).await;
@@ -507,13 +507,16 @@ async fn unknown_future_and_empty_months_get_clear_errors() {
             .contains("has not started"),
         "{body}"
     );
+    // A month without events is a report with a warning, not an error: the silence is news.
     let (status, body) = app.get_json("/api/v1/reports/2001-01", Some(&key)).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["no_events"], true);
+    assert_eq!(body["overview"]["sign_ins_ok"], 0);
     assert!(
-        body["message"]
+        body["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("nothing was recorded"),
+            .starts_with("No events were recorded for January 2001"),
         "{body}"
     );
     let support = api_key(&app, Role::Support, None).await;
@@ -601,6 +604,16 @@ async fn the_report_command_writes_a_preview_and_sends_through_the_file_transpor
     let bad = run("2026-13", false);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("use YYYY-MM"));
+    // A month without events is previewed, with the warning on the terminal and in the files.
+    let empty = run("2001-01", false);
+    let err = String::from_utf8_lossy(&empty.stderr).to_string();
+    assert!(empty.status.success(), "{err}");
+    assert!(
+        err.contains("WARNING: No events were recorded for January 2001"),
+        "{err}"
+    );
+    let preview = std::fs::read_to_string(out.path().join("preview").join("2001-01.txt")).unwrap();
+    assert!(preview.contains("!!! WARNING: No events were recorded for January 2001"));
 
     let first = run(&m.to_string(), true);
     let err = String::from_utf8_lossy(&first.stderr).to_string();
@@ -694,4 +707,196 @@ async fn smtp_credentials_from_the_url_are_used_and_never_shown() {
     assert!(body.contains("\"sent\""), "{body}");
     assert_eq!(*smtp.logins.lock().unwrap(), ["reporter:smtp-pw-s3cret"]);
     assert!(!body.contains("smtp-pw-s3cret"));
+}
+
+/// The HTML and text parts of a mail.
+fn parts(raw: &[u8]) -> (String, String, String) {
+    let mail = MessageParser::default().parse(raw).unwrap();
+    (
+        mail.subject().unwrap_or_default().to_string(),
+        mail.body_html(0).unwrap().to_string(),
+        mail.body_text(0).unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_month_without_events_is_mailed_once_with_a_warning_to_check_the_event_hook() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let prefix = random_prefix();
+    // This installation's scheduler has been running for years: the due month's silence means
+    // the event hook broke.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = conn
+        .set(format!("{prefix}:report:scheduled-since"), 946_684_800)
+        .await
+        .unwrap();
+    let app = spawn_app_on(
+        &redis.url(),
+        &prefix,
+        &report_settings(&smtp.url(), "0 0 6 1 * *", out.path()),
+    )
+    .await;
+    assert!(
+        eventually(10, || async { smtp.received().len() == 1 }).await,
+        "the silent month is mailed"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.received().len(), 1, "once");
+    let (subject, html, text) = parts(&smtp.received()[0]);
+    assert!(
+        subject.contains("no events recorded, check the event hook"),
+        "{subject}"
+    );
+    assert!(html.contains("role=\"alert\""), "a prominent box");
+    for part in [&html, &text] {
+        assert!(part.contains("No events were recorded for"), "{part}");
+        assert!(part.contains("Check the Okta event hook"), "{part}");
+    }
+    assert!(
+        text.contains("!!! WARNING: No events were recorded"),
+        "{text}"
+    );
+    let m = okta_adapter::reporting::schedule::due_month(
+        &okta_adapter::reporting::schedule::parse_cron("0 0 6 1 * *").unwrap(),
+        chrono_tz::UTC,
+        Utc::now(),
+    );
+    assert!(subject.contains(&m.long_name()), "{subject}");
+    let sent: Option<String> = conn.get(format!("{prefix}:report:sent:{m}")).await.unwrap();
+    assert!(sent.is_some(), "recorded as sent");
+    // The API preview shows the same.
+    let key = api_key(&app, Role::Operator, None).await;
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/reports/{m}")))
+        .bearer_auth(&key)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("No events were recorded for"));
+}
+
+#[tokio::test]
+async fn a_fresh_installation_does_not_mail_the_silent_months_before_it() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(
+        &redis,
+        &report_settings(&smtp.url(), "0 0 6 1 * *", out.path()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "the month before the adapter existed is not reported as broken"
+    );
+    // Once events for the due month arrive, it is mailed as before.
+    let m = due_month();
+    assert_eq!(
+        app.post_events(&delivery(known_events(m))).await.status(),
+        204
+    );
+    assert!(eventually(10, || async { smtp.received().len() == 1 }).await);
+    let (subject, _, text) = parts(&smtp.received()[0]);
+    assert!(subject.contains("3 active users"), "{subject}");
+    assert!(!text.contains("WARNING"), "{text}");
+}
+
+#[tokio::test]
+async fn a_tenant_without_events_this_month_gets_its_own_warning() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}\n[inline]\ntenants = [{{ id = \"initech\", email_domains = [\"initech.com\"] }}]\n",
+        report_settings(&smtp.url(), FAR_AWAY, out.path())
+    );
+    let app = spawn_app_with(&redis, &extra).await;
+    let key = api_key(&app, Role::Operator, None).await;
+    let m = due_month();
+    // Last month acme and globex had events; this month only acme (user1's sign-in).
+    assert_eq!(
+        app.post_events(&delivery(known_events(m.previous())))
+            .await
+            .status(),
+        204
+    );
+    let signin = event_at(
+        "now-1",
+        "user.session.start",
+        ("00u1", "user1@example.com"),
+        &at(m, 3, 9),
+        "SUCCESS",
+    );
+    assert_eq!(app.post_events(&delivery(vec![signin])).await.status(), 204);
+    let r = wait_counted(&app, &key, m, |r| r["overview"]["sign_ins_ok"] == 1).await;
+    assert_eq!(r["no_events"], false);
+    assert_eq!(tenant(&r, "acme")["no_events"], false);
+    assert_eq!(tenant(&r, "globex")["no_events"], true);
+    assert_eq!(
+        tenant(&r, "initech")["no_events"],
+        true,
+        "configured tenant"
+    );
+    let warnings: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with(&format!(
+        "No events were recorded for tenant globex in {} (it had 1 active user in {})",
+        m.long_name(),
+        m.previous()
+    )));
+    assert!(warnings[1].contains("tenant initech") && warnings[1].contains("configured tenant"));
+
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/reports/{m}/send")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (subject, html, text) = parts(&smtp.received()[0]);
+    assert!(
+        subject.contains("1 active user, 2 tenants without events"),
+        "{subject}"
+    );
+    assert!(html.contains("2 tenants without events"));
+    for part in [&html, &text] {
+        assert!(
+            part.contains("No events were recorded for tenant globex"),
+            "{part}"
+        );
+        assert!(
+            part.contains("No events were recorded for tenant initech"),
+            "{part}"
+        );
+    }
+    assert!(
+        html.contains("globex</a> <span class=\"warn\">no events</span>")
+            || html.contains("globex <span class=\"warn\">no events</span>"),
+        "{html}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("globex") && l.ends_with("<- NO EVENTS")),
+        "{text}"
+    );
 }
