@@ -22,7 +22,7 @@ use crate::fanout::Ingestor;
 use crate::http::auth::HookAuth;
 use crate::http::inline_hooks::InlineAuth;
 use crate::http::jwt::JwtVerifier;
-use crate::inline::credentials::{run_cleanup, Cleanup};
+use crate::inline::credentials::Cleanup;
 use crate::inline::InlineState;
 use crate::jobs::groups::GroupGuard;
 use crate::jobs::store::JobStore;
@@ -420,33 +420,19 @@ async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
 
 /// Deletes legacy password hashes once Okta reports their import (see `inline::credentials`).
 async fn credential_cleanup(state: Arc<AppState>, cancel: CancellationToken) {
-    let client = match redis::Client::open(state.settings.redis.url.expose_secret()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "credential clean-up cannot start");
-            return;
-        }
-    };
-    let cleanup = Cleanup {
-        client,
-        keys: state.inline.keys.clone(),
-        group: state.settings.inline.password_import.cleanup_group.clone(),
+    let import = &state.settings.inline.password_import;
+    let cleanup = Cleanup::new(
+        state.inline.keys.clone(),
+        import.cleanup_group.clone(),
         // Unique per process, so replicas never share a pending list.
-        consumer: format!(
+        format!(
             "adapter-{}-{:08x}",
             std::process::id(),
             rand::random::<u32>()
         ),
-        block: Duration::from_secs(5),
-        claim_idle: Duration::from_secs(
-            state
-                .settings
-                .inline
-                .password_import
-                .cleanup_claim_idle_secs,
-        ),
-    };
-    run_cleanup(cleanup, state.redis.clone(), cancel).await;
+        Duration::from_secs(import.cleanup_claim_idle_secs),
+    );
+    cleanup.run(state.settings.redis.clone(), cancel).await;
 }
 
 /// The URL without its password, for messages.

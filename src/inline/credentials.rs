@@ -12,30 +12,27 @@
 //! **Clean-up**: Okta's guidance is to delete a legacy password only once the System Log shows
 //! `user.import.password` with outcome SUCCESS (HOOKS-SPEC §3.6.1) — a `VERIFIED` answer alone
 //! does not prove Okta stored the password (e.g. the org is in read-only mode and will call the
-//! hook again). [`run_cleanup`] is a consumer group (`inline.password_import.cleanup_group`) on
+//! hook again). [`Cleanup`] is a consumer group (`inline.password_import.cleanup_group`) on
 //! the built-in `credential-imports` stream, which ingest fills with exactly those events (so the
-//! clean-up never has to read, and keep up with, the whole firehose): it reads with
-//! `XREADGROUP … BLOCK` on its own connection (no response timeout — the shared connection's
-//! timeout would cut every blocking read), deletes the hash of each such
-//! SUCCESS event's user, and acknowledges only after the delete. Entries read but not
-//! acknowledged before a crash (their consumer is gone: names are unique per process) are taken
-//! over by any running replica with `XAUTOCLAIM` once idle for
-//! `inline.password_import.cleanup_claim_idle_secs` — at start and then every half of that.
+//! clean-up never has to read, and keep up with, the whole firehose). It runs on the shared
+//! consumer runner: it deletes the hash of each such SUCCESS event's user and acknowledges only
+//! after the delete. Entries read but not acknowledged before a crash (their consumer is gone:
+//! names are unique per process) are taken over by any running replica once idle for
+//! `inline.password_import.cleanup_claim_idle_secs`.
 
 use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
-};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
 use super::password::{HashLimits, LegacyHash};
+use crate::config::RedisSettings;
 use crate::okta::event_hook::LogEventSummary;
-use crate::store::{ensure_group, Keys};
+use crate::store::consumer::{Batch, BatchHandler, GroupConsumer};
+use crate::store::Keys;
 
 /// The Okta event that proves a password was imported.
 pub const PASSWORD_IMPORTED_EVENT: &str = "user.import.password";
@@ -201,129 +198,54 @@ pub fn imported_login(event_type: &str, outcome: &str, event_json: &str) -> Opti
         .map(str::to_string)
 }
 
-/// Settings of the clean-up consumer.
-#[derive(Debug, Clone)]
+/// The clean-up consumer: a group on the `credential-imports` stream, run by the shared
+/// [`GroupConsumer`] (connect, reclaim, `NOGROUP`, back-off).
 pub struct Cleanup {
-    pub client: redis::Client,
     pub keys: Keys,
-    pub group: String,
-    pub consumer: String,
-    /// How long one XREADGROUP blocks; bounds how late a cancellation is noticed by Redis.
-    pub block: Duration,
-    /// Pending entries idle this long belong to a dead consumer and are taken over.
-    pub claim_idle: Duration,
+    pub group: GroupConsumer,
 }
 
-/// Runs the clean-up consumer until `cancel`.
-pub async fn run_cleanup(cleanup: Cleanup, manager: ConnectionManager, cancel: CancellationToken) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let result = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = cleanup_session(&cleanup, manager.clone()) => r,
+impl Cleanup {
+    /// `consumer` must be unique per process, so replicas never share a pending list.
+    pub fn new(keys: Keys, group: String, consumer: String, claim_idle: Duration) -> Self {
+        let group = GroupConsumer {
+            label: "credential_cleanup",
+            streams: vec![keys.credential_imports()],
+            group,
+            consumer,
+            batch: 1000,
+            block_ms: 5000,
+            claim_idle_ms: claim_idle.as_millis() as u64,
+            export_lag: false,
         };
-        if let Err(e) = result {
-            metrics::counter!("okta_adapter_redis_errors_total", "op" => "credential_cleanup")
-                .increment(1);
-            tracing::warn!(error = %e, "credential clean-up consumer: redis error; retrying");
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        Self { keys, group }
+    }
+
+    /// Runs until cancelled.
+    pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
+        self.group.run(&self, &redis, &cancel).await
     }
 }
 
-/// One connection's worth of work: own pending entries first, then new ones, forever.
-async fn cleanup_session(cleanup: &Cleanup, mut manager: ConnectionManager) -> RedisResult<()> {
-    // No response timeout: a blocking read legitimately waits `block` for an answer.
-    let config = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(None)
-        .set_connection_timeout(Some(Duration::from_secs(2)));
-    let mut conn = cleanup
-        .client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
-    let stream = cleanup.keys.credential_imports();
-    ensure_group(&mut manager, &stream, &cleanup.group).await?;
-    let mut pending = true;
-    let mut last_reclaim: Option<std::time::Instant> = None;
-    loop {
-        if last_reclaim.is_none_or(|at| at.elapsed() >= cleanup.claim_idle / 2) {
-            reclaim(&mut conn, cleanup).await?;
-            last_reclaim = Some(std::time::Instant::now());
+impl BatchHandler for Cleanup {
+    /// Almost every entry is not a password import; apply what is, then acknowledge the whole
+    /// batch at once (after applying, so a crash replays rather than loses).
+    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+        for entry in &batch.entries {
+            apply_entry(conn, &self.keys, entry).await?;
         }
-        let mut opts = StreamReadOptions::default()
-            .group(&cleanup.group, &cleanup.consumer)
-            .count(1000);
-        if !pending {
-            opts = opts.block(cleanup.block.as_millis() as usize);
-        }
-        let id = if pending { "0" } else { ">" };
-        let reply: RedisResult<Option<StreamReadReply>> =
-            conn.xread_options(&[&stream], &[id], &opts).await;
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) if e.code() == Some("NOGROUP") => {
-                // The stream or group was lost (Redis restarted without persistence).
-                ensure_group(&mut manager, &stream, &cleanup.group).await?;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let entries: Vec<_> = reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default();
-        if entries.is_empty() {
-            pending = false;
-            continue;
-        }
-        // Almost every entry is not a password import; apply what is, then acknowledge the
-        // whole batch at once (after applying, so a crash replays rather than loses).
-        for entry in &entries {
-            apply_entry(&mut conn, &cleanup.keys, entry).await?;
-        }
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let _: () = conn.xack(&stream, &cleanup.group, &ids).await?;
-    }
-}
-
-/// Takes over and applies entries a dead consumer left pending.
-async fn reclaim(conn: &mut MultiplexedConnection, cleanup: &Cleanup) -> RedisResult<()> {
-    let stream = cleanup.keys.credential_imports();
-    let mut start = "0-0".to_string();
-    loop {
-        let reply: StreamAutoClaimReply = conn
-            .xautoclaim_options(
-                &stream,
-                &cleanup.group,
-                &cleanup.consumer,
-                cleanup.claim_idle.as_millis() as usize,
-                &start,
-                StreamAutoClaimOptions::default().count(100),
-            )
-            .await?;
-        for entry in &reply.claimed {
-            apply_entry(conn, &cleanup.keys, entry).await?;
-        }
-        if !reply.claimed.is_empty() {
-            let ids: Vec<&str> = reply.claimed.iter().map(|e| e.id.as_str()).collect();
-            let _: () = conn.xack(&stream, &cleanup.group, &ids).await?;
-        }
-        if !reply.claimed.is_empty() {
+        if batch.reclaimed {
             metrics::counter!("okta_adapter_credential_cleanup_reclaimed_total")
-                .increment(reply.claimed.len() as u64);
+                .increment(batch.entries.len() as u64);
         }
-        if reply.next_stream_id == "0-0" {
-            return Ok(());
-        }
-        start = reply.next_stream_id;
+        let ids: Vec<&str> = batch.entries.iter().map(|e| e.id.as_str()).collect();
+        let _: () = conn.xack(&batch.stream, &self.group.group, &ids).await?;
+        Ok(())
     }
 }
 
 async fn apply_entry(
-    conn: &mut MultiplexedConnection,
+    conn: &mut ConnectionManager,
     keys: &Keys,
     entry: &redis::streams::StreamId,
 ) -> RedisResult<()> {

@@ -2,6 +2,7 @@
 //! started by the helpers (one per test, on a free port, killed when the test ends).
 
 mod cli;
+mod consumer;
 mod event_hook;
 mod helpers;
 mod inline_hooks;
