@@ -4,7 +4,7 @@
 #
 # A create job of ROWS users against the Okta simulator with a scaled rate limit (LIMIT requests
 # per WINDOW_MS for /api/v1/users, i.e. "600/minute" run faster), through the real binaries on
-# 127.0.0.1: redis-server, `okta-adapter okta-sim`, `okta-adapter serve`. Reports the fraction of
+# 127.0.0.1: redis-server, `okta-sim` (crates/okta-sim), `okta-adapter serve`. Reports the fraction of
 # the allowed rate (LIMIT x (1 - okta.headroom) per window) actually used, the 429s the
 # simulator answered, the adapter's peak memory (VmHWM), and what a 1,000,000-user migration
 # takes at Okta's real 600/min. Everything is stopped on exit.
@@ -22,7 +22,7 @@ for tool in cargo redis-server redis-cli curl jq awk; do
   command -v "$tool" >/dev/null || { echo "bulk.sh: \`$tool\` is required" >&2; exit 1; }
 done
 
-cargo build --release --bin okta-adapter >&2
+cargo build --release --workspace --bins >&2
 BIN=target/release/okta-adapter
 TMP=$(mktemp -d)
 PIDS=()
@@ -35,7 +35,7 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$
 PIDS+=($!)
 until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.1; done
 
-$BIN okta-sim --listen "127.0.0.1:$SPORT" --limit "$LIMIT" --window-ms "$WINDOW_MS" 2>/dev/null &
+target/release/okta-sim --listen "127.0.0.1:$SPORT" --limit "$LIMIT" --window-ms "$WINDOW_MS" 2>/dev/null &
 PIDS+=($!)
 
 export OKTA_ADAPTER__REDIS__URL="redis://127.0.0.1:$RPORT"

@@ -6,6 +6,7 @@
 //! same data folder, which is how the tests simulate a Redis outage.
 
 pub mod cli_config;
+#[cfg(feature = "demo")]
 pub mod demo;
 
 use std::io::{Read, Write};

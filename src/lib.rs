@@ -17,13 +17,12 @@
 //!   store and its clean-up consumer.
 //! - [`okta`] — Okta wire types (parsed leniently), the Management API client and the rate
 //!   scheduler shared by all replicas through Redis.
-//! - [`oktasim`] — an Okta Users API simulator (status rules, rate limits, System Log events)
-//!   for tests, benchmarks and `okta-adapter okta-sim`.
 //! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
 //! - [`access`] — API keys (hash-only storage), roles, tenant visibility, the audit stream.
 //! - [`config`] — layered settings (embedded defaults → file → env) with one-line errors.
 //! - [`startup`] / [`shutdown`] / [`telemetry`] — wiring, signals, logs and metrics.
-//! - [`dev`] — `okta-adapter dev`: a private Redis and a demo secret for a first run.
+//! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
+//!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
 
 /// mimalloc instead of glibc's malloc: under 75 concurrent inline hooks glibc's allocator (arena
@@ -40,7 +39,6 @@ pub mod http;
 pub mod inline;
 pub mod jobs;
 pub mod okta;
-pub mod oktasim;
 pub mod projection;
 pub mod reporting;
 pub mod shutdown;

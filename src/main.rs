@@ -86,30 +86,6 @@ enum Command {
         #[arg(long)]
         group_id: Option<String>,
     },
-    /// Run the Okta simulator (for demos and benchmarks; see src/oktasim).
-    OktaSim {
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        listen: String,
-        #[arg(long, default_value = "sim-token")]
-        token: String,
-        /// Requests per window for the /api/v1/users buckets.
-        #[arg(long, default_value_t = 600)]
-        limit: u32,
-        /// Rate-limit window in ms (Okta: 60000).
-        #[arg(long, default_value_t = 60000)]
-        window_ms: u64,
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Share of requests answered with 500.
-        #[arg(long, default_value_t = 0.0)]
-        fault_rate: f64,
-        /// Event hook URL to post System Log events to, e.g. http://127.0.0.1:8080/hooks/okta/events
-        #[arg(long)]
-        event_hook: Option<String>,
-        /// Header value for the event hook (the adapter's hooks.secrets).
-        #[arg(long, default_value = "dev-secret-change-me")]
-        event_hook_secret: String,
-    },
 }
 
 #[derive(Subcommand)]
@@ -155,7 +131,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
-        Command::Dev => dev::demo::run(cli.config.as_deref(), shutdown::signal()).await,
+        Command::Dev => run_dev(cli.config.as_deref()).await,
         Command::CheckConfig => check_config(cli.config),
         Command::Openapi => print_openapi(),
         Command::Credentials {
@@ -169,28 +145,6 @@ async fn main() -> ExitCode {
             kind,
             group_id,
         } => import(cli.config, file, phase, kind, group_id).await,
-        Command::OktaSim {
-            listen,
-            token,
-            limit,
-            window_ms,
-            latency_ms,
-            fault_rate,
-            event_hook,
-            event_hook_secret,
-        } => {
-            let config = okta_adapter::oktasim::SimConfig {
-                token,
-                users_create_list_limit: limit,
-                users_by_id_limit: limit,
-                window: std::time::Duration::from_millis(window_ms),
-                latency: std::time::Duration::from_millis(latency_ms),
-                fault_rate,
-                event_hook: event_hook.map(|u| (u, event_hook_secret)),
-                ..Default::default()
-            };
-            okta_sim(listen, config).await
-        }
         Command::Report { month, send } => report(cli.config, &month, send).await,
     };
     match result {
@@ -211,6 +165,16 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(feature = "demo")]
+async fn run_dev(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    dev::demo::run(config, shutdown::signal()).await
+}
+
+#[cfg(not(feature = "demo"))]
+async fn run_dev(_config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no demo (built with --no-default-features); build with the default `demo` feature to use `dev`")
 }
 
 fn load(config: Option<PathBuf>, dev_overrides: Option<&str>) -> anyhow::Result<Settings> {
@@ -418,18 +382,6 @@ async fn projections(config: Option<PathBuf>, command: ProjectionsCommand) -> an
             );
         }
     }
-    Ok(())
-}
-
-async fn okta_sim(listen: String, config: okta_adapter::oktasim::SimConfig) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    let sim = okta_adapter::oktasim::OktaSim::start(config, listener).await?;
-    eprintln!(
-        "Okta simulator on {} — point the adapter at it: OKTA_ADAPTER__OKTA__ORG_URL={} \\\n  OKTA_ADAPTER__OKTA__API_TOKEN=<--token>",
-        sim.url(),
-        sim.url()
-    );
-    shutdown::signal().await;
     Ok(())
 }
 

@@ -28,9 +28,9 @@ use super::cli_config::{self, DevEndpoints, DATA_DIR, REDIS_DIR};
 use super::{RedisServer, RedisServerError};
 use crate::access::Role;
 use crate::config::Settings;
-use crate::oktasim::{OktaSim, SimConfig};
 use crate::projection::store::Reader;
 use crate::startup::{redacted_url, Application, StartupError};
+use okta_sim::{OktaSim, SimConfig};
 
 /// The demo's hook secret (Okta's `authorization` header value); any configured secret wins.
 pub const DEV_SECRET: &str = "dev-secret-change-me";

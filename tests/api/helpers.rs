@@ -398,9 +398,9 @@ pub fn event_at(
 pub async fn spawn_app_with_okta(
     redis_url: &str,
     prefix: &str,
-    mut sim: okta_adapter::oktasim::SimConfig,
+    mut sim: okta_sim::SimConfig,
     extra: &str,
-) -> (TestApp, okta_adapter::oktasim::OktaSim) {
+) -> (TestApp, okta_sim::OktaSim) {
     let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = app_listener.local_addr().unwrap();
     sim.event_hook = Some((
@@ -408,7 +408,7 @@ pub async fn spawn_app_with_okta(
         SECRET.to_string(),
     ));
     let token = sim.token.clone();
-    let sim = okta_adapter::oktasim::OktaSim::start(
+    let sim = okta_sim::OktaSim::start(
         sim,
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     )

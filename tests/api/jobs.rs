@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use okta_adapter::access::Role;
-use okta_adapter::oktasim::SimConfig;
+use okta_sim::SimConfig;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -729,7 +729,7 @@ async fn a_file_of_many_invalid_rows_is_recorded_in_a_few_round_trips() {
 /// `tenant-acme-admins` carries the admin role.
 const GROUP_RULES: &str = "[tenants]\nrules = [{ kind = \"group\", pattern = \"^tenant-(?P<tenant>[a-z0-9]+)(-[a-z]+)?$\" }]\n[inline]\nroles = { \"tenant-acme-admins\" = [\"admin\"] }\n";
 
-fn okta_config(sim: &okta_adapter::oktasim::OktaSim, token: &str) -> String {
+fn okta_config(sim: &okta_sim::OktaSim, token: &str) -> String {
     format!(
         "[okta]\norg_url = \"{}\"\napi_token = \"{token}\"\nrate_window_ms = 1000\n",
         sim.url()

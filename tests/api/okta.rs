@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use okta_adapter::access::Role;
-use okta_adapter::oktasim::SimConfig;
+use okta_sim::SimConfig;
 use serde_json::{json, Value};
 
 use crate::helpers::*;

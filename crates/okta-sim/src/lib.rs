@@ -1,5 +1,6 @@
-//! An Okta Management API simulator, for tests, benchmarks and a local demo
-//! (`okta-adapter okta-sim`). Okta itself cannot be reached from CI, so this server behaves as
+//! An Okta Management API simulator, for okta-adapter's tests, benchmarks and local demo
+//! (`okta-adapter dev`, or the `okta-sim` binary). It is its own crate so it stays out of the
+//! product's public API and of its production build (the adapter's `demo` feature). Okta itself cannot be reached from CI, so this server behaves as
 //! Okta documents it (HOOKS-SPEC §4):
 //!
 //! - the Users API subset the adapter uses, with Okta's status rules (activation only from
@@ -19,6 +20,8 @@
 //! - `GET /sim/stats` (what it saw: requests and the busiest window per bucket, 429s) and
 //!   `POST /sim/users/{id}/lock` (a lockout, as after failed sign-ins) for tests.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +36,13 @@ use poem::{handler, Body, EndpointExt, Request, Response, Route, Server};
 use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+mod apps;
+mod groups;
+mod users;
+
+/// The simulator's state, locked for one request.
+type Guard<'a> = std::sync::MutexGuard<'a, SimState>;
 
 /// Per-window limits of the simulated buckets.
 #[derive(Debug, Clone)]
@@ -528,7 +538,7 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
             .await
             .map(|q| q.0)
             .unwrap_or_default();
-    let resp = users_api(&sim, req.method(), &segments, &query, &body);
+    let resp = route_api(&sim, req.method(), &segments, &query, &body);
     with_headers(resp, limit, remaining)
 }
 
@@ -632,353 +642,35 @@ fn not_allowed() -> Response {
     )
 }
 
-fn users_api(
+fn route_api(
     sim: &Sim,
     method: &Method,
     segments: &[&str],
     query: &HashMap<String, String>,
     body: &Value,
 ) -> Response {
-    let flag = |k: &str, default: bool| query.get(k).map(|v| v == "true").unwrap_or(default);
-    let mut st = sim.state.lock().unwrap();
+    let st = sim.state.lock().unwrap();
     match (method.as_str(), segments) {
-        ("POST", ["api", "v1", "users"]) => {
-            let profile = body.get("profile").cloned().unwrap_or(Value::Null);
-            let login = profile.get("login").and_then(Value::as_str).unwrap_or("");
-            if login.is_empty()
-                || profile
-                    .get("email")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .is_empty()
-            {
-                return okta_error(
-                    StatusCode::BAD_REQUEST,
-                    "E0000001",
-                    "Api validation failed: login",
-                    &[
-                        "login: The field cannot be left blank",
-                        "email: The field cannot be left blank",
-                    ],
-                );
-            }
-            if st.by_login.contains_key(&login.to_lowercase()) {
-                return okta_error(
-                    StatusCode::BAD_REQUEST,
-                    "E0000001",
-                    "Api validation failed: login",
-                    &["login: An object with this field already exists in the current organization"],
-                );
-            }
-            let has_credentials = body.pointer("/credentials/password").is_some();
-            let activate = flag("activate", true);
-            let status = match (activate, has_credentials) {
-                (false, _) => "STAGED",
-                (true, true) => "ACTIVE",
-                (true, false) => "PROVISIONED",
-            };
-            let user = SimUser {
-                id: format!("00u{}", rand_id(17)),
-                status,
-                profile,
-                has_credentials,
-                created: now(),
-                last_updated: now(),
-            };
-            st.by_login
-                .insert(user.login().to_lowercase(), user.id.clone());
-            st.users.insert(user.id.clone(), user.clone());
-            drop(st);
-            emit(sim, "user.lifecycle.create", &user, None);
-            if activate {
-                emit(sim, "user.lifecycle.activate", &user, None);
-            }
-            json_response(StatusCode::OK, &user.to_json())
-        }
-        ("GET", ["api", "v1", "users", id]) => match find(&st, id) {
-            Some(u) => json_response(StatusCode::OK, &u.to_json()),
-            None => not_found(id),
-        },
-        ("POST", ["api", "v1", "users", id]) => {
-            let Some(uid) = find(&st, id).map(|u| u.id.clone()) else {
-                return not_found(id);
-            };
-            let new_login = body
-                .pointer("/profile/login")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase);
-            if let Some(l) = &new_login {
-                if st.by_login.get(l).is_some_and(|other| *other != uid) {
-                    return okta_error(
-                        StatusCode::BAD_REQUEST,
-                        "E0000001",
-                        "Api validation failed: login",
-                        &["login: An object with this field already exists in the current organization"],
-                    );
-                }
-            }
-            let old_login = st.users[&uid].login().to_lowercase();
-            let user = st.users.get_mut(&uid).unwrap();
-            if let (Some(target), Some(changes)) = (
-                user.profile.as_object_mut(),
-                body.get("profile").and_then(Value::as_object),
-            ) {
-                for (k, v) in changes {
-                    target.insert(k.clone(), v.clone());
-                }
-            }
-            user.last_updated = now();
-            let u = user.clone();
-            if new_login.is_some() {
-                st.by_login.remove(&old_login);
-                st.by_login.insert(u.login().to_lowercase(), uid);
-            }
-            drop(st);
-            emit(sim, "user.account.update_profile", &u, None);
-            json_response(StatusCode::OK, &u.to_json())
-        }
+        ("POST", ["api", "v1", "users"]) => users::create_user(sim, st, query, body),
+        ("GET", ["api", "v1", "users", id]) => users::get_user(st, id),
+        ("POST", ["api", "v1", "users", id]) => users::update_user(sim, st, id, body),
         ("POST", ["api", "v1", "users", id, "lifecycle", op]) => {
-            let Some(uid) = find(&st, id).map(|u| u.id.clone()) else {
-                return not_found(id);
-            };
-            let user = st.users.get_mut(&uid).unwrap();
-            let (next, event, answer) = match (*op, user.status) {
-                ("activate", "STAGED" | "DEPROVISIONED") => {
-                    let next = if user.has_credentials {
-                        "ACTIVE"
-                    } else {
-                        "PROVISIONED"
-                    };
-                    let answer = if flag("sendEmail", true) {
-                        json!({"emailSent": true})
-                    } else {
-                        json!({"activationUrl": format!("https://sim.okta/welcome/{}", rand_id(20)), "activationToken": rand_id(20)})
-                    };
-                    (next, "user.lifecycle.activate", answer)
-                }
-                ("reactivate", "PROVISIONED" | "RECOVERY") => {
-                    ("PROVISIONED", "user.lifecycle.reactivate", json!({}))
-                }
-                ("deactivate", s) if s != "DEPROVISIONED" => {
-                    ("DEPROVISIONED", "user.lifecycle.deactivate", json!({}))
-                }
-                ("suspend", "ACTIVE") => ("SUSPENDED", "user.lifecycle.suspend", json!({})),
-                ("unsuspend", "SUSPENDED") => ("ACTIVE", "user.lifecycle.unsuspend", json!({})),
-                ("unlock", "LOCKED_OUT" | "ACTIVE") => {
-                    ("ACTIVE", "user.account.unlock_by_admin", json!({}))
-                }
-                ("reset_factors", s) if s != "DEPROVISIONED" => {
-                    (s, "user.mfa.factor.reset_all", json!({}))
-                }
-                ("reset_password", "ACTIVE" | "RECOVERY" | "PASSWORD_EXPIRED" | "PROVISIONED") => (
-                    "RECOVERY",
-                    "user.account.reset_password",
-                    json!({"resetPasswordUrl": "https://sim.okta/reset"}),
-                ),
-                ("expire_password", "ACTIVE") => (
-                    "PASSWORD_EXPIRED",
-                    "user.account.expire_password",
-                    json!({}),
-                ),
-                (
-                    "activate" | "reactivate" | "deactivate" | "suspend" | "unsuspend" | "unlock"
-                    | "reset_factors" | "reset_password" | "expire_password",
-                    _,
-                ) => return not_allowed(),
-                _ => {
-                    return okta_error(
-                        StatusCode::NOT_FOUND,
-                        "E0000022",
-                        "The endpoint does not support the provided HTTP method",
-                        &[],
-                    )
-                }
-            };
-            user.status = next;
-            user.last_updated = now();
-            let u = user.clone();
-            if answer.get("emailSent").is_some() {
-                st.activation_emails += 1;
-            }
-            drop(st);
-            emit(sim, event, &u, None);
-            let mut answer = answer;
-            if let Some(fields) = answer.as_object_mut() {
-                fields.remove("emailSent");
-            }
-            json_response(StatusCode::OK, &answer)
+            users::lifecycle(sim, st, id, op, query)
         }
-        ("DELETE", ["api", "v1", "users", id, "sessions"]) => {
-            let Some(u) = find(&st, id).cloned() else {
-                return not_found(id);
-            };
-            drop(st);
-            emit(sim, "user.session.clear", &u, None);
-            Response::builder().status(StatusCode::NO_CONTENT).finish()
-        }
-        ("DELETE", ["api", "v1", "users", id]) => {
-            let Some(uid) = find(&st, id).map(|u| u.id.clone()) else {
-                return not_found(id);
-            };
-            // Okta: deleting a user that is not DEPROVISIONED deactivates it instead.
-            let user = st.users.get_mut(&uid).unwrap();
-            if user.status == "DEPROVISIONED" {
-                let u = st.users.remove(&uid).unwrap();
-                st.by_login.remove(&u.login().to_lowercase());
-                drop(st);
-                emit(sim, "user.lifecycle.delete.initiated", &u, None);
-            } else {
-                user.status = "DEPROVISIONED";
-                let u = user.clone();
-                drop(st);
-                emit(sim, "user.lifecycle.deactivate", &u, None);
-            }
-            Response::builder().status(StatusCode::NO_CONTENT).finish()
-        }
-        ("POST", ["api", "v1", "groups"]) => {
-            let name = body
-                .pointer("/profile/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if name.trim().is_empty() {
-                return okta_error(
-                    StatusCode::BAD_REQUEST,
-                    "E0000001",
-                    "Api validation failed: name",
-                    &["name: The field cannot be left blank"],
-                );
-            }
-            if st.groups.values().any(|g| g.name == name) {
-                return okta_error(
-                    StatusCode::BAD_REQUEST,
-                    "E0000001",
-                    "Api validation failed: name",
-                    &["name: An object with this field already exists in the current organization"],
-                );
-            }
-            let description = body
-                .pointer("/profile/description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let group = new_group(&mut st, name, description);
-            json_response(StatusCode::OK, &group.to_json())
-        }
-        ("GET", ["api", "v1", "groups"]) => {
-            let q = query.get("q").map(|q| q.to_lowercase());
-            let limit = query
-                .get("limit")
-                .and_then(|l| l.parse::<usize>().ok())
-                .unwrap_or(10_000);
-            let mut groups: Vec<&SimGroup> = st
-                .groups
-                .values()
-                .filter(|g| {
-                    q.as_ref()
-                        .is_none_or(|q| g.name.to_lowercase().starts_with(q))
-                })
-                .filter(|g| {
-                    query
-                        .get("search")
-                        .is_none_or(|expr| group_matches_search(g, expr))
-                })
-                .collect();
-            groups.sort_by(|a, b| a.name.cmp(&b.name));
-            let list: Vec<Value> = groups.iter().take(limit).map(|g| g.to_json()).collect();
-            json_response(StatusCode::OK, &Value::Array(list))
-        }
-        ("GET", ["api", "v1", "groups", gid]) => match st.groups.get(*gid) {
-            Some(g) => json_response(StatusCode::OK, &g.to_json()),
-            None => group_not_found(gid),
-        },
-        ("PUT", ["api", "v1", "groups", gid]) => {
-            let name = body.pointer("/profile/name").and_then(Value::as_str);
-            let Some(g) = st.groups.get_mut(*gid) else {
-                return group_not_found(gid);
-            };
-            if let Some(name) = name.filter(|n| !n.trim().is_empty()) {
-                g.name = name.to_owned();
-            }
-            if let Some(d) = body.pointer("/profile/description").and_then(Value::as_str) {
-                g.description = d.to_owned();
-            }
-            g.last_updated = now();
-            json_response(StatusCode::OK, &g.to_json())
-        }
-        ("DELETE", ["api", "v1", "groups", gid]) => match st.groups.remove(*gid) {
-            Some(_) => Response::builder().status(StatusCode::NO_CONTENT).finish(),
-            None => group_not_found(gid),
-        },
-        ("GET", ["api", "v1", "groups", gid, "users"]) => {
-            let Some(g) = st.groups.get(*gid) else {
-                return group_not_found(gid);
-            };
-            let members: Vec<Value> = g
-                .members
-                .iter()
-                .filter_map(|id| st.users.get(id))
-                .map(SimUser::to_json)
-                .collect();
-            json_response(StatusCode::OK, &Value::Array(members))
-        }
+        ("DELETE", ["api", "v1", "users", id, "sessions"]) => users::clear_sessions(sim, st, id),
+        ("DELETE", ["api", "v1", "users", id]) => users::delete_user(sim, st, id),
+        ("POST", ["api", "v1", "groups"]) => groups::create_group(st, body),
+        ("GET", ["api", "v1", "groups"]) => groups::list_groups(st, query),
+        ("GET", ["api", "v1", "groups", gid]) => groups::get_group(st, gid),
+        ("PUT", ["api", "v1", "groups", gid]) => groups::update_group(st, gid, body),
+        ("DELETE", ["api", "v1", "groups", gid]) => groups::delete_group(st, gid),
+        ("GET", ["api", "v1", "groups", gid, "users"]) => groups::list_group_members(st, gid),
         (m @ ("PUT" | "DELETE"), ["api", "v1", "groups", gid, "users", uid]) => {
-            if !st.groups.contains_key(*gid) {
-                return group_not_found(gid);
-            }
-            let Some(u) = find(&st, uid).cloned() else {
-                return not_found(uid);
-            };
-            let group = st.groups.get_mut(*gid).expect("checked above");
-            let event = if m == "PUT" {
-                group.members.insert(u.id.clone());
-                "group.user_membership.add"
-            } else {
-                group.members.remove(&u.id);
-                "group.user_membership.remove"
-            };
-            group.last_membership_updated = now();
-            let target = group.target();
-            drop(st);
-            emit(sim, event, &u, Some(target));
-            Response::builder().status(StatusCode::NO_CONTENT).finish()
+            groups::group_membership(sim, st, m, gid, uid)
         }
-        ("POST", ["api", "v1", "apps", aid, "users"]) => {
-            let uid = body.get("id").and_then(Value::as_str).unwrap_or("");
-            let Some(u) = find(&st, uid).cloned() else {
-                return not_found(uid);
-            };
-            st.apps
-                .entry(aid.to_string())
-                .or_default()
-                .insert(u.id.clone());
-            drop(st);
-            emit(
-                sim,
-                "application.user_membership.add",
-                &u,
-                Some(
-                    json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid}),
-                ),
-            );
-            json_response(
-                StatusCode::OK,
-                &json!({"id": u.id, "scope": "USER", "status": "ACTIVE"}),
-            )
-        }
+        ("POST", ["api", "v1", "apps", aid, "users"]) => apps::assign_app(sim, st, aid, body),
         ("DELETE", ["api", "v1", "apps", aid, "users", uid]) => {
-            let Some(u) = find(&st, uid).cloned() else {
-                return not_found(uid);
-            };
-            st.apps.entry(aid.to_string()).or_default().remove(&u.id);
-            drop(st);
-            emit(
-                sim,
-                "application.user_membership.remove",
-                &u,
-                Some(
-                    json!({"id": aid, "type": "AppInstance", "alternateId": aid, "displayName": aid}),
-                ),
-            );
-            Response::builder().status(StatusCode::NO_CONTENT).finish()
+            apps::unassign_app(sim, st, aid, uid)
         }
         _ => okta_error(
             StatusCode::NOT_FOUND,
@@ -987,6 +679,11 @@ fn users_api(
             &[],
         ),
     }
+}
+
+/// `?key=true|false`, or `default`.
+fn flag(query: &HashMap<String, String>, key: &str, default: bool) -> bool {
+    query.get(key).map(|v| v == "true").unwrap_or(default)
 }
 
 /// Queues a System Log event about `user` for the event hook.
