@@ -443,8 +443,8 @@ impl InlineSettings {
         let mut ids = std::collections::HashSet::new();
         let mut domains = std::collections::HashMap::new();
         for (i, t) in self.tenants.iter().enumerate() {
-            if t.id.is_empty() {
-                problems.push(format!("inline.tenants[{i}].id: must not be empty"));
+            if let Err(e) = crate::domain::tenant::TenantId::parse(&t.id) {
+                problems.push(format!("inline.tenants[{i}].id: {e}"));
             }
             if !ids.insert(t.id.as_str()) {
                 problems.push(format!("inline.tenants[{i}].id: `{}` is used twice", t.id));
@@ -675,9 +675,28 @@ impl Settings {
             }
         }
         for (i, rule) in self.tenants.rules.iter().enumerate() {
-            if let TenantRuleSettings::Group { pattern } = rule {
-                if let Err(e) = regex::Regex::new(pattern) {
-                    problems.push(format!("tenants.rules[{i}].pattern: invalid regex: {e}"));
+            match rule {
+                TenantRuleSettings::Group { pattern } => {
+                    if let Err(e) = regex::Regex::new(pattern) {
+                        problems.push(format!("tenants.rules[{i}].pattern: invalid regex: {e}"));
+                    }
+                }
+                // A map value is a tenant as written: a typo must stop the start, not silently
+                // name no tenant for every matching event.
+                TenantRuleSettings::App { map } | TenantRuleSettings::EmailDomain { map } => {
+                    for (k, t) in map {
+                        if let Err(e) = crate::domain::tenant::TenantId::parse(t) {
+                            problems.push(format!("tenants.rules[{i}].map.{k}: {e}"));
+                        }
+                    }
+                }
+                TenantRuleSettings::Attribute { .. } => {}
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            for t in &route.tenants {
+                if let Err(e) = crate::domain::tenant::TenantId::parse(t) {
+                    problems.push(format!("routes[{i}].tenants: {e}"));
                 }
             }
         }
@@ -975,6 +994,26 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("used twice"), "{msg}");
         assert!(msg.contains("tenants.rules[0].pattern"), "{msg}");
+    }
+
+    #[test]
+    fn tenant_ids_in_rules_routes_and_inline_tenants_are_checked_at_load() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[[routes]]\nname = \"a\"\nevent_types = [\"x\"]\ntenants = [\"ok\", \"a|b\"]\n\
+             [tenants]\nrules = [{ kind = \"app\", map = { \"0oa1\" = \"\" } }, \
+             { kind = \"email_domain\", map = { \"acme.com\" = \"Acme Corp\" } }]\n\
+             [inline]\ntenants = [{ id = \" \" }]\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        for key in [
+            "routes[0].tenants: `a|b` is not a tenant id",
+            "tenants.rules[0].map.0oa1: a tenant id must not be empty",
+            "tenants.rules[1].map.acme.com: `Acme Corp` is not a tenant id",
+            "inline.tenants[0].id: a tenant id must not be empty",
+        ] {
+            assert!(msg.contains(key), "{key} in {msg}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use poem_openapi::{Object, OpenApi, SecurityScheme};
 use super::error::HttpError;
 use super::ApiTags;
 use crate::access::{audit, AuditEntry, Principal, Role};
+use crate::domain::tenant::TenantId;
 use crate::domain::user_status::UserStatus;
 use crate::projection::store::{ListQuery, Reader, TimelineEntry};
 use crate::projection::UserRecord;
@@ -266,6 +267,10 @@ impl UsersApi {
         limit: Query<u32>,
     ) -> Result<Json<UserList>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
+        if let Some(t) = tenant.0.as_deref() {
+            // `tenant=` (empty) must not read as "no filter".
+            TenantId::parse(t).map_err(|e| HttpError::bad_request(format!("tenant: {e}")))?;
+        }
         let tenant = match (who.role, tenant.0) {
             (Role::ClientAdmin, Some(t)) if Some(&t) != who.tenant.as_ref() => {
                 return Err(HttpError::forbidden(

@@ -114,8 +114,27 @@ async fn keys_create_prints_a_working_key_once_and_list_and_revoke_manage_it() {
     let out = run(&["keys", "create", "--role", "client-admin"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
+    // Issue 12 item 2: an empty, blank or malformed tenant is refused and nothing is stored.
+    for (tenant, says) in [
+        ("", "must not be empty"),
+        ("  ", "must not be empty"),
+        ("a|b", "is not a tenant id"),
+    ] {
+        let out = run(&[
+            "keys",
+            "create",
+            "--role",
+            "client-admin",
+            "--tenant",
+            tenant,
+        ]);
+        assert!(!out.status.success(), "--tenant {tenant:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "--tenant {tenant:?}: {err}");
+    }
 
     let listed = String::from_utf8(run(&["keys", "list"]).stdout).unwrap();
+    assert_eq!(listed.lines().count(), 1, "only the valid key: {listed}");
     let id = token.split('_').nth(1).unwrap();
     assert!(listed.contains(id) && listed.contains("client-admin") && listed.contains("acme"));
     assert!(

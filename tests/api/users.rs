@@ -317,3 +317,66 @@ async fn operators_manage_keys_over_http_and_keys_are_stored_only_as_hashes() {
     let (s, _) = app.get_json("/api/v1/keys", Some(&token)).await;
     assert_eq!(s, 403, "a client-admin key cannot manage keys");
 }
+
+/// Issue 12 item 2: `""` used to become "no tenant", which the user list read as "every tenant".
+#[tokio::test]
+async fn client_admin_keys_without_a_valid_tenant_are_refused_and_legacy_ones_get_401() {
+    let redis = TestRedis::start();
+    let (app, support) = two_tenants(&redis).await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    for tenant in ["", "   ", "a|b", "Acme", "-x", &"a".repeat(64)] {
+        let (s, body) = app
+            .post_json(
+                "/api/v1/keys",
+                &operator,
+                Some(json!({"role": "client-admin", "tenant": tenant})),
+            )
+            .await;
+        assert_eq!(s, 400, "tenant {tenant:?}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("tenant"),
+            "{body}"
+        );
+    }
+    let (_, list) = app.get_json("/api/v1/keys", Some(&operator)).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "nothing stored: {list}");
+
+    // A key stored before tenant ids were checked: a client-admin with `tenant = ""`.
+    let (id, secret) = ("0123456789ab", "legacysecret");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()));
+    let mut conn = app.conn().await;
+    let keys = Keys::new(app.prefix.clone());
+    for tenant in ["", "a|b"] {
+        let _: () = redis::AsyncCommands::hset_multiple(
+            &mut conn,
+            keys.api_key(id),
+            &[
+                ("digest", digest.as_str()),
+                ("role", "client-admin"),
+                ("tenant", tenant),
+                ("created", "2026-01-01T00:00:00Z"),
+                ("revoked", "0"),
+            ],
+        )
+        .await
+        .unwrap();
+        let legacy = format!("oka_{id}_{secret}");
+        for path in ["/api/v1/users", "/api/v1/users/00uA1", "/api/v1/jobs"] {
+            let (s, body) = app.get_json(path, Some(&legacy)).await;
+            assert_eq!(s, 401, "{path} with tenant {tenant:?}: {body}");
+        }
+    }
+
+    // A tenant filter is a tenant id too: `tenant=` is not "no filter".
+    for bad in ["", "a%7Cb"] {
+        let (s, body) = app
+            .get_json(&format!("/api/v1/users?tenant={bad}"), Some(&support))
+            .await;
+        assert_eq!(s, 400, "tenant={bad}: {body}");
+    }
+    let (s, body) = app
+        .get_json("/api/v1/users?tenant=acme", Some(&support))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(body["users"].as_array().unwrap().len(), 2);
+}
