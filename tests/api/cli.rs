@@ -176,6 +176,26 @@ async fn serve_logs_no_secret_and_drains_on_sigterm() {
     })
     .await;
     assert!(up, "serve did not come up");
+    // Issue 12 item 14: counters exist at zero before their first use, so dashboards and
+    // alerts see them from the start.
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for zero in [
+        "okta_adapter_events_received_total{type=\"other\"} 0",
+        "okta_adapter_hook_auth_failures_total{hook=\"events\"} 0",
+        "okta_adapter_audit_failures_total 0",
+        "okta_adapter_projection_dead_lettered_total 0",
+        "okta_adapter_report_send_failures_total 0",
+        "# HELP okta_adapter_audit_failures_total",
+    ] {
+        assert!(metrics.contains(zero), "missing `{zero}` in\n{metrics}");
+    }
     let post = |secret: &'static str, body: String| {
         client
             .post(format!("{base}/hooks/okta/events"))

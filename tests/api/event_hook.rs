@@ -789,3 +789,45 @@ rules = [{ kind = "group", pattern = "^tenant-(?P<tenant>.+)$" }]
         .collect();
     assert_eq!(tenants, ["", "ab", "b", "", "", "b"]);
 }
+
+/// Issue 12 item 6: each distinct `eventType` used to become a Prometheus label for the life of
+/// the process; unknown types are now counted as `other`.
+#[tokio::test]
+async fn invented_event_types_are_counted_as_other_and_do_not_grow_metrics() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let metrics = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = metrics().await.len();
+    let events = (0..2000)
+        .map(|i| {
+            log_event(
+                &format!("inv{i}"),
+                &format!("invented.type.n{i}"),
+                ("00uInv", "inv@x.org"),
+            )
+        })
+        .collect();
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    let after = metrics().await;
+    assert!(
+        !after.contains("invented.type"),
+        "an invented type is a label"
+    );
+    assert!(
+        after.contains("okta_adapter_events_received_total{type=\"other\"}"),
+        "no `other` label"
+    );
+    // Other tests in this process may add a few series meanwhile; 2,000 types × 2 counters
+    // would add hundreds of KB.
+    let growth = after.len().saturating_sub(before);
+    assert!(growth < 50_000, "/metrics grew by {growth} bytes");
+}
