@@ -50,6 +50,15 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// A connection with no request in flight is closed when a request head (request line and
+    /// headers) has not fully arrived this long after the connection opened or last wrote
+    /// (`http::slow_client`). Bounds clients that trickle headers and idle keep-alives.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -602,6 +611,9 @@ impl Settings {
         }
         if self.http.max_body_bytes == 0 {
             problems.push("http.max_body_bytes: must be greater than 0".into());
+        }
+        if self.http.header_read_timeout_ms == 0 {
+            problems.push("http.header_read_timeout_ms: must be greater than 0".into());
         }
         if let Err(e) = redis::parse_redis_url(self.redis.url.expose_secret())
             .ok_or("not a redis:// or rediss:// URL")

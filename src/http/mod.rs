@@ -16,6 +16,7 @@ pub mod keys;
 pub mod ops;
 pub mod raw_json;
 pub mod reports;
+pub mod slow_client;
 pub mod users;
 
 use std::sync::Arc;
@@ -102,6 +103,8 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .around(|ep, req| async move {
+            // Lifts the header-read deadline of this connection while the request is handled.
+            let _in_flight = slow_client::track_request(&req);
             let started = Instant::now();
             let response = match ep.call(req).await {
                 Ok(resp) => resp.into_response(),

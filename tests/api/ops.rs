@@ -109,3 +109,80 @@ async fn start_up_without_redis_fails_with_a_message_that_says_what_to_do() {
         "the password must not leak: {msg}"
     );
 }
+
+/// Issue 12 item 9: a client that trickles its request head (or sends nothing) is disconnected
+/// after `http.header_read_timeout_ms`; a slow handler or a kept-alive client that sends its
+/// next request in time is not.
+#[tokio::test]
+async fn a_client_trickling_headers_is_disconnected_after_the_header_read_timeout() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let redis = TestRedis::start();
+    let app = spawn_app_with(&redis, "[http]\nheader_read_timeout_ms = 600\n").await;
+    // Reads until the server closes; returns how long that took (None: still open at `max`).
+    async fn closed_within(s: &mut tokio::net::TcpStream, max: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout_at((started + max).into(), s.read(&mut buf)).await {
+                Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    // Trickles a byte every 100 ms: activity, but never a whole head.
+    let mut trickle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    let writer = async {
+        for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if trickle.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), writer)
+        .await
+        .ok();
+    let _ = closed_within(&mut trickle, Duration::from_secs(3)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "trickling client held on for {took:?}"
+    );
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(trickle.read(&mut buf).await, Ok(0) | Err(_)),
+        "the connection is closed"
+    );
+
+    // A silent client, too.
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(3))
+        .await
+        .expect("a silent client is disconnected");
+    assert!(
+        took >= Duration::from_millis(500),
+        "closed too early: {took:?}"
+    );
+
+    // A well-behaved keep-alive client is served, twice, with a pause below the limit.
+    let mut good = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    for _ in 0..2 {
+        good.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("\"ok\"") {
+            let mut buf = [0u8; 1024];
+            let n = good.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the answer");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
