@@ -150,6 +150,14 @@ pub struct ProjectionSettings {
     pub max_deliveries: u64,
     /// Recent events kept per user for the timeline.
     pub timeline_len: usize,
+    /// Index entries one `GET /api/v1/users` request reads at most (at least its page size);
+    /// a filtered page may then be short and carry a `next` cursor to continue from.
+    #[serde(default = "default_list_scan_budget")]
+    pub list_scan_budget: usize,
+}
+
+fn default_list_scan_budget() -> usize {
+    1_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -714,6 +722,9 @@ impl Settings {
         }
         self.inline.validate(&mut problems);
         let p = &self.projection;
+        if p.list_scan_budget == 0 {
+            problems.push("projection.list_scan_budget: must be greater than 0".into());
+        }
         if p.group.is_empty() || p.batch == 0 || p.block_ms == 0 || p.max_deliveries == 0 {
             problems.push(
                 "projection: group must be set and batch, block_ms, max_deliveries > 0".into(),

@@ -186,3 +186,128 @@ async fn a_client_trickling_headers_is_disconnected_after_the_header_read_timeou
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Issue 12 item 8 (and 14): the published schema says what the service does.
+#[tokio::test]
+async fn the_published_schema_matches_the_answers() {
+    use okta_adapter::access::Role;
+
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    // Fields answered as null are nullable.
+    for field in [
+        "display_name",
+        "last_sign_in",
+        "last_failed_sign_in",
+        "tenant",
+        "status_reason",
+    ] {
+        assert_eq!(
+            schemas["UserRecord"]["properties"][field]["nullable"], true,
+            "UserRecord.{field}"
+        );
+    }
+    assert_eq!(
+        schemas["ApiKeyInfo"]["properties"]["tenant"]["nullable"],
+        true
+    );
+    // Enums are declared where only some strings are accepted.
+    let params = |path: &str, method: &str| doc["paths"][path][method]["parameters"].clone();
+    let param = |path: &str, method: &str, name: &str| {
+        params(path, method)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))
+    };
+    let status = param("/api/v1/users", "get", "status");
+    let status_enum = schemas[status["schema"]["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()]["enum"]
+        .clone();
+    assert!(
+        status_enum
+            .as_array()
+            .unwrap()
+            .contains(&"SUSPENDED".into()),
+        "{status}"
+    );
+    let action = param("/api/v1/users/{id}/actions/{action}", "post", "action");
+    let action_ref = action["schema"]["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert!(schemas[action_ref]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&"reset_password".into()));
+    // X-Audit-Reason is a declared header wherever it is read.
+    for (path, method) in [
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/users/{id}/timeline", "get"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users/{id}/actions/{action}", "post"),
+    ] {
+        assert_eq!(
+            param(path, method, "X-Audit-Reason")["in"],
+            "header",
+            "{path}"
+        );
+    }
+
+    // 405 names the allowed methods.
+    let resp = app
+        .client
+        .delete(app.url("/api/v1/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+    let resp = app
+        .client
+        .put(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+
+    // A JSON body without Content-Type is read as the one documented type, not a 415.
+    let operator = api_key(&app, Role::Operator, None).await;
+    let resp = app
+        .client
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&operator)
+        .body(r#"{"role":"support"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    // A tenant must be a JSON string, not a number turned into one.
+    let (s, _) = app
+        .post_json(
+            "/api/v1/keys",
+            &operator,
+            Some(serde_json::json!({"role": "client-admin", "tenant": 12011})),
+        )
+        .await;
+    assert_eq!(s, 400);
+}
