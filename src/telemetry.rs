@@ -54,7 +54,14 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Counters shown at zero from the start, with their help text. Labelled counters are
 /// registered for the label values known up front (event types start at `other`, see
 /// `fanout::labels`).
-const COUNTERS: &[(&str, &[(&str, &str)], &str)] = &[
+/// (name, labels of the zero series, help text).
+type CounterSpec = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+const COUNTERS: &[CounterSpec] = &[
     (
         "okta_adapter_events_received_total",
         &[("type", "other")],

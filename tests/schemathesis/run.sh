@@ -53,8 +53,9 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 "$BIN" serve 2>"$WORK/adapter.log" &
 APP_PID=$!
 BASE="http://127.0.0.1:$HTTP_PORT"
-for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
-curl -sf "$BASE/healthz" >/dev/null || { cat "$WORK/adapter.log"; exit 1; }
+up() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$BASE/healthz" 2>/dev/null; }
+for _ in $(seq 100); do up && break; sleep 0.1; done
+up || { echo "the adapter did not start:" >&2; cat "$WORK/adapter.log" >&2; exit 1; }
 
 OPERATOR="$("$BIN" keys create --role operator)"
 SUPPORT="$("$BIN" keys create --role support)"
