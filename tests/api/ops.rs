@@ -185,6 +185,34 @@ async fn a_client_trickling_headers_is_disconnected_after_the_header_read_timeou
         assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    // Once the head is in, the request is the handler's: a body slower than the header
+    // timeout is still read and answered.
+    let operator = api_key(&app, okta_adapter::access::Role::Operator, None).await;
+    let body = br#"{"role":"support"}"#;
+    let mut slow_body = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    slow_body
+        .write_all(
+            format!(
+                "POST /api/v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {operator}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    for b in body {
+        slow_body.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(70)).await;
+    }
+    let mut got = [0u8; 64];
+    let n = slow_body.read(&mut got).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&got[..n])
+    );
 }
 
 /// Issue 12 item 8 (and 14): the published schema says what the service does.
