@@ -20,9 +20,11 @@ struct PathEntry {
     methods: BTreeMap<String, Option<String>>,
 }
 
-/// The document's paths and methods.
+/// The document's paths and methods, and its enums.
 pub struct Contract {
     paths: Vec<PathEntry>,
+    /// Component schema name → its enum values.
+    enums: BTreeMap<String, Vec<String>>,
 }
 
 impl Contract {
@@ -50,7 +52,33 @@ impl Contract {
                     .collect()
             })
             .unwrap_or_default();
-        Self { paths }
+        let enums = doc["components"]["schemas"]
+            .as_object()
+            .map(|schemas| {
+                schemas
+                    .iter()
+                    .filter_map(|(name, schema)| {
+                        let values = schema["enum"].as_array()?;
+                        let values = values
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect();
+                        Some((name.clone(), values))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { paths, enums }
+    }
+
+    /// poem-openapi's message for a value outside an enum names the type but not the values;
+    /// this adds them, as the adapter's own messages always did.
+    pub fn explain_enum_error(&self, message: &str) -> Option<String> {
+        const MARK: &str = "failed to parse \"";
+        let start = message.find(MARK)? + MARK.len();
+        let name = message[start..].split('"').next()?;
+        let values = self.enums.get(name)?;
+        Some(format!("{message} Expected one of: {}.", values.join(", ")))
     }
 
     fn entry(&self, path: &str) -> Option<&PathEntry> {
@@ -99,7 +127,7 @@ fn single_media_type(op: &serde_json::Value) -> Option<String> {
 mod tests {
     use super::*;
 
-    const SPEC: &str = r#"{"paths":{
+    const SPEC: &str = r#"{"components":{"schemas":{"Colour":{"type":"string","enum":["red","blue"]}}},"paths":{
         "/api/v1/keys":{"get":{},"post":{"requestBody":{"content":{"application/json; charset=utf-8":{}}}}},
         "/api/v1/keys/{id}":{"delete":{}},
         "/api/v1/jobs":{"post":{"requestBody":{"content":{"text/csv":{},"application/x-ndjson":{}}}}}
@@ -126,5 +154,16 @@ mod tests {
         assert!(Contract::from_spec("not json")
             .allow("/api/v1/keys")
             .is_none());
+    }
+
+    #[test]
+    fn enum_errors_list_the_values() {
+        let c = Contract::from_spec(SPEC);
+        let msg = r#"failed to parse parameter `c`: failed to parse "Colour": Expect a valid enumeration value."#;
+        assert!(c
+            .explain_enum_error(msg)
+            .unwrap()
+            .ends_with("Expected one of: red, blue."));
+        assert_eq!(c.explain_enum_error(r#"failed to parse "Other": x"#), None);
     }
 }

@@ -185,7 +185,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 }
                 let mut response = match ep.call(req).await {
                     Ok(resp) => resp.into_response(),
-                    Err(err) => json_error(err),
+                    Err(err) => json_error(err, &contract),
                 };
                 if response.status() == StatusCode::METHOD_NOT_ALLOWED {
                     if let Some(allow) = contract
@@ -211,7 +211,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
 }
 
 /// poem's own errors (unknown path, wrong method, bad parameter) as the adapter's JSON error.
-fn json_error(err: poem::Error) -> Response {
+fn json_error(err: poem::Error, contract: &contract::Contract) -> Response {
     if err.is_from_response() {
         // Our own `HttpError`s already carry their JSON response.
         return err.into_response();
@@ -223,7 +223,9 @@ fn json_error(err: poem::Error) -> Response {
         .unwrap_or("error")
         .to_ascii_lowercase()
         .replace(' ', "_");
-    let body = serde_json::json!({ "error": code, "message": err.to_string() });
+    let message = err.to_string();
+    let message = contract.explain_enum_error(&message).unwrap_or(message);
+    let body = serde_json::json!({ "error": code, "message": message });
     let mut resp = Response::builder()
         .status(status)
         .content_type("application/json")
