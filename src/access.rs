@@ -4,6 +4,11 @@
 //! tenant and the SHA-256 of the secret; authentication looks the id up and compares the
 //! digest in constant time. Roles: `support` sees every tenant, `client-admin` exactly one,
 //! `operator` runs jobs, reports and key management but reads no user records.
+//!
+//! Fail closed: a `client-admin` key is only ever a principal together with a valid tenant id
+//! ([`TenantId`]). A stored client-admin key whose tenant is empty or not a valid id (keys made
+//! before ids were checked) does not authenticate at all, because elsewhere "no tenant" reads
+//! as "not scoped to a tenant".
 
 use std::fmt;
 
@@ -14,6 +19,7 @@ use redis::{AsyncCommands, RedisResult};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::tenant::{InvalidTenantId, TenantId};
 use crate::store::Keys;
 
 /// Longest the audit stream grows (MAXLEN ~).
@@ -55,7 +61,7 @@ impl fmt::Display for Role {
 pub struct Principal {
     pub key_id: String,
     pub role: Role,
-    /// Set exactly for `client-admin`.
+    /// Set exactly for `client-admin`, and then always a valid [`TenantId`].
     pub tenant: Option<String>,
 }
 
@@ -86,6 +92,8 @@ pub enum KeyError {
     TenantRequired,
     #[error("only client-admin keys have a tenant")]
     TenantNotAllowed,
+    #[error("tenant: {0}")]
+    InvalidTenant(#[from] InvalidTenantId),
 }
 
 #[derive(Clone)]
@@ -109,11 +117,13 @@ impl KeyStore {
         role: Role,
         tenant: Option<&str>,
     ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
-        match (role, tenant) {
+        let tenant = match (role, tenant) {
             (Role::ClientAdmin, None) => return Err(KeyError::TenantRequired),
+            (Role::ClientAdmin, Some(t)) => Some(TenantId::parse(t)?),
             (Role::Support | Role::Operator, Some(_)) => return Err(KeyError::TenantNotAllowed),
-            _ => {}
-        }
+            (Role::Support | Role::Operator, None) => None,
+        };
+        let tenant = tenant.as_ref().map(TenantId::as_str);
         let mut id = [0u8; 6];
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut id);
@@ -180,10 +190,24 @@ impl KeyStore {
         if !matches || revoked.as_deref() == Some("1") {
             return Ok(None);
         }
+        let tenant = match role {
+            // Fail closed: without a valid tenant this key has no scope, so it is no key.
+            Role::ClientAdmin => match tenant.as_deref().map(TenantId::parse) {
+                Some(Ok(t)) => Some(t.into_string()),
+                _ => {
+                    tracing::warn!(
+                        key = id,
+                        "client-admin key without a valid tenant refused; revoke it and create a new one"
+                    );
+                    return Ok(None);
+                }
+            },
+            Role::Support | Role::Operator => None,
+        };
         Ok(Some(Principal {
             key_id: id.to_owned(),
             role,
-            tenant: tenant.filter(|t| !t.is_empty()),
+            tenant,
         }))
     }
 

@@ -50,6 +50,15 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// A connection with no request in flight is closed when a request head (request line and
+    /// headers) has not fully arrived this long after the connection opened or last wrote
+    /// (`http::slow_client`). Bounds clients that trickle headers and idle keep-alives.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -145,6 +154,14 @@ pub struct ProjectionSettings {
     pub max_deliveries: u64,
     /// Recent events kept per user for the timeline.
     pub timeline_len: usize,
+    /// Index entries one `GET /api/v1/users` request reads at most (at least its page size);
+    /// a filtered page may then be short and carry a `next` cursor to continue from.
+    #[serde(default = "default_list_scan_budget")]
+    pub list_scan_budget: usize,
+}
+
+fn default_list_scan_budget() -> usize {
+    1_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -456,8 +473,8 @@ impl InlineSettings {
         let mut ids = std::collections::HashSet::new();
         let mut domains = std::collections::HashMap::new();
         for (i, t) in self.tenants.iter().enumerate() {
-            if t.id.is_empty() {
-                problems.push(format!("inline.tenants[{i}].id: must not be empty"));
+            if let Err(e) = crate::domain::tenant::TenantId::parse(&t.id) {
+                problems.push(format!("inline.tenants[{i}].id: {e}"));
             }
             if !ids.insert(t.id.as_str()) {
                 problems.push(format!("inline.tenants[{i}].id: `{}` is used twice", t.id));
@@ -620,6 +637,9 @@ impl Settings {
         if self.http.max_body_bytes == 0 {
             problems.push("http.max_body_bytes: must be greater than 0".into());
         }
+        if self.http.header_read_timeout_ms == 0 {
+            problems.push("http.header_read_timeout_ms: must be greater than 0".into());
+        }
         if let Err(e) = redis::parse_redis_url(self.redis.url.expose_secret())
             .ok_or("not a redis:// or rediss:// URL")
         {
@@ -692,14 +712,44 @@ impl Settings {
             }
         }
         for (i, rule) in self.tenants.rules.iter().enumerate() {
-            if let TenantRuleSettings::Group { pattern } = rule {
-                if let Err(e) = regex::Regex::new(pattern) {
-                    problems.push(format!("tenants.rules[{i}].pattern: invalid regex: {e}"));
+            match rule {
+                TenantRuleSettings::Group { pattern } => {
+                    if let Err(e) = regex::Regex::new(pattern) {
+                        problems.push(format!("tenants.rules[{i}].pattern: invalid regex: {e}"));
+                    }
+                }
+                // A map value is a tenant as written: a typo must stop the start, not silently
+                // name no tenant for every matching event.
+                TenantRuleSettings::App { map } | TenantRuleSettings::EmailDomain { map } => {
+                    for (k, t) in map {
+                        if let Err(e) = crate::domain::tenant::TenantId::parse(t) {
+                            problems.push(format!("tenants.rules[{i}].map.{k}: {e}"));
+                        }
+                    }
+                }
+                TenantRuleSettings::Attribute { .. } => {}
+            }
+        }
+        for (t, groups) in &self.tenants.groups {
+            if let Err(e) = crate::domain::tenant::TenantId::parse(t) {
+                problems.push(format!("tenants.groups.{t}: {e}"));
+            }
+            if groups.iter().any(|g| g.trim().is_empty()) {
+                problems.push(format!("tenants.groups.{t}: a group id is empty"));
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            for t in &route.tenants {
+                if let Err(e) = crate::domain::tenant::TenantId::parse(t) {
+                    problems.push(format!("routes[{i}].tenants: {e}"));
                 }
             }
         }
         self.inline.validate(&mut problems);
         let p = &self.projection;
+        if p.list_scan_budget == 0 {
+            problems.push("projection.list_scan_budget: must be greater than 0".into());
+        }
         if p.group.is_empty() || p.batch == 0 || p.block_ms == 0 || p.max_deliveries == 0 {
             problems.push(
                 "projection: group must be set and batch, block_ms, max_deliveries > 0".into(),
@@ -995,6 +1045,29 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("used twice"), "{msg}");
         assert!(msg.contains("tenants.rules[0].pattern"), "{msg}");
+    }
+
+    #[test]
+    fn tenant_ids_in_rules_routes_and_inline_tenants_are_checked_at_load() {
+        let err = Settings::from_toml_overrides(&with_secret(
+            "[[routes]]\nname = \"a\"\nevent_types = [\"x\"]\ntenants = [\"ok\", \"a|b\"]\n\
+             [tenants]\nrules = [{ kind = \"app\", map = { \"0oa1\" = \"\" } }, \
+             { kind = \"email_domain\", map = { \"acme.com\" = \"Acme Corp\" } }]\n\
+             groups = { \"Globex\" = [\"00g1\"], acme = [\" \"] }\n\
+             [inline]\ntenants = [{ id = \" \" }]\n",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        for key in [
+            "routes[0].tenants: `a|b` is not a tenant id",
+            "tenants.rules[0].map.0oa1: a tenant id must not be empty",
+            "tenants.rules[1].map.acme.com: `Acme Corp` is not a tenant id",
+            "inline.tenants[0].id: a tenant id must not be empty",
+            "tenants.groups.Globex: `Globex` is not a tenant id",
+            "tenants.groups.acme: a group id is empty",
+        ] {
+            assert!(msg.contains(key), "{key} in {msg}");
+        }
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn print_openapi() -> anyhow::Result<()> {
     let settings = Settings::from_toml_overrides("[hooks]\nsecrets = [\"unused\"]\n")?;
     let redis = store::connect_lazy(&settings.redis)?;
     let state = AppState::new(settings, redis);
-    out!("{}", okta_adapter::http::api_service(state).spec())?;
+    out!("{}", okta_adapter::http::openapi_document(state))?;
     Ok(())
 }
 

@@ -261,7 +261,11 @@ impl Application {
         let reporting = self.spawn_reporting(&cancel, &background.handle());
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
-        let result = Server::new_with_acceptor(self.acceptor)
+        let acceptor = crate::http::slow_client::HeaderTimeoutAcceptor::new(
+            self.acceptor,
+            Duration::from_millis(self.state.settings.http.header_read_timeout_ms),
+        );
+        let result = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(http::router(self.state.clone()), shutdown, Some(grace))
             .await;
         cancel.cancel();

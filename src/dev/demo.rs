@@ -354,7 +354,7 @@ async fn seed(
             let status = reader
                 .find(&mut conn, login, timeline_len.min(1))
                 .await?
-                .and_then(|(user, _)| user.status);
+                .map(|(user, _)| user.status);
             let wanted = DEMO_USERS
                 .iter()
                 .find(|u| u.login == login)

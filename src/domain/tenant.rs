@@ -1,10 +1,16 @@
-//! Tenant resolution from ordered rules (SPEC "Tenants").
+//! Tenant ids, and tenant resolution from ordered rules (SPEC "Tenants").
 //!
-//! Rules are tried in config order; the first that yields a tenant wins. When none does, the
-//! ingest script falls back to the tenant remembered for the event's user, and a tenant found
-//! here is remembered for that user's later events.
+//! [`TenantId`] is the one definition of a valid tenant id; every place a tenant enters the
+//! adapter (API keys, tenant rules, route filters, query filters) goes through
+//! [`TenantId::parse`]. An empty id must never reach a place where "no tenant" could be read as
+//! "every tenant", and the ingest script's route filter (`|a|b|`) needs ids without `|`.
+//!
+//! Rules are tried in config order; the first that yields a valid tenant id wins. When none
+//! does, the ingest script falls back to the tenant remembered for the event's user, and a
+//! tenant found here is remembered for that user's later events.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use regex::Regex;
 
@@ -13,6 +19,68 @@ use crate::okta::event_hook::LogEventSummary;
 
 /// The only event whose group target assigns a tenant: joining a group, not leaving one.
 pub const GROUP_MEMBERSHIP_ADD: &str = "group.user_membership.add";
+
+/// Longest tenant id (a DNS label's limit, so an id also fits a host name).
+pub const TENANT_ID_MAX_LEN: usize = 63;
+
+/// What a tenant id may look like, for error messages and docs.
+pub const TENANT_ID_RULE: &str = "lowercase letters a-z, digits and `-`, starting with a letter \
+     or digit, at most 63 characters";
+
+/// A valid tenant id: `[a-z0-9][a-z0-9-]*`, at most [`TENANT_ID_MAX_LEN`] characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+/// Why a string is not a tenant id. The message is safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTenantId {
+    #[error("a tenant id must not be empty")]
+    Empty,
+    #[error("`{0}` is not a tenant id ({TENANT_ID_RULE})")]
+    Malformed(String),
+}
+
+impl TenantId {
+    /// Checks `s` exactly as given: no trimming and no case folding, so what is stored is what
+    /// was asked for.
+    pub fn parse(s: &str) -> Result<Self, InvalidTenantId> {
+        if s.trim().is_empty() {
+            return Err(InvalidTenantId::Empty);
+        }
+        let bytes = s.as_bytes();
+        let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if s.len() > TENANT_ID_MAX_LEN
+            || !allowed(&bytes[0])
+            || !bytes.iter().all(|b| allowed(b) || *b == b'-')
+        {
+            // Cut what is echoed back: the message may end up in a log or a 400 body.
+            let shown: String = s.chars().take(TENANT_ID_MAX_LEN + 1).collect();
+            return Err(InvalidTenantId::Malformed(shown));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A rule's raw result as a tenant, or nothing when it is not a valid id (a group named
+/// `tenant-Acme|x`, an attribute value with spaces): such a value names no tenant at all,
+/// rather than a tenant no key or route could ever refer to.
+fn valid(raw: &str) -> Option<String> {
+    TenantId::parse(raw).ok().map(TenantId::into_string)
+}
 
 #[derive(Debug, Clone)]
 pub enum TenantRule {
@@ -84,11 +152,12 @@ fn apply_rule(rule: &TenantRule, event: &LogEventSummary) -> Option<String> {
             .target
             .iter()
             .filter(|t| t.kind.as_deref() == Some("AppInstance"))
-            .find_map(|t| t.id.as_deref().and_then(|id| map.get(id)).cloned()),
+            .find_map(|t| t.id.as_deref().and_then(|id| map.get(id)))
+            .and_then(|t| valid(t)),
         TenantRule::EmailDomain(map) => {
             let login = event.subject_user()?.login?;
             let (_, domain) = login.rsplit_once('@')?;
-            map.get(&domain.to_ascii_lowercase()).cloned()
+            map.get(&domain.to_ascii_lowercase()).and_then(|t| valid(t))
         }
         TenantRule::Attribute(attribute) => {
             let target = event.subject_user()?.target?;
@@ -101,8 +170,7 @@ fn apply_rule(rule: &TenantRule, event: &LogEventSummary) -> Option<String> {
             from_changes
                 .or(from_detail)
                 .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+                .and_then(valid)
         }
     }
 }
@@ -110,7 +178,7 @@ fn apply_rule(rule: &TenantRule, event: &LogEventSummary) -> Option<String> {
 fn tenant_from_group_name(pattern: &Regex, name: &str) -> Option<String> {
     let caps = pattern.captures(name)?;
     let m = caps.name("tenant").or_else(|| caps.get(1))?;
-    (!m.as_str().is_empty()).then(|| m.as_str().to_owned())
+    valid(m.as_str())
 }
 
 #[cfg(test)]
@@ -192,6 +260,63 @@ mod tests {
             TenantResolver::default().tenant_of_group("tenant-acme"),
             None
         );
+    }
+
+    #[test]
+    fn tenant_ids_follow_one_character_set() {
+        for ok in ["acme", "a", "0", "acme-2", "a-b-c", &"a".repeat(63)] {
+            assert_eq!(TenantId::parse(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(TenantId::parse(""), Err(InvalidTenantId::Empty));
+        assert_eq!(TenantId::parse("  \t"), Err(InvalidTenantId::Empty));
+        for bad in [
+            "Acme",
+            " acme",
+            "acme ",
+            "-acme",
+            "a|b",
+            "|",
+            "a_b",
+            "a.b",
+            "é",
+            "a/b",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                matches!(TenantId::parse(bad), Err(InvalidTenantId::Malformed(_))),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_value_that_is_not_a_tenant_id_names_no_tenant() {
+        let rules = r#"rules = [
+            { kind = "group", pattern = "^tenant-(?P<tenant>.+)$" },
+            { kind = "attribute", attribute = "tenantId" },
+        ]"#;
+        let group = |name: &str| {
+            event(&format!(
+                r#"{{"eventType":"group.user_membership.add","target":[
+                {{"id":"00u1","type":"User","alternateId":"x@other.org"}},
+                {{"id":"00g1","type":"UserGroup","displayName":"{name}"}}]}}"#
+            ))
+        };
+        assert_eq!(resolver(rules).resolve(&group("tenant-a|b")), None);
+        assert_eq!(resolver(rules).resolve(&group("tenant-Acme")), None);
+        assert_eq!(
+            resolver(rules).resolve(&group("tenant-acme")).as_deref(),
+            Some("acme")
+        );
+        let attr = |value: &str| {
+            event(&format!(
+                r#"{{"eventType":"user.account.update_profile","target":[
+                {{"id":"00u1","type":"User","alternateId":"x@nowhere.org",
+                 "changeDetails":{{"from":{{}},"to":{{"tenantId":"{value}"}}}}}}]}}"#
+            ))
+        };
+        assert_eq!(resolver(rules).resolve(&attr(" ")), None);
+        assert_eq!(resolver(rules).resolve(&attr("in|itech")), None);
     }
 
     #[test]

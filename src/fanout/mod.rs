@@ -9,6 +9,9 @@
 //! marked seen but not written. Okta gets its 2xx only after every slice succeeded; on any error
 //! it gets 503, retries, and the events that did get written are recognised as duplicates.
 //! [`Ingestor::trim_dedup`] (run by the maintenance loop) removes uuids older than the window.
+//! [`labels`] bounds the event-type labels of the ingest metrics.
+
+pub mod labels;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{KeyInit, Mac};
@@ -93,6 +96,7 @@ pub struct Ingestor {
     max_events_per_write: usize,
     script: Script,
     trim_script: Script,
+    type_labels: labels::TypeLabels,
 }
 
 impl Ingestor {
@@ -123,12 +127,18 @@ impl Ingestor {
             max_events_per_write: settings.hooks.max_events_per_write,
             script: Script::new(INGEST_SCRIPT),
             trim_script: Script::new(DEDUP_TRIM_SCRIPT),
+            type_labels: labels::TypeLabels::new(&settings.routes),
             keys,
         }
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// The metric label for `event_type`: its name when known, else `other` (see [`labels`]).
+    pub fn type_label(&self, event_type: &str) -> String {
+        self.type_labels.label(event_type)
     }
 
     /// The configured routes, then the built-in `credential-imports` route.

@@ -4,16 +4,21 @@
 //! to do instead, without spending Okta's rate budget. The call runs in the interactive lane
 //! of the rate scheduler (ahead of bulk jobs). Okta's errors are translated; every attempt is
 //! audited with its result.
+//!
+//! Okta's answer may carry credentials for the user's account: an activation token and link,
+//! a password-reset link, a temporary password. They are withheld from every caller: the
+//! roles that may run actions (`support`, `client-admin`) must not be able to take over the
+//! account they act on, and `operator` keys run no actions. With `send_email=true` Okta mails
+//! the link to the user instead.
 
 use std::sync::Arc;
 
-use poem::Request;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 
 use super::error::HttpError;
-use super::users::{ApiKey, AUDIT_REASON_HEADER};
+use super::users::ApiKey;
 use super::ApiTags;
 use crate::access::{AuditEntry, Principal, Role};
 use crate::domain::actions::{check_action, Action};
@@ -33,8 +38,74 @@ pub struct ActionResult {
     pub action: String,
     /// `done`: Okta accepted it. The projection follows when Okta's event arrives.
     pub result: String,
-    /// What Okta answered, when it answered something (e.g. an activation link).
+    /// What Okta answered, when it answered something, without account credentials (see
+    /// `withheld`).
+    #[oai(nullable)]
     pub okta: Option<serde_json::Value>,
+    /// Fields of Okta's answer removed because they give access to the user's account
+    /// (`activationToken`, `activationUrl`, `resetPasswordUrl`, `tempPassword`).
+    pub withheld: Vec<String>,
+}
+
+/// Fields of Okta's lifecycle answers that let whoever holds them set the user's password.
+const ACCOUNT_CREDENTIALS: &[&str] = &[
+    "activationToken",
+    "activationUrl",
+    "resetPasswordUrl",
+    "tempPassword",
+];
+
+/// Removes [`ACCOUNT_CREDENTIALS`] from Okta's answer; returns what is left and what was removed.
+fn withhold_credentials(
+    answer: Option<serde_json::Value>,
+) -> (Option<serde_json::Value>, Vec<String>) {
+    let Some(mut answer) = answer else {
+        return (None, vec![]);
+    };
+    let mut withheld = vec![];
+    if let Some(obj) = answer.as_object_mut() {
+        for key in ACCOUNT_CREDENTIALS {
+            if obj.remove(*key).is_some() {
+                withheld.push((*key).to_owned());
+            }
+        }
+    }
+    (Some(answer), withheld)
+}
+
+impl From<ActionName> for Action {
+    fn from(a: ActionName) -> Self {
+        match a {
+            ActionName::Activate => Action::Activate,
+            ActionName::Reactivate => Action::Reactivate,
+            ActionName::Deactivate => Action::Deactivate,
+            ActionName::Suspend => Action::Suspend,
+            ActionName::Unsuspend => Action::Unsuspend,
+            ActionName::Unlock => Action::Unlock,
+            ActionName::ResetFactors => Action::ResetFactors,
+            ActionName::ResetPassword => Action::ResetPassword,
+            ActionName::ExpirePassword => Action::ExpirePassword,
+            ActionName::ClearSessions => Action::ClearSessions,
+            ActionName::Delete => Action::Delete,
+        }
+    }
+}
+
+/// A lifecycle action, as the path names it (the schema lists them; anything else is 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ActionName {
+    Activate,
+    Reactivate,
+    Deactivate,
+    Suspend,
+    Unsuspend,
+    Unlock,
+    ResetFactors,
+    ResetPassword,
+    ExpirePassword,
+    ClearSessions,
+    Delete,
 }
 
 /// Okta's error, in words for the person who clicked.
@@ -112,25 +183,23 @@ impl ActionsApi {
     )]
     async fn run_user_action(
         &self,
-        req: &Request,
         auth: ApiKey,
         id: Path<String>,
-        action: Path<String>,
+        /// The action to run.
+        #[oai(name = "action")]
+        action: Path<ActionName>,
         /// For activate / reactivate / reset_password: whether Okta emails the user.
         #[oai(default)]
         send_email: Query<bool>,
+        /// Why you act on this user; kept in the audit stream with the result.
+        #[oai(name = "X-Audit-Reason")]
+        audit_reason: Header<Option<String>>,
     ) -> Result<Json<ActionResult>, HttpError> {
         let state = &self.state;
         let who = state
             .require(&auth, &[Role::Support, Role::ClientAdmin])
             .await?;
-        let action = Action::parse(&action).ok_or_else(|| {
-            HttpError::bad_request(format!(
-                "unknown action `{}`; one of {}",
-                action.0,
-                Action::ALL.map(|a| a.as_str()).join(", ")
-            ))
-        })?;
+        let action = Action::from(action.0);
         if state.okta.is_none() {
             return Err(HttpError::unavailable(
                 "Okta is not configured (okta.org_url, okta.api_token)",
@@ -145,11 +214,8 @@ impl ActionsApi {
             Some((u, _)) if who.can_see_tenant(u.tenant.as_deref()) => u,
             _ => return Err(HttpError::not_found(format!("no user `{}`", id.0))),
         };
-        let reason = req
-            .headers()
-            .get(AUDIT_REASON_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let status = user.status.as_deref().and_then(UserStatus::parse);
+        let reason = audit_reason.0.as_deref();
+        let status = UserStatus::parse(&user.status);
         if let Err(why) = check_action(action, status) {
             self.audit(&who, action, &user.id, reason, &format!("refused: {why}"))
                 .await;
@@ -162,12 +228,13 @@ impl ActionsApi {
         };
         self.audit(&who, action, &user.id, reason, &detail).await;
         metrics::counter!("okta_adapter_actions_total", "action" => action.as_str(), "result" => if outcome.is_ok() { "done" } else { "failed" }).increment(1);
-        let answer = outcome.map_err(|e| translate_okta_error(&e))?;
+        let (okta, withheld) = withhold_credentials(outcome.map_err(|e| translate_okta_error(&e))?);
         Ok(Json(ActionResult {
             user_id: user.id,
             action: action.as_str().into(),
             result: "done".into(),
-            okta: answer,
+            okta,
+            withheld,
         }))
     }
 }

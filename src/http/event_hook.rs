@@ -116,7 +116,7 @@ impl EventHookApi {
             HttpError::bad_request(e.0)
         })?;
         for e in &events {
-            counter!("okta_adapter_events_received_total", "type" => e.event_type.clone())
+            counter!("okta_adapter_events_received_total", "type" => state.ingestor.type_label(&e.event_type))
                 .increment(1);
         }
         let started = Instant::now();
@@ -142,7 +142,7 @@ impl EventHookApi {
                     "okta_adapter_events_duplicate_total"
                 }
             };
-            counter!(name, "type" => e.event_type.clone()).increment(1);
+            counter!(name, "type" => state.ingestor.type_label(&e.event_type)).increment(1);
         }
         // In-process atomics only: the monthly report's hook health costs no Redis round trip
         // here (see reporting::hook_stats).

@@ -1,16 +1,20 @@
 //! `/api/v1/keys`: API key management for `operator` keys (the first operator key comes from
 //! `okta-adapter keys create --role operator`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::error::HttpError;
 use super::users::ApiKey;
 use super::ApiTags;
 use crate::access::{ApiKeyInfo, Role};
+use crate::domain::tenant::TENANT_ID_MAX_LEN;
 use crate::startup::AppState;
 
 pub struct KeysApi {
@@ -20,8 +24,55 @@ pub struct KeysApi {
 #[derive(Debug, Object)]
 pub struct CreateKey {
     pub role: Role,
-    /// Required for `client-admin`, refused otherwise.
-    pub tenant: Option<String>,
+    /// Required for `client-admin`, refused otherwise. A tenant id: lowercase letters, digits
+    /// and `-`, starting with a letter or digit, at most 63 characters.
+    pub tenant: Option<TenantField>,
+}
+
+/// A tenant id in a request body: a JSON string only (poem-openapi's `String` would also take
+/// `12` or `true` and turn them into text), documented with the tenant id pattern. Its content
+/// is checked by `TenantId::parse` where the key is made, for a clear message.
+#[derive(Debug, Clone)]
+pub struct TenantField(pub String);
+
+impl Type for TenantField {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "string(tenant-id)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new("string");
+        schema.pattern = Some("^[a-z0-9][a-z0-9-]*$".into());
+        schema.max_length = Some(TENANT_ID_MAX_LEN);
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for TenantField {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        match value {
+            Some(serde_json::Value::String(s)) => Ok(Self(s)),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for TenantField {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::String(self.0.clone()))
+    }
 }
 
 #[derive(Debug, Object)]
@@ -60,6 +111,8 @@ impl KeysApi {
     }
 
     /// Create an API key.
+    ///
+    /// The body is JSON; a request without `Content-Type` is read as JSON too.
     #[oai(path = "/keys", method = "post", operation_id = "create_key")]
     async fn create_key(&self, auth: ApiKey, body: Json<CreateKey>) -> Result<Created, HttpError> {
         self.state.require(&auth, &[Role::Operator]).await?;
@@ -67,7 +120,11 @@ impl KeysApi {
         let (token, key) = self
             .state
             .key_store
-            .create(&mut conn, body.role, body.tenant.as_deref())
+            .create(
+                &mut conn,
+                body.role,
+                body.tenant.as_ref().map(|t| t.0.as_str()),
+            )
             .await
             .map_err(|e| HttpError::bad_request(e.to_string()))?
             .map_err(|e| HttpError::redis("create-key", e))?;

@@ -7,15 +7,15 @@
 
 use std::sync::Arc;
 
-use poem::Request;
 use poem_openapi::auth::Bearer;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, SecurityScheme};
+use poem_openapi::{Enum, Object, OpenApi, SecurityScheme};
 
 use super::error::HttpError;
 use super::ApiTags;
 use crate::access::{audit, AuditEntry, Principal, Role};
+use crate::domain::tenant::TenantId;
 use crate::domain::user_status::UserStatus;
 use crate::projection::store::{ListQuery, Reader, TimelineEntry};
 use crate::projection::UserRecord;
@@ -26,8 +26,40 @@ use crate::startup::AppState;
 #[oai(ty = "bearer", rename = "ApiKey")]
 pub struct ApiKey(pub Bearer);
 
-/// Header a caller may set to say why they read a record; it goes to the audit stream.
-pub const AUDIT_REASON_HEADER: &str = "x-audit-reason";
+/// Header a caller may set to say why they read a record or act on a user; it goes to the
+/// audit stream. Declared as a header parameter on every endpoint that reads it.
+pub const AUDIT_REASON_HEADER: &str = "X-Audit-Reason";
+
+/// A status to filter users by (Okta's statuses, plus `DELETED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StatusFilter {
+    Staged,
+    Provisioned,
+    Active,
+    Recovery,
+    PasswordExpired,
+    LockedOut,
+    Suspended,
+    Deprovisioned,
+    Deleted,
+}
+
+impl From<StatusFilter> for UserStatus {
+    fn from(s: StatusFilter) -> Self {
+        match s {
+            StatusFilter::Staged => UserStatus::Staged,
+            StatusFilter::Provisioned => UserStatus::Provisioned,
+            StatusFilter::Active => UserStatus::Active,
+            StatusFilter::Recovery => UserStatus::Recovery,
+            StatusFilter::PasswordExpired => UserStatus::PasswordExpired,
+            StatusFilter::LockedOut => UserStatus::LockedOut,
+            StatusFilter::Suspended => UserStatus::Suspended,
+            StatusFilter::Deprovisioned => UserStatus::Deprovisioned,
+            StatusFilter::Deleted => UserStatus::Deleted,
+        }
+    }
+}
 
 impl AppState {
     /// The caller behind the key, or 401.
@@ -78,16 +110,23 @@ pub struct UsersApi {
 pub struct UserResponse {
     pub user: UserRecord,
     /// `published` time of the newest event any projection has applied.
+    #[oai(nullable)]
     pub projection_freshness: Option<String>,
 }
 
 #[derive(Debug, Object)]
 pub struct UserList {
     pub users: Vec<UserRecord>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Pass as `after` for the next page; `null` on the last page. A page may hold fewer than
+    /// `limit` users (even none) and still have a `next`: keep following it until `null`.
+    #[oai(nullable)]
     pub next: Option<String>,
     /// Users indexed for the tenant (or all users), before the status/prefix filters.
     pub total_indexed: u64,
+    /// Index entries this request read (at most `projection.list_scan_budget`, or `limit`
+    /// when larger).
+    pub scanned: u64,
+    #[oai(nullable)]
     pub projection_freshness: Option<String>,
 }
 
@@ -117,6 +156,7 @@ pub struct Timeline {
     pub user_id: String,
     /// Newest first.
     pub events: Vec<TimelineItem>,
+    #[oai(nullable)]
     pub projection_freshness: Option<String>,
 }
 
@@ -154,7 +194,7 @@ impl UsersApi {
 
     async fn audit_read(
         &self,
-        req: &Request,
+        reason: Option<&str>,
         who: &Principal,
         action: &str,
         subject: &str,
@@ -163,10 +203,6 @@ impl UsersApi {
         if who.role != Role::Support {
             return;
         }
-        let reason = req
-            .headers()
-            .get(AUDIT_REASON_HEADER)
-            .and_then(|v| v.to_str().ok());
         self.state
             .record_audit(AuditEntry {
                 who,
@@ -194,14 +230,22 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
     async fn get_user(
         &self,
-        req: &Request,
         auth: ApiKey,
         id: Path<String>,
+        /// Why you read this record; kept in the audit stream (reads by `support` keys).
+        #[oai(name = "X-Audit-Reason")]
+        audit_reason: Header<Option<String>>,
     ) -> Result<Json<UserResponse>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
         let (user, _, projection_freshness) = self.visible_user(&who, &id, 1).await?;
-        self.audit_read(req, &who, "read-user", &user.id, "200")
-            .await;
+        self.audit_read(
+            audit_reason.0.as_deref(),
+            &who,
+            "read-user",
+            &user.id,
+            "200",
+        )
+        .await;
         Ok(Json(UserResponse {
             user,
             projection_freshness,
@@ -216,9 +260,11 @@ impl UsersApi {
     )]
     async fn get_user_timeline(
         &self,
-        req: &Request,
         auth: ApiKey,
         id: Path<String>,
+        /// Why you read this timeline; kept in the audit stream (reads by `support` keys).
+        #[oai(name = "X-Audit-Reason")]
+        audit_reason: Header<Option<String>>,
         /// At most this many events (1–500; never more than `projection.timeline_len`).
         #[oai(
             default = "default_timeline_limit",
@@ -232,8 +278,14 @@ impl UsersApi {
         // had happened in between.
         let limit = (limit.0 as usize).min(self.state.settings.projection.timeline_len);
         let (user, timeline, projection_freshness) = self.visible_user(&who, &id, limit).await?;
-        self.audit_read(req, &who, "read-timeline", &user.id, "200")
-            .await;
+        self.audit_read(
+            audit_reason.0.as_deref(),
+            &who,
+            "read-timeline",
+            &user.id,
+            "200",
+        )
+        .await;
         Ok(Json(Timeline {
             user_id: user.id,
             events: timeline.into_iter().map(Into::into).collect(),
@@ -244,16 +296,20 @@ impl UsersApi {
     /// List or search users, in login order, with cursor paging.
     ///
     /// `client-admin` keys always list their own tenant (asking for another tenant is 403).
+    ///
+    /// Work per request is bounded: one request reads at most `projection.list_scan_budget`
+    /// index entries (default 1,000; never fewer than `limit`). With a filter that few users
+    /// match (e.g. a rare `status`), a page may therefore hold fewer than `limit` users, or
+    /// none, and still carry a `next` cursor: follow `next` until it is `null` to see them all.
     #[oai(path = "/users", method = "get", operation_id = "list_users")]
     #[allow(clippy::too_many_arguments)]
     async fn list_users(
         &self,
-        req: &Request,
         auth: ApiKey,
-        /// Only this tenant's users.
+        /// Only this tenant's users (a tenant id: `[a-z0-9][a-z0-9-]*`, at most 63 characters).
         tenant: Query<Option<String>>,
-        /// Only users in this status, e.g. `SUSPENDED`.
-        status: Query<Option<String>>,
+        /// Only users in this status.
+        status: Query<Option<StatusFilter>>,
         /// Only logins starting with this (case-insensitive).
         login_prefix: Query<Option<String>>,
         /// The `next` cursor of the previous page.
@@ -264,8 +320,15 @@ impl UsersApi {
             validator(minimum(value = "1"), maximum(value = "500"))
         )]
         limit: Query<u32>,
+        /// Why you list users; kept in the audit stream (lists by `support` keys).
+        #[oai(name = "X-Audit-Reason")]
+        audit_reason: Header<Option<String>>,
     ) -> Result<Json<UserList>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
+        if let Some(t) = tenant.0.as_deref() {
+            // `tenant=` (empty) must not read as "no filter".
+            TenantId::parse(t).map_err(|e| HttpError::bad_request(format!("tenant: {e}")))?;
+        }
         let tenant = match (who.role, tenant.0) {
             (Role::ClientAdmin, Some(t)) if Some(&t) != who.tenant.as_ref() => {
                 return Err(HttpError::forbidden(
@@ -274,15 +337,6 @@ impl UsersApi {
             }
             (Role::ClientAdmin, _) => who.tenant.clone(),
             (_, t) => t,
-        };
-        let status = match status.0.as_deref() {
-            None => None,
-            Some(s) => Some(UserStatus::parse(s).ok_or_else(|| {
-                HttpError::bad_request(format!(
-                    "status `{s}` is not one of {}",
-                    UserStatus::ALL.map(|s| s.as_str()).join(", ")
-                ))
-            })?),
         };
         let cursor = match after.0.as_deref() {
             None => None,
@@ -303,19 +357,22 @@ impl UsersApi {
                 &ListQuery {
                     tenant: tenant.as_deref(),
                     login_prefix: login_prefix.0.as_deref(),
-                    status,
+                    status: status.0.map(UserStatus::from),
                     after: cursor.as_deref(),
                     limit: limit.0 as usize,
+                    scan_budget: self.state.settings.projection.list_scan_budget,
                 },
             )
             .await
             .map_err(|e| HttpError::redis("list-users", e))?;
         let detail = format!("{} users", page.users.len());
-        self.audit_read(req, &who, "list-users", "", &detail).await;
+        self.audit_read(audit_reason.0.as_deref(), &who, "list-users", "", &detail)
+            .await;
         Ok(Json(UserList {
             users: page.users,
             next: page.next.map(hex::encode),
             total_indexed: page.indexed,
+            scanned: page.scanned,
             projection_freshness: self.freshness().await,
         }))
     }

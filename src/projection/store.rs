@@ -16,7 +16,7 @@ use redis::{AsyncCommands, RedisResult, Script};
 
 use super::codec::{decode_event, type_of_code, EventEntry, EVENT_PREFIX};
 use super::update::{field, stamp_millis, ProjectionUpdate, STAMP_LEN};
-use super::view::{Member, UserRecord, Why};
+use super::view::{Member, UserRecord, Why, STATUS_UNKNOWN, STATUS_UNKNOWN_REASON};
 use crate::domain::user_status::{status_from_evidence, StatusEvidence, UserStatus};
 use crate::store::Keys;
 
@@ -337,7 +337,10 @@ pub fn assemble_record(id: &str, hash: &HashMap<String, String>) -> Option<UserR
         email: scalar(field::EMAIL).or_else(|| scalar(field::LOGIN).filter(|l| l.contains('@'))),
         display_name: scalar(field::NAME),
         tenant: scalar(field::TENANT),
-        status: status.map(|(s, _)| s.as_str().to_owned()),
+        status: status
+            .map_or(STATUS_UNKNOWN, |(s, _)| s.as_str())
+            .to_owned(),
+        status_reason: status.is_none().then(|| STATUS_UNKNOWN_REASON.to_owned()),
         can_sign_in: status.is_some_and(|(s, _)| s.can_sign_in()),
         last_sign_in: last_ok.and_then(|r| stamp_time(r.stamp)),
         last_failed_sign_in: last_fail.and_then(|r| stamp_time(r.stamp)),
@@ -500,11 +503,18 @@ impl Reader {
         let mut users = Vec::new();
         let mut next = None;
         let mut scanned = 0usize;
-        // Stale index members and status filtering may need several rounds; bounded.
-        'rounds: while users.len() < query.limit && scanned < query.limit * 20 + 100 {
+        let mut at_end = false;
+        let mut last_scanned: Option<String> = None;
+        // Stale index members and the status filter may need several rounds. The budget bounds
+        // one request's work (a rare status could otherwise read the whole index); when it runs
+        // out first, the page ends early and `next` continues after the last entry read.
+        let budget = query.scan_budget.max(query.limit);
+        'rounds: while users.len() < query.limit && scanned < budget {
+            let chunk = (budget - scanned).min(query.limit.max(100));
             let members: Vec<String> = conn
-                .zrangebylex_limit(&index, &start, &end, 0, query.limit as isize)
+                .zrangebylex_limit(&index, &start, &end, 0, chunk as isize)
                 .await?;
+            at_end = members.len() < chunk;
             if members.is_empty() {
                 break;
             }
@@ -517,6 +527,7 @@ impl Reader {
             let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
             for (m, hash) in members.iter().zip(hashes) {
                 start = format!("({m}");
+                last_scanned = Some(m.clone());
                 let Some((login, id)) = m.rsplit_once('\0') else {
                     continue;
                 };
@@ -527,9 +538,7 @@ impl Reader {
                 let tenant_ok = query
                     .tenant
                     .is_none_or(|t| record.tenant.as_deref() == Some(t));
-                let status_ok = query
-                    .status
-                    .is_none_or(|s| record.status.as_deref() == Some(s.as_str()));
+                let status_ok = query.status.is_none_or(|s| record.status == s.as_str());
                 if current_login == login && tenant_ok && status_ok {
                     users.push(record);
                     if users.len() == query.limit {
@@ -538,12 +547,19 @@ impl Reader {
                     }
                 }
             }
+            if at_end {
+                break;
+            }
+        }
+        if next.is_none() && !at_end {
+            next = last_scanned;
         }
         let total: u64 = conn.zcard(&index).await?;
         Ok(ListPage {
             users,
             next,
             indexed: total,
+            scanned: scanned as u64,
         })
     }
 
@@ -560,6 +576,8 @@ pub struct ListQuery<'a> {
     pub status: Option<UserStatus>,
     pub after: Option<&'a str>,
     pub limit: usize,
+    /// Index entries read at most (`projection.list_scan_budget`; never below `limit`).
+    pub scan_budget: usize,
 }
 
 pub struct ListPage {
@@ -568,6 +586,8 @@ pub struct ListPage {
     pub next: Option<String>,
     /// Users in the index that was paged (before status/prefix filters).
     pub indexed: u64,
+    /// Index entries read for this page.
+    pub scanned: u64,
 }
 
 /// What `apply.lua` writes for one event into an empty hash: its registers and its event entry.
@@ -675,7 +695,7 @@ mod tests {
             ),
         ]);
         let r = assemble_record("00u1", &h).unwrap();
-        assert_eq!(r.status.as_deref(), Some("SUSPENDED"));
+        assert_eq!(r.status, "SUSPENDED");
         assert!(!r.can_sign_in);
         assert_eq!(r.login.as_deref(), Some("jane@acme.com"));
         assert_eq!(r.email.as_deref(), Some("jane@acme.com"));

@@ -30,21 +30,40 @@ pub struct Member {
     pub why: Why,
 }
 
-/// One user's Okta state as projected from events (never fetched from Okta).
+/// `status` of a user whose status no event has revealed yet.
+pub const STATUS_UNKNOWN: &str = "UNKNOWN";
+
+/// Why a status is [`STATUS_UNKNOWN`]: said in the record, so a reader does not take it for a
+/// state Okta reported.
+pub const STATUS_UNKNOWN_REASON: &str = "no lifecycle, lock or password event of this user has \
+     been received yet; the adapter knows the user only from other events (Okta has the status)";
+
+/// One user's Okta state as projected from events (never fetched from Okta). Fields the events
+/// have not revealed are `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
 pub struct UserRecord {
     /// Okta user id.
     pub id: String,
+    #[oai(nullable)]
     pub login: Option<String>,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub display_name: Option<String>,
+    #[oai(nullable)]
     pub tenant: Option<String>,
     /// `STAGED`, `PROVISIONED`, `ACTIVE`, `RECOVERY`, `PASSWORD_EXPIRED`, `LOCKED_OUT`,
-    /// `SUSPENDED`, `DEPROVISIONED` or `DELETED`; absent when no status event was seen.
-    pub status: Option<String>,
-    /// Whether the status lets the user sign in.
+    /// `SUSPENDED`, `DEPROVISIONED`, `DELETED`, or `UNKNOWN` when no status event was seen yet
+    /// (then `status_reason` says so).
+    pub status: String,
+    /// Set when `status` is `UNKNOWN`: why the adapter cannot tell.
+    #[oai(nullable)]
+    pub status_reason: Option<String>,
+    /// Whether the status lets the user sign in (`false` while it is `UNKNOWN`).
     pub can_sign_in: bool,
+    #[oai(nullable)]
     pub last_sign_in: Option<String>,
+    #[oai(nullable)]
     pub last_failed_sign_in: Option<String>,
     /// Failed sign-ins since the last successful one (within the timeline).
     pub recent_failed_sign_ins: u32,
@@ -54,6 +73,7 @@ pub struct UserRecord {
     /// Why each scalar field has its value.
     pub why: Vec<FieldWhy>,
     /// `published` of the newest event applied to this user.
+    #[oai(nullable)]
     pub freshness: Option<String>,
 }
 
@@ -82,7 +102,8 @@ impl From<UserRecord> for UserView {
             email: r.email,
             display_name: r.display_name,
             tenant: r.tenant,
-            status: r.status,
+            // Inline hooks decide on known statuses only.
+            status: Some(r.status).filter(|s| s != STATUS_UNKNOWN),
             groups: names(r.groups),
             apps: names(r.apps),
             factors: names(r.factors),

@@ -116,8 +116,27 @@ async fn keys_create_prints_a_working_key_once_and_list_and_revoke_manage_it() {
     let out = run(&["keys", "create", "--role", "client-admin"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
+    // Issue 12 item 2: an empty, blank or malformed tenant is refused and nothing is stored.
+    for (tenant, says) in [
+        ("", "must not be empty"),
+        ("  ", "must not be empty"),
+        ("a|b", "is not a tenant id"),
+    ] {
+        let out = run(&[
+            "keys",
+            "create",
+            "--role",
+            "client-admin",
+            "--tenant",
+            tenant,
+        ]);
+        assert!(!out.status.success(), "--tenant {tenant:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "--tenant {tenant:?}: {err}");
+    }
 
     let listed = String::from_utf8(run(&["keys", "list"]).stdout).unwrap();
+    assert_eq!(listed.lines().count(), 1, "only the valid key: {listed}");
     let id = token.split('_').nth(1).unwrap();
     assert!(listed.contains(id) && listed.contains("client-admin") && listed.contains("acme"));
     assert!(
@@ -159,6 +178,26 @@ async fn serve_logs_no_secret_and_drains_on_sigterm() {
     })
     .await;
     assert!(up, "serve did not come up");
+    // Issue 12 item 14: counters exist at zero before their first use, so dashboards and
+    // alerts see them from the start.
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for zero in [
+        "okta_adapter_events_received_total{type=\"other\"} 0",
+        "okta_adapter_hook_auth_failures_total{hook=\"events\"} 0",
+        "okta_adapter_audit_failures_total 0",
+        "okta_adapter_projection_dead_lettered_total 0",
+        "okta_adapter_report_send_failures_total 0",
+        "# HELP okta_adapter_audit_failures_total",
+    ] {
+        assert!(metrics.contains(zero), "missing `{zero}` in\n{metrics}");
+    }
     let post = |secret: &'static str, body: String| {
         client
             .post(format!("{base}/hooks/okta/events"))

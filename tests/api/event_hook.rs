@@ -752,3 +752,82 @@ async fn shutdown_waits_for_an_in_flight_delivery() {
     assert_eq!(in_flight.await.unwrap(), 204);
     assert_eq!(app.entries(&app.firehose()).await.len(), 30);
 }
+
+/// Issue 12 item 9: the ingest script tests a route's tenant filter `|a|b|` with a substring
+/// search for `|tenant|`; a tenant id containing `|` (here from a permissive group pattern)
+/// would have matched it. Such a value now names no tenant, and the filter matches whole ids.
+#[tokio::test]
+async fn a_tenant_with_a_bar_is_never_produced_and_route_filters_match_whole_ids() {
+    let redis = TestRedis::start();
+    let app = spawn_app_with(
+        &redis,
+        r#"
+[[routes]]
+name = "ab"
+event_types = ["group.user_membership.add", "user.lifecycle.suspend"]
+tenants = ["a", "b"]
+[tenants]
+rules = [{ kind = "group", pattern = "^tenant-(?P<tenant>.+)$" }]
+"#,
+    )
+    .await;
+    let events = vec![
+        group_add_event("g1", ("00u1", "one@x.org"), "tenant-a|b"),
+        group_add_event("g2", ("00u2", "two@x.org"), "tenant-ab"),
+        group_add_event("g3", ("00u3", "three@x.org"), "tenant-b"),
+        group_add_event("g4", ("00u4", "four@x.org"), "tenant-"),
+        log_event("s1", "user.lifecycle.suspend", ("00u1", "one@x.org")),
+        log_event("s3", "user.lifecycle.suspend", ("00u3", "three@x.org")),
+    ];
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    assert_eq!(app.uuids(&app.route("ab")).await, ["g3", "s3"]);
+    let tenants: Vec<String> = app
+        .entries(&app.firehose())
+        .await
+        .into_iter()
+        .map(|e| e["tenant"].clone())
+        .collect();
+    assert_eq!(tenants, ["", "ab", "b", "", "", "b"]);
+}
+
+/// Issue 12 item 6: each distinct `eventType` used to become a Prometheus label for the life of
+/// the process; unknown types are now counted as `other`.
+#[tokio::test]
+async fn invented_event_types_are_counted_as_other_and_do_not_grow_metrics() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let metrics = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = metrics().await.len();
+    let events = (0..2000)
+        .map(|i| {
+            log_event(
+                &format!("inv{i}"),
+                &format!("invented.type.n{i}"),
+                ("00uInv", "inv@x.org"),
+            )
+        })
+        .collect();
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    let after = metrics().await;
+    assert!(
+        !after.contains("invented.type"),
+        "an invented type is a label"
+    );
+    assert!(
+        after.contains("okta_adapter_events_received_total{type=\"other\"}"),
+        "no `other` label"
+    );
+    // Other tests in this process may add a few series meanwhile; 2,000 types × 2 counters
+    // would add hundreds of KB.
+    let growth = after.len().saturating_sub(before);
+    assert!(growth < 50_000, "/metrics grew by {growth} bytes");
+}

@@ -73,6 +73,18 @@ async fn every_action_reaches_okta_and_comes_back_through_the_event_hook() {
         let (s, body) = act(&app, &support, &id, action).await;
         assert_eq!(s, 200, "{action}: {body}");
         assert_eq!(body["result"], "done");
+        // Issue 12 item 14: links and tokens that open the user's account never reach the
+        // caller (here Okta answers them because send_email is false).
+        assert!(
+            !body.to_string().contains("sim.okta/"),
+            "{action} leaked an account link: {body}"
+        );
+        let withheld: &[&str] = match action {
+            "activate" => &["activationToken", "activationUrl"],
+            "reset_password" => &["resetPasswordUrl"],
+            _ => &[],
+        };
+        assert_eq!(body["withheld"], serde_json::json!(withheld), "{action}");
         assert_eq!(
             sim.user_status(&id).as_deref(),
             Some(okta_status),
@@ -140,9 +152,14 @@ async fn a_status_conflict_is_explained_and_costs_no_okta_request() {
         before
     );
 
-    let (s, body) = act(&app, &support, &id, "explode").await;
-    assert_eq!(s, 400);
-    assert!(body["message"].as_str().unwrap().contains("unsuspend"));
+    for unknown in ["explode", "0"] {
+        let (s, body) = act(&app, &support, &id, unknown).await;
+        assert_eq!(s, 400);
+        assert!(
+            body["message"].as_str().unwrap().contains("ActionName"),
+            "{body}"
+        );
+    }
     // Okta's own refusal (the projection is behind) is translated too.
     let (s, body) = act(&app, &support, "no-such-user", "suspend").await;
     assert_eq!((s, body["error"].as_str()), (404, Some("not_found")));

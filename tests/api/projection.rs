@@ -364,7 +364,7 @@ async fn two_events_with_the_same_stamp_give_the_same_projection_in_either_order
     assert_eq!(timeline_of("00uProp", &hashes[0], 5).len(), 1);
     assert!(hashes[0].keys().any(|k| k.starts_with("g:")));
     let record = assemble_record("00uProp", &hashes[0]).unwrap();
-    assert_eq!(record.status.as_deref(), Some("SUSPENDED"));
+    assert_eq!(record.status, "SUSPENDED");
 }
 
 #[test]

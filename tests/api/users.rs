@@ -175,7 +175,7 @@ async fn lists_filter_by_status_and_prefix_and_page_with_a_cursor() {
     let redis = TestRedis::start();
     let (app, support) = two_tenants(&redis).await;
     let (_, suspended) = app
-        .get_json("/api/v1/users?status=suspended", Some(&support))
+        .get_json("/api/v1/users?status=SUSPENDED", Some(&support))
         .await;
     let ids: Vec<&str> = suspended["users"]
         .as_array()
@@ -188,7 +188,17 @@ async fn lists_filter_by_status_and_prefix_and_page_with_a_cursor() {
         .get_json("/api/v1/users?status=SLEEPING", Some(&support))
         .await;
     assert_eq!(s, 400);
-    assert!(bad["message"].as_str().unwrap().contains("SUSPENDED"));
+    assert!(
+        bad["message"].as_str().unwrap().contains("StatusFilter"),
+        "{bad}"
+    );
+    // The schema declares the statuses; an empty one is not "no filter".
+    assert_eq!(
+        app.get_json("/api/v1/users?status=", Some(&support))
+            .await
+            .0,
+        400
+    );
 
     let (_, g) = app
         .get_json("/api/v1/users?login_prefix=G", Some(&support))
@@ -316,4 +326,162 @@ async fn operators_manage_keys_over_http_and_keys_are_stored_only_as_hashes() {
     }
     let (s, _) = app.get_json("/api/v1/keys", Some(&token)).await;
     assert_eq!(s, 403, "a client-admin key cannot manage keys");
+}
+
+/// Issue 12 item 2: `""` used to become "no tenant", which the user list read as "every tenant".
+#[tokio::test]
+async fn client_admin_keys_without_a_valid_tenant_are_refused_and_legacy_ones_get_401() {
+    let redis = TestRedis::start();
+    let (app, support) = two_tenants(&redis).await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    for tenant in ["", "   ", "a|b", "Acme", "-x", &"a".repeat(64)] {
+        let (s, body) = app
+            .post_json(
+                "/api/v1/keys",
+                &operator,
+                Some(json!({"role": "client-admin", "tenant": tenant})),
+            )
+            .await;
+        assert_eq!(s, 400, "tenant {tenant:?}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("tenant"),
+            "{body}"
+        );
+    }
+    let (_, list) = app.get_json("/api/v1/keys", Some(&operator)).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "nothing stored: {list}");
+
+    // A key stored before tenant ids were checked: a client-admin with `tenant = ""`.
+    let (id, secret) = ("0123456789ab", "legacysecret");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()));
+    let mut conn = app.conn().await;
+    let keys = Keys::new(app.prefix.clone());
+    for tenant in ["", "a|b"] {
+        let _: () = redis::AsyncCommands::hset_multiple(
+            &mut conn,
+            keys.api_key(id),
+            &[
+                ("digest", digest.as_str()),
+                ("role", "client-admin"),
+                ("tenant", tenant),
+                ("created", "2026-01-01T00:00:00Z"),
+                ("revoked", "0"),
+            ],
+        )
+        .await
+        .unwrap();
+        let legacy = format!("oka_{id}_{secret}");
+        for path in ["/api/v1/users", "/api/v1/users/00uA1", "/api/v1/jobs"] {
+            let (s, body) = app.get_json(path, Some(&legacy)).await;
+            assert_eq!(s, 401, "{path} with tenant {tenant:?}: {body}");
+        }
+    }
+
+    // A tenant filter is a tenant id too: `tenant=` is not "no filter".
+    for bad in ["", "a%7Cb"] {
+        let (s, body) = app
+            .get_json(&format!("/api/v1/users?tenant={bad}"), Some(&support))
+            .await;
+        assert_eq!(s, 400, "tenant={bad}: {body}");
+    }
+    let (s, body) = app
+        .get_json("/api/v1/users?tenant=acme", Some(&support))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(body["users"].as_array().unwrap().len(), 2);
+}
+
+/// Issue 12 item 9: a rare status filter used to read up to ~10,000 user hashes in one request;
+/// now one request reads at most `projection.list_scan_budget` entries and hands out a cursor.
+#[tokio::test]
+async fn a_rare_status_filter_reads_a_bounded_number_of_entries_and_continues_with_a_cursor() {
+    let redis = TestRedis::start();
+    let app = spawn_app_with(&redis, "[projection]\nlist_scan_budget = 10\n").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let mut events: Vec<Value> = (0..25)
+        .map(|i| {
+            log_event(
+                &format!("a{i}"),
+                "user.lifecycle.activate",
+                (&format!("00uA{i:02}"), &format!("a{i:02}@x.org")),
+            )
+        })
+        .collect();
+    events.push(log_event(
+        "s1",
+        "user.lifecycle.suspend",
+        ("00uZ", "zed@x.org"),
+    ));
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    app.wait_for_user(&support, "00uZ", |u| u["status"] == "SUSPENDED")
+        .await;
+    app.wait_for_user(&support, "00uA24", |u| u["status"] == "ACTIVE")
+        .await;
+
+    let mut found = vec![];
+    let mut requests = 0;
+    let mut path = "/api/v1/users?status=SUSPENDED&limit=5".to_string();
+    loop {
+        let (s, page) = app.get_json(&path, Some(&support)).await;
+        assert_eq!(s, 200, "{page}");
+        requests += 1;
+        assert!(page["scanned"].as_u64().unwrap() <= 10, "{page}");
+        found.extend(
+            page["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => {
+                path = format!("/api/v1/users?status=SUSPENDED&limit=5&after={next}");
+            }
+            None => break,
+        }
+        assert!(requests < 10, "the cursor does not advance");
+    }
+    assert_eq!(found, ["00uZ"]);
+    assert_eq!(requests, 3, "26 entries read 10 at a time");
+    // Unfiltered pages are as before: full pages.
+    let (_, page) = app.get_json("/api/v1/users?limit=20", Some(&support)).await;
+    assert_eq!(page["users"].as_array().unwrap().len(), 20);
+}
+
+/// Issue 12 item 14: a user known only from a sign-in has no status event yet; the record says
+/// `UNKNOWN` and why, instead of `status: null`.
+#[tokio::test]
+async fn a_user_without_a_status_event_is_unknown_with_a_reason() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let events = vec![log_event(
+        "ss1",
+        "user.session.start",
+        ("00uS", "sess@x.org"),
+    )];
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    let user = app
+        .wait_for_user(&support, "00uS", |u| !u["status"].is_null())
+        .await;
+    assert_eq!(user["status"], "UNKNOWN", "{user}");
+    assert!(
+        user["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no lifecycle"),
+        "{user}"
+    );
+    assert_eq!(user["can_sign_in"], false);
+    // A known status has no reason.
+    let events = vec![log_event(
+        "ss2",
+        "user.lifecycle.activate",
+        ("00uS", "sess@x.org"),
+    )];
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    let user = app
+        .wait_for_user(&support, "00uS", |u| u["status"] == "ACTIVE")
+        .await;
+    assert!(user["status_reason"].is_null(), "{user}");
 }
