@@ -18,8 +18,8 @@
 use std::time::Instant;
 
 use clap::Parser;
-use okta_adapter::projection::store::fields_for_new_user;
 use okta_adapter::projection::update::{field, stamp, ProjectionUpdate};
+use okta_adapter::projection::write::fields_for_new_user;
 use okta_adapter::reporting::aggregate::{event_ops, Counter, Op};
 use okta_adapter::reporting::compile::compile_monthly_report;
 use okta_adapter::reporting::render::{render_report, ChartRef};

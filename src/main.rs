@@ -366,7 +366,7 @@ async fn projections(config: Option<PathBuf>, command: ProjectionsCommand) -> an
         ProjectionsCommand::Rebuild => {
             let keys = store::Keys::new(settings.redis.prefix.clone());
             let started = std::time::Instant::now();
-            let applied = okta_adapter::projection::consumer::rebuild(
+            let applied = okta_adapter::projection::write::rebuild(
                 &mut conn,
                 &keys,
                 settings.projection.timeline_len,

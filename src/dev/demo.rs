@@ -28,7 +28,7 @@ use super::cli_config::{self, DevEndpoints, DATA_DIR, REDIS_DIR};
 use super::{RedisServer, RedisServerError};
 use crate::access::Role;
 use crate::config::Settings;
-use crate::projection::store::Reader;
+use crate::projection::read::Reader;
 use crate::startup::{redacted_url, Application, StartupError};
 use okta_sim::{OktaSim, SimConfig};
 

@@ -25,7 +25,7 @@ use crate::domain::actions::{check_action, Action};
 use crate::domain::user_status::UserStatus;
 use crate::okta::client::OktaError;
 use crate::okta::rate::Lane;
-use crate::projection::store::Reader;
+use crate::projection::read::Reader;
 use crate::startup::AppState;
 
 pub struct ActionsApi {

@@ -17,7 +17,7 @@ use super::ApiTags;
 use crate::access::{audit, AuditEntry, Principal, Role};
 use crate::domain::tenant::TenantId;
 use crate::domain::user_status::UserStatus;
-use crate::projection::store::{ListQuery, Reader, TimelineEntry};
+use crate::projection::read::{ListQuery, Reader, TimelineEntry};
 use crate::projection::UserRecord;
 use crate::startup::AppState;
 

@@ -28,7 +28,7 @@ use super::store::{JobStore, RowResult, WORKER_GROUP};
 use crate::config::{JobSettings, RedisSettings};
 use crate::okta::client::{Credentials, OktaClient, OktaError};
 use crate::okta::rate::Lane;
-use crate::projection::store::Reader;
+use crate::projection::read::Reader;
 use crate::store::consumer::{Batch, BatchHandler, GroupConsumer};
 use crate::store::Keys;
 

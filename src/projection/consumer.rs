@@ -16,11 +16,11 @@ use std::time::Instant;
 use metrics::{counter, histogram};
 use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
-use redis::{AsyncCommands, RedisResult};
+use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
 
-use super::store::Applier;
 use super::update::{update_for_entry, ProjectionUpdate};
+use super::write::Applier;
 use crate::config::{ProjectionSettings, RedisSettings};
 use crate::domain::tenant::TenantResolver;
 use crate::store::consumer::{
@@ -162,55 +162,4 @@ impl BatchHandler for ProjectionConsumer {
     async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
         self.process(conn, &batch).await.map(|_| ())
     }
-}
-
-/// Rebuilds every projection from the firehose: drops projection keys, then replays the
-/// firehose in order. Safe while consumers run (applying twice changes nothing).
-pub async fn rebuild(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    timeline_len: usize,
-    tenants: &TenantResolver,
-    mut progress: impl FnMut(u64),
-) -> RedisResult<u64> {
-    for pattern in [
-        format!("{}:u:*", keys.prefix()),
-        // Earlier formats (a hash and a sorted set per user).
-        format!("{}:user:*", keys.prefix()),
-        format!("{}:timeline:*", keys.prefix()),
-        format!("{}:idx:*", keys.prefix()),
-    ] {
-        let found: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await?;
-            let mut v = Vec::new();
-            while let Some(k) = iter.next_item().await {
-                v.push(k?);
-            }
-            v
-        };
-        for chunk in found.chunks(500) {
-            let _: () = conn.unlink(chunk).await?;
-        }
-    }
-    // Recomputed by the replay (and an earlier build's stamps had another format).
-    let _: () = conn.del(keys.projection_freshness()).await?;
-    let applier = Applier::new(keys.clone(), timeline_len);
-    let mut start = "-".to_string();
-    let mut applied = 0u64;
-    loop {
-        let page: redis::streams::StreamRangeReply = conn
-            .xrange_count(keys.firehose(), &start, "+", 1000)
-            .await?;
-        let Some(last) = page.ids.last() else { break };
-        start = format!("({}", last.id);
-        let updates: Vec<ProjectionUpdate> = page
-            .ids
-            .iter()
-            .filter_map(|e| update_for_entry(&entry_fields(e), tenants).ok().flatten())
-            .collect();
-        let results = applier.apply(conn, &updates).await?;
-        applied += results.iter().filter(|r| r.is_ok()).count() as u64;
-        progress(applied);
-    }
-    Ok(applied)
 }

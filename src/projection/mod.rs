@@ -3,16 +3,19 @@
 //! - [`update`] turns a firehose entry into field updates (pure);
 //! - `apply.lua` applies them to the user's hash as last-writer-wins registers stamped with the
 //!   event's `published` time, so delivery order and duplicates do not matter;
-//! - [`store`] pipelines those scripts, keeps the indexes (login, email, tenant) and reads
-//!   records back, deriving status with `domain::user_status`;
-//! - [`consumer`] is the consumer-group loop: ack after apply, reclaim from dead consumers,
-//!   dead-letter poison entries, lag metrics; and `rebuild` replays the firehose.
+//! - [`write`] pipelines those scripts and keeps the indexes (login, email, tenant); its
+//!   `rebuild` replays the firehose into fresh projections;
+//! - [`read`] reads records back (status derived by `domain::user_status`), timelines and
+//!   tenant-scoped lists;
+//! - [`consumer`] is the firehose consumer on the shared runner: ack after apply, dead-letter
+//!   poison entries.
 
 pub mod codec;
 pub mod consumer;
-pub mod store;
+pub mod read;
 pub mod update;
 pub mod view;
+pub mod write;
 
 use redis::aio::ConnectionManager;
 use redis::RedisResult;
@@ -27,7 +30,7 @@ pub async fn find_user(
     keys: &Keys,
     id_login_or_email: &str,
 ) -> RedisResult<Option<UserView>> {
-    let reader = store::Reader::new(keys.clone());
+    let reader = read::Reader::new(keys.clone());
     Ok(reader
         .find(conn, id_login_or_email, 1)
         .await?

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::aggregate::{counter, hook_field, LATENCY_BUCKETS_MS, NO_TENANT};
 use super::month::ReportMonth;
-use crate::projection::store::assemble_record;
+use crate::projection::read::assemble_record;
 use crate::store::Keys;
 
 /// Event counts of one tenant (or all) in one month.

@@ -80,6 +80,15 @@ impl Keys {
         format!("{}:u:{{{id}}}", self.prefix)
     }
 
+    /// SCAN patterns of every key the projections own (user hashes and their indexes), for
+    /// `projections rebuild`, which drops them before replaying the firehose.
+    pub fn projection_patterns(&self) -> [String; 2] {
+        [
+            format!("{}:u:*", self.prefix),
+            format!("{}:idx:*", self.prefix),
+        ]
+    }
+
     /// Hash: lower-cased login → user id. A hint: readers check the user's current login.
     pub fn login_index(&self) -> String {
         format!("{}:idx:login", self.prefix)

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use okta_adapter::access::Role;
 use okta_adapter::domain::tenant::TenantResolver;
-use okta_adapter::projection::consumer::rebuild;
-use okta_adapter::projection::store::{assemble_record, timeline_of, Applier};
+use okta_adapter::projection::read::{assemble_record, timeline_of};
 use okta_adapter::projection::update::{update_for_entry, ProjectionUpdate};
+use okta_adapter::projection::write::rebuild;
+use okta_adapter::projection::write::Applier;
 use okta_adapter::store::Keys;
 use proptest::prelude::*;
 use redis::AsyncCommands;
