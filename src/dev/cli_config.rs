@@ -70,6 +70,9 @@ pub fn write(data_dir: &Path, endpoints: &DevEndpoints) -> std::io::Result<PathB
     let path = data_dir.join(FILE_NAME);
     let tmp = data_dir.join(format!("{FILE_NAME}.tmp"));
     std::fs::write(&tmp, overlay_toml(endpoints))?;
+    // Only this user may change where the CLI goes (see `trusted_file`), whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
@@ -112,6 +115,14 @@ pub fn verify_dev_redis(url: &str, cli_file: &Path) -> Result<(), DevRedisError>
         file: file.clone(),
         url: shown.clone(),
     };
+    if let Err(why) = trusted_file(cli_file) {
+        return Err(DevRedisError::NotDevs {
+            file,
+            url: shown,
+            found: why,
+            expected: "a file of your own that no one else may write".into(),
+        });
+    }
     let data_dir = cli_file.parent().unwrap_or(Path::new("."));
     let expected = data_dir.join(REDIS_DIR);
     let expected = std::fs::canonicalize(&expected).unwrap_or(expected);
@@ -126,8 +137,10 @@ pub fn verify_dev_redis(url: &str, cli_file: &Path) -> Result<(), DevRedisError>
         Ok(reply.into_iter().nth(1).unwrap_or_default())
     })()
     .map_err(|_| not_running())?;
+    // `dev` always gives its Redis an absolute directory; a relative answer would be resolved
+    // against *our* working directory, which is how a fake server could pass this check.
     let found_path = std::fs::canonicalize(&found).unwrap_or_else(|_| PathBuf::from(&found));
-    if found_path == expected {
+    if Path::new(&found).is_absolute() && found_path == expected {
         Ok(())
     } else {
         Err(DevRedisError::NotDevs {
@@ -137,6 +150,33 @@ pub fn verify_dev_redis(url: &str, cli_file: &Path) -> Result<(), DevRedisError>
             expected: expected.display().to_string(),
         })
     }
+}
+
+/// A `cli.toml` is followed only when this user owns it and no one else may write it: a file
+/// planted in a shared directory must not send the CLI (and what it writes, e.g. password
+/// hashes) to another Redis. Ownership is compared with the owner of `/proc/self` (this
+/// process's user) where `/proc` exists.
+fn trusted_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} may be written by other users (mode {:o})",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    if let Ok(me) = std::fs::metadata("/proc/self") {
+        if me.uid() != meta.uid() {
+            return Err(format!(
+                "{} belongs to another user (uid {})",
+                path.display(),
+                meta.uid()
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -195,6 +235,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cli_file_others_may_write_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &endpoints()).unwrap();
+        assert_eq!(trusted_file(&path), Ok(()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = verify_dev_redis("redis://127.0.0.1:1", &path).unwrap_err();
+        assert!(matches!(err, DevRedisError::NotDevs { .. }), "{err}");
+        assert!(
+            err.to_string().contains("may be written by other users"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn nothing_answering_is_reported_as_dev_not_running() {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -202,11 +257,8 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let err = verify_dev_redis(
-            &format!("redis://127.0.0.1:{port}"),
-            &dir.path().join(DATA_DIR).join(FILE_NAME),
-        )
-        .unwrap_err();
+        let file = write(&dir.path().join(DATA_DIR), &endpoints()).unwrap();
+        let err = verify_dev_redis(&format!("redis://127.0.0.1:{port}"), &file).unwrap_err();
         assert!(matches!(err, DevRedisError::NotRunning { .. }));
         assert!(err
             .to_string()

@@ -182,6 +182,21 @@ impl LegacyHash {
                 if hash.len() < 16 {
                     return Err(bad("pbkdf2: the hash is shorter than 16 bytes"));
                 }
+                // Each further digest-sized block of derived key runs all iterations again, so
+                // a longer hash would cost a multiple of what the iteration limit promises.
+                let block = match sha {
+                    Sha::Sha256 => 32,
+                    Sha::Sha512 => 64,
+                };
+                if hash.len() > block {
+                    return Err(bad(format!(
+                        "pbkdf2: the hash is longer than one {} block ({block} bytes)",
+                        match sha {
+                            Sha::Sha256 => "SHA-256",
+                            Sha::Sha512 => "SHA-512",
+                        }
+                    )));
+                }
                 Ok(Self::Pbkdf2 {
                     sha,
                     iterations,
@@ -1021,6 +1036,21 @@ mod tests {
         let settings =
             crate::config::Settings::load_with(None, Some("[hooks]\nsecrets = [\"s\"]\n")).unwrap();
         HashLimits::from_settings(&settings.inline.password_import)
+    }
+
+    #[test]
+    fn a_pbkdf2_hash_longer_than_one_digest_block_is_refused() {
+        use base64::Engine as _;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD_NO_PAD.encode(vec![7u8; n]);
+        let phc = |sha: &str, n: usize| format!("$pbkdf2-{sha}$i=1000$c2FsdHNhbHQ${}", b64(n));
+        assert!(LegacyHash::parse(&phc("sha256", 32)).is_ok());
+        assert!(LegacyHash::parse(&phc("sha512", 64)).is_ok());
+        // 1 KiB of derived key would run the 2,000,000 allowed iterations 32 times over.
+        let err = LegacyHash::parse(&phc("sha256", 1024))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("longer than one SHA-256 block"), "{err}");
+        assert!(LegacyHash::parse(&phc("sha512", 65)).is_err());
     }
 
     #[test]

@@ -147,6 +147,17 @@ impl OktaClient {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, OktaError> {
+        // An id of `.` or `..` (or an empty one) would make the URL resolve to another
+        // endpoint — `/api/v1/groups/../users/{id}` is `/api/v1/users/{id}` — and percent-encoding
+        // does not help (URL parsers treat `%2E%2E` as `..`). Such an id names nothing in Okta.
+        if names_nothing(path_and_query) {
+            return Err(OktaError::Api {
+                status: 404,
+                code: "E0000007".into(),
+                summary: "Not found: an empty, `.` or `..` id names no Okta resource".into(),
+                causes: Vec::new(),
+            });
+        }
         let bucket = bucket_for(method.as_str(), path_and_query);
         let mut conn = self.redis.clone();
         let mut last = OktaError::Network("no attempt made".into());
@@ -427,6 +438,15 @@ impl OktaClient {
     }
 }
 
+/// Whether a path has an empty, `.` or `..` segment ([`encode`] leaves dots as they are and
+/// encodes `%`, so only literal ones can occur).
+fn names_nothing(path_and_query: &str) -> bool {
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    path.split('/')
+        .skip(1)
+        .any(|segment| matches!(segment, "" | "." | ".."))
+}
+
 /// Percent-encodes a path segment (logins contain `@`, `+`).
 fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -491,5 +511,19 @@ mod tests {
     fn path_segments_are_encoded() {
         assert_eq!(encode("jane+x@acme.com"), "jane%2Bx@acme.com");
         assert_eq!(encode("a/b"), "a%2Fb");
+    }
+
+    #[test]
+    fn dot_and_empty_ids_never_reach_another_endpoint() {
+        let group_path = |g: &str| format!("/api/v1/groups/{}/users/00u1", encode(g));
+        assert!(names_nothing(&group_path("..")));
+        assert!(names_nothing(&group_path(".")));
+        assert!(names_nothing(&group_path("")));
+        assert!(
+            !names_nothing(&group_path("%2e%2e")),
+            "encoded as %252e%252e"
+        );
+        assert!(!names_nothing(&group_path("00g1.x")));
+        assert!(!names_nothing("/api/v1/users?search=a..b"));
     }
 }

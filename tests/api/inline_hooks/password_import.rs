@@ -165,11 +165,10 @@ async fn thirty_concurrent_wrong_passwords_record_no_more_failures_than_the_limi
     let outcomes = outcomes_for(&app, "jane@acme.com").await;
     let judged = outcomes.iter().filter(|o| *o == "unverified").count();
     let throttled = outcomes.iter().filter(|o| *o == "throttled").count();
-    assert_eq!(
-        (judged, throttled),
-        (5, 25),
-        "only five passwords were checked: {outcomes:?}"
-    );
+    // Under CPU load an attempt may be shed (it gives its slot back and counts as no failure).
+    let shed = outcomes.iter().filter(|o| *o == "shed").count();
+    assert_eq!(judged, 5, "only five passwords were checked: {outcomes:?}");
+    assert_eq!(judged + throttled + shed, 30, "{outcomes:?}");
     // The right password is refused too now, without hashing.
     let (_, b) = post_inline(
         &app,
