@@ -4,6 +4,7 @@
 //!   again per row);
 //! - [`records`]: splits an upload into records of bounded length (CSV or JSON lines);
 //! - [`rows`]: job kinds, options, migration phases and row validation (pure);
+//! - [`tenant_fields`]: profile values that decide a tenant, which client admins may not set;
 //! - [`store`]: job metadata and counters, the file upload (streamed row by row into the shared
 //!   queue, never held whole), exactly-once per-row results, export pages;
 //! - [`worker`]: the consumer group that runs rows under the shared rate scheduler's bulk lane.
@@ -12,4 +13,5 @@ pub mod groups;
 pub mod records;
 pub mod rows;
 pub mod store;
+pub mod tenant_fields;
 pub mod worker;
