@@ -3,4 +3,5 @@
 pub mod actions;
 pub mod routing;
 pub mod tenant;
+pub mod tenant_id;
 pub mod user_status;

@@ -47,14 +47,14 @@ pub async fn run_scheduler(
     mut conn: ConnectionManager,
     cancel: CancellationToken,
 ) {
-    let cron = schedule::parse_cron(&settings.report.schedule).expect("checked by validate()");
+    let cron = settings.report.schedule.cron();
     let wake = Arc::new(Notify::new());
-    let scheduler = start_cron_job(&settings.report.schedule, wake.clone()).await;
+    let scheduler = start_cron_job(settings.report.schedule.as_str(), wake.clone()).await;
     let every = Duration::from_secs(settings.report.check_interval_secs);
     tracing::info!(schedule = %settings.report.schedule, timezone = %reporter.tz, transport = %reporter.transport.describe(), "report scheduler started");
     let mut reported_nothing_for = None;
     loop {
-        let due = schedule::due_month(&cron, reporter.tz, Utc::now());
+        let due = schedule::due_month(cron, reporter.tz, Utc::now());
         match reporter.scheduler_should_send(&mut conn, due).await {
             Ok(true) => match reporter.send_once(&mut conn, due, None, &cancel).await {
                 Ok(SendOutcome::Failed(e)) => {
