@@ -9,6 +9,7 @@ use super::{
     ConfigError, InlineSettings, Settings, TenantRuleSettings, CREDENTIAL_IMPORTS_ROUTE,
     RESERVED_TOKEN_CLAIMS,
 };
+use crate::domain::hash_cost::HashLimits;
 use crate::domain::tenant_id::TenantId;
 
 impl Settings {
@@ -263,8 +264,12 @@ impl InlineSettings {
             );
         }
         problems.extend(
-            crate::inline::password::HashLimits::from_settings(p)
-                .problems(std::time::Duration::from_millis(self.deadline_ms)),
+            HashLimits {
+                max_bcrypt_cost: p.max_bcrypt_cost,
+                max_pbkdf2_iterations: p.max_pbkdf2_iterations,
+                max_argon2_kib_passes: p.max_argon2_kib_passes,
+            }
+            .problems(std::time::Duration::from_millis(self.deadline_ms)),
         );
         if p.cleanup_group.is_empty() {
             problems.push("inline.password_import.cleanup_group: must not be empty".into());
