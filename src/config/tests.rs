@@ -166,3 +166,60 @@ fn the_built_in_route_name_and_huge_script_slices_are_refused() {
     assert!(msg.contains("built-in route"), "{msg}");
     assert!(msg.contains("hooks.max_events_per_write"), "{msg}");
 }
+
+#[test]
+fn every_unparsable_value_and_every_broken_rule_is_reported_at_once() {
+    let err = Settings::from_toml_overrides(&with_secret(
+        "auth_header = \"no spaces\"\n[http]\nlisten = \"nowhere\"\n\
+         [report]\nfrom = \"nobody\"\nrecipients = [\"a@example.com\", \"b\"]\nretry_max_ms = 1\n\
+         [tenants]\nrules = [{ kind = \"group\", pattern = \"(\" }]\n",
+    ))
+    .unwrap_err();
+    let problems = &err.problems;
+    for key in [
+        "hooks.auth_header: `no spaces` is not a valid HTTP header name",
+        "http.listen: `nowhere` is not an address",
+        "report.from: `nobody` is not a mailbox",
+        "report.recipients[1]: `b` is not an email address",
+        "tenants.rules[0].pattern: invalid regex: unclosed group",
+        "report.retry_max_ms: must be >= report.retry_initial_ms",
+    ] {
+        assert_eq!(
+            problems.iter().filter(|p| p.starts_with(key)).count(),
+            1,
+            "{key} once, on its own line, in {err}"
+        );
+    }
+    assert_eq!(problems.len(), 6, "{err}");
+    assert!(problems.iter().all(|p| !p.contains('\n')), "{err}");
+}
+
+#[test]
+fn a_section_of_the_wrong_type_is_reported_once() {
+    let err =
+        Settings::from_toml_overrides(&format!("report = 5\n{}", with_secret(""))).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert!(err.problems[0].starts_with("report: "), "{err}");
+}
+
+#[test]
+fn typed_values_are_what_the_code_uses() {
+    let s = Settings::from_toml_overrides(&with_secret(
+        "auth_header = \"X-Okta-Secret\"\n[report]\ntimezone = \"Europe/Berlin\"\n\
+         from = \"IAM <iam@example.com>\"\nrecipients = [\"ops@example.com\"]\n\
+         [tenants]\nrules = [{ kind = \"group\", pattern = \"^tenant-(?P<tenant>[a-z]+)$\" }]\n",
+    ))
+    .unwrap();
+    assert_eq!(s.hooks.auth_header.as_str(), "x-okta-secret");
+    assert_eq!(s.report_timezone(), chrono_tz::Europe::Berlin);
+    assert_eq!(s.report.from.email.to_string(), "iam@example.com");
+    assert_eq!(s.report.recipients[0].to_string(), "ops@example.com");
+    assert!(
+        s.smtp.url.smtp().is_none(),
+        "empty smtp.url = file transport"
+    );
+    let TenantRuleSettings::Group { pattern } = &s.tenants.rules[0] else {
+        panic!("a group rule")
+    };
+    assert!(pattern.is_match("tenant-acme"));
+}
