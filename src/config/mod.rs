@@ -7,7 +7,7 @@
 //! - [`values`] — values parsed while they are read (listen address, time zone, mailboxes,
 //!   cron schedule, SMTP URL, hook header, tenant group patterns): code that uses them holds the
 //!   typed value.
-//! - [`load`] — the layering, and errors as one line per problem that leads with the key.
+//! - `load` — the layering, and errors as one line per problem that leads with the key.
 //! - `validate` — the rules types cannot express: ranges and rules that span several keys.
 //!
 //! Secrets are `SecretString` (and the parsed SMTP URL hides its password), so `Debug` never

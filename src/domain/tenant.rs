@@ -1,5 +1,5 @@
 //! Tenant resolution from ordered rules (SPEC "Tenants"); tenant ids are
-//! [`TenantId`](super::tenant_id::TenantId).
+//! [`TenantId`].
 //!
 //! Rules are tried in config order; the first that yields a valid tenant id wins. When none
 //! does, the ingest script falls back to the tenant remembered for the event's user, and a
