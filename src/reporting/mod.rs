@@ -7,7 +7,8 @@
 //!   and the job-rows stream.
 //! - [`hook_stats`] — hook health counted in-process on the ingest path, flushed to Redis.
 //! - [`compile`] — aggregates → [`compile::MonthlyReport`] with month-over-month change.
-//! - [`render`] + [`chart`] — HTML and text from `reports/templates/`, the PNG chart.
+//! - [`render`] + [`chart`] — HTML and text from `reports/templates/`, the PNG chart;
+//!   [`words`] — numbers as the report writes them.
 //! - [`deliver`] — the email and the send-once protocol (lease + sent record).
 //! - [`schedule`] — which month is due; [`run_scheduler`] fires the cron job and catches up.
 
@@ -20,6 +21,7 @@ pub mod hook_stats;
 pub mod month;
 pub mod render;
 pub mod schedule;
+pub mod words;
 
 use std::sync::Arc;
 use std::time::Duration;
