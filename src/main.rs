@@ -505,7 +505,7 @@ async fn report(config: Option<PathBuf>, month: &str, send: bool) -> anyhow::Res
     let settings = load_for_tool(config)?;
     telemetry::init_logs(&settings.log);
     let mut conn = tool_connection(&settings).await?;
-    let transport = Transport::from_settings(&settings).map_err(|e| anyhow::anyhow!(e))?;
+    let transport = Transport::from_settings(&settings);
     let reporter = Reporter::new(&settings, transport);
     let current = ReportMonth::of(chrono::Utc::now(), reporter.tz);
     if month > current {

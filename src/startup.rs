@@ -58,7 +58,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, redis: ConnectionManager) -> Arc<Self> {
-        let hook_auth = HookAuth::new(&settings.hooks.auth_header, &settings.hooks.secrets);
+        let hook_auth = HookAuth::new(settings.hooks.auth_header.clone(), &settings.hooks.secrets);
         let jwt = settings
             .inline
             .oauth
@@ -79,7 +79,7 @@ impl AppState {
             hook_stats: Arc::new(HookStats::default()),
             reporter: Arc::new(Reporter::new(
                 &settings,
-                Transport::from_settings(&settings).expect("smtp.url is checked by validate()"),
+                Transport::from_settings(&settings),
             )),
             redis,
             settings,
@@ -187,7 +187,7 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Listen {
-                addr: state.settings.http.listen.clone(),
+                addr: state.settings.http.listen.to_string(),
                 source,
             })?;
         let acceptor =

@@ -136,7 +136,7 @@ pub async fn run(
         .first()
         .map(|s| s.expose_secret().to_owned())
         .unwrap_or_else(|| DEV_SECRET.into());
-    let auth_header = settings.hooks.auth_header.clone();
+    let auth_header = settings.hooks.auth_header.as_str().to_owned();
     let timeline_len = settings.projection.timeline_len;
     let app = Application::build(settings).await.map_err(|e| match e {
         StartupError::Listen { .. } => anyhow::anyhow!(
@@ -271,11 +271,7 @@ fn dev_settings(
         okta.auth = "ssws".into();
         okta.api_token = endpoints.okta_api_token.clone().into();
     }
-    if !settings
-        .hooks
-        .auth_header
-        .eq_ignore_ascii_case("authorization")
-    {
+    if settings.hooks.auth_header != poem::http::header::AUTHORIZATION {
         notes.push(format!(
             "hooks.auth_header is `{}`: the simulator sends its events with `authorization`, \
              so they will be refused",

@@ -1,79 +1,20 @@
-//! Tenant ids, and tenant resolution from ordered rules (SPEC "Tenants").
-//!
-//! [`TenantId`] is the one definition of a valid tenant id; every place a tenant enters the
-//! adapter (API keys, tenant rules, route filters, query filters) goes through
-//! [`TenantId::parse`]. An empty id must never reach a place where "no tenant" could be read as
-//! "every tenant", and the ingest script's route filter (`|a|b|`) needs ids without `|`.
+//! Tenant resolution from ordered rules (SPEC "Tenants"); tenant ids are
+//! [`TenantId`].
 //!
 //! Rules are tried in config order; the first that yields a valid tenant id wins. When none
 //! does, the ingest script falls back to the tenant remembered for the event's user, and a
 //! tenant found here is remembered for that user's later events.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use regex::Regex;
 
+pub use super::tenant_id::{InvalidTenantId, TenantId, TENANT_ID_MAX_LEN, TENANT_ID_RULE};
 use crate::config::TenantRuleSettings;
 use crate::okta::event_hook::LogEventSummary;
 
 /// The only event whose group target assigns a tenant: joining a group, not leaving one.
 pub const GROUP_MEMBERSHIP_ADD: &str = "group.user_membership.add";
-
-/// Longest tenant id (a DNS label's limit, so an id also fits a host name).
-pub const TENANT_ID_MAX_LEN: usize = 63;
-
-/// What a tenant id may look like, for error messages and docs.
-pub const TENANT_ID_RULE: &str = "lowercase letters a-z, digits and `-`, starting with a letter \
-     or digit, at most 63 characters";
-
-/// A valid tenant id: `[a-z0-9][a-z0-9-]*`, at most [`TENANT_ID_MAX_LEN`] characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantId(String);
-
-/// Why a string is not a tenant id. The message is safe to show to the caller.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidTenantId {
-    #[error("a tenant id must not be empty")]
-    Empty,
-    #[error("`{0}` is not a tenant id ({TENANT_ID_RULE})")]
-    Malformed(String),
-}
-
-impl TenantId {
-    /// Checks `s` exactly as given: no trimming and no case folding, so what is stored is what
-    /// was asked for.
-    pub fn parse(s: &str) -> Result<Self, InvalidTenantId> {
-        if s.trim().is_empty() {
-            return Err(InvalidTenantId::Empty);
-        }
-        let bytes = s.as_bytes();
-        let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        if s.len() > TENANT_ID_MAX_LEN
-            || !allowed(&bytes[0])
-            || !bytes.iter().all(|b| allowed(b) || *b == b'-')
-        {
-            // Cut what is echoed back: the message may end up in a log or a 400 body.
-            let shown: String = s.chars().take(TENANT_ID_MAX_LEN + 1).collect();
-            return Err(InvalidTenantId::Malformed(shown));
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A rule's raw result as a tenant, or nothing when it is not a valid id (a group named
 /// `tenant-Acme|x`, an attribute value with spaces): such a value names no tenant at all,
@@ -96,14 +37,12 @@ pub struct TenantResolver {
 }
 
 impl TenantResolver {
-    /// Compiles config rules; patterns were checked by `Settings::validate`.
+    /// Takes the rules as config parsed them (group patterns are compiled at load).
     pub fn from_settings(rules: &[TenantRuleSettings]) -> Self {
         let rules = rules
             .iter()
             .map(|r| match r {
-                TenantRuleSettings::Group { pattern } => {
-                    TenantRule::Group(Regex::new(pattern).expect("validated at load"))
-                }
+                TenantRuleSettings::Group { pattern } => TenantRule::Group(pattern.clone()),
                 TenantRuleSettings::App { map } => TenantRule::App(map.clone()),
                 TenantRuleSettings::EmailDomain { map } => TenantRule::EmailDomain(
                     map.iter()

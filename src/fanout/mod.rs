@@ -20,7 +20,7 @@ use redis::{RedisResult, Script};
 use serde_json::error::Category;
 use sha2::Sha256;
 
-use crate::config::{RouteSettings, Settings};
+use crate::config::{RouteSettings, Settings, CREDENTIAL_IMPORTS_ROUTE};
 use crate::domain::routing::Route;
 use crate::domain::tenant::TenantResolver;
 use crate::inline::credentials::PASSWORD_IMPORTED_EVENT;
@@ -53,9 +53,6 @@ const DEDUP_TRIM_CHUNK: u64 = 10_000;
 /// Trim calls per [`Ingestor::trim_dedup`]: bounds one maintenance round. After a long outage
 /// the set can hold days of expired uuids; they go over the next rounds.
 const DEDUP_TRIM_CHUNKS_PER_ROUND: u32 = 10;
-
-/// Name of the built-in route that feeds the credential clean-up (`Keys::credential_imports`).
-pub const CREDENTIAL_IMPORTS_ROUTE: &str = "credential-imports";
 
 /// Why a body is not an event hook delivery. The message is safe to return to the caller.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

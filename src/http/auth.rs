@@ -31,11 +31,10 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 }
 
 impl HookAuth {
-    /// `header` was validated at config load.
-    pub fn new(header: &str, secrets: &[SecretString]) -> Self {
+    /// `header` is `hooks.auth_header`, parsed (and lowercased) at config load.
+    pub fn new(header: HeaderName, secrets: &[SecretString]) -> Self {
         Self {
-            header: HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
-                .expect("hooks.auth_header is validated at load"),
+            header,
             digests: secrets
                 .iter()
                 .map(|s| digest(s.expose_secret().as_bytes()))
@@ -72,7 +71,10 @@ mod tests {
 
     #[test]
     fn every_configured_secret_is_accepted_and_nothing_else() {
-        let auth = HookAuth::new("Authorization", &["old".into(), "new".into()]);
+        let auth = HookAuth::new(
+            poem::http::header::AUTHORIZATION,
+            &["old".into(), "new".into()],
+        );
         assert!(auth.verify(&headers("authorization", "old")));
         assert!(auth.verify(&headers("AUTHORIZATION", "new")));
         assert!(!auth.verify(&headers("authorization", "ol")));
@@ -83,7 +85,10 @@ mod tests {
 
     #[test]
     fn debug_shows_no_secret() {
-        let auth = HookAuth::new("x-okta-secret", &["sup3r-secret".into()]);
+        let auth = HookAuth::new(
+            HeaderName::from_static("x-okta-secret"),
+            &["sup3r-secret".into()],
+        );
         assert!(!format!("{auth:?}").contains("sup3r"));
     }
 }

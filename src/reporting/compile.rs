@@ -407,7 +407,7 @@ fn warnings(
                 0 => format!("it had events in {}", month.previous()),
                 n => format!(
                     "it had {} in {}",
-                    super::render::count_of(n, "active user", "active users"),
+                    super::words::count_of(n, "active user", "active users"),
                     month.previous()
                 ),
             };

@@ -29,7 +29,6 @@ use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -40,16 +39,6 @@ use super::render::{render_report, ChartRef, RenderedReport};
 use crate::config::Settings;
 use crate::store::Keys;
 
-/// Checks an `smtp.url` without echoing it (it may carry a password).
-pub fn check_smtp_url(url: &str) -> Result<(), String> {
-    if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-        return Err("must start with smtp:// or smtps://".into());
-    }
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        .map(|_| ())
-        .map_err(|e| format!("cannot be used: {e}"))
-}
-
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Transport {
@@ -59,19 +48,19 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
-        let url = settings.smtp.url.expose_secret();
-        if url.is_empty() {
+    /// SMTP when `smtp.url` is set (it was parsed at load), else the file transport.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let Some(smtp) = settings.smtp.url.smtp() else {
             // The folder is created when the first mail is written, not here: building the
             // state must not touch the disk.
             let dir = Path::new(&settings.report.output_dir).join("outbox");
-            return Ok(Self::File(AsyncFileTransport::new(&dir), dir));
-        }
-        let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("smtp.url cannot be used: {e}"))?
+            return Self::File(AsyncFileTransport::new(&dir), dir);
+        };
+        let smtp = smtp
+            .clone()
             .timeout(Some(Duration::from_secs(settings.smtp.timeout_secs)))
             .build();
-        Ok(Self::Smtp(smtp))
+        Self::Smtp(smtp)
     }
 
     /// For logs and answers: never the URL (it may carry the password).
@@ -189,13 +178,8 @@ impl Reporter {
         Self {
             keys: Keys::new(settings.redis.prefix.clone()),
             tz: settings.report_timezone(),
-            from: settings.report.from.parse().expect("checked by validate()"),
-            to: settings
-                .report
-                .recipients
-                .iter()
-                .map(|r| r.parse().expect("checked by validate()"))
-                .collect(),
+            from: settings.report.from.clone(),
+            to: settings.report.recipients.clone(),
             transport,
             expected_tenants: settings
                 .inline

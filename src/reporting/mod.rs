@@ -7,7 +7,8 @@
 //!   and the job-rows stream.
 //! - [`hook_stats`] — hook health counted in-process on the ingest path, flushed to Redis.
 //! - [`compile`] — aggregates → [`compile::MonthlyReport`] with month-over-month change.
-//! - [`render`] + [`chart`] — HTML and text from `reports/templates/`, the PNG chart.
+//! - [`render`] + [`chart`] — HTML and text from `reports/templates/`, the PNG chart;
+//!   [`words`] — numbers as the report writes them.
 //! - [`deliver`] — the email and the send-once protocol (lease + sent record).
 //! - [`schedule`] — which month is due; [`run_scheduler`] fires the cron job and catches up.
 
@@ -20,6 +21,7 @@ pub mod hook_stats;
 pub mod month;
 pub mod render;
 pub mod schedule;
+pub mod words;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,14 +49,14 @@ pub async fn run_scheduler(
     mut conn: ConnectionManager,
     cancel: CancellationToken,
 ) {
-    let cron = schedule::parse_cron(&settings.report.schedule).expect("checked by validate()");
+    let cron = settings.report.schedule.cron();
     let wake = Arc::new(Notify::new());
-    let scheduler = start_cron_job(&settings.report.schedule, wake.clone()).await;
+    let scheduler = start_cron_job(settings.report.schedule.as_str(), wake.clone()).await;
     let every = Duration::from_secs(settings.report.check_interval_secs);
     tracing::info!(schedule = %settings.report.schedule, timezone = %reporter.tz, transport = %reporter.transport.describe(), "report scheduler started");
     let mut reported_nothing_for = None;
     loop {
-        let due = schedule::due_month(&cron, reporter.tz, Utc::now());
+        let due = schedule::due_month(cron, reporter.tz, Utc::now());
         match reporter.scheduler_should_send(&mut conn, due).await {
             Ok(true) => match reporter.send_once(&mut conn, due, None, &cancel).await {
                 Ok(SendOutcome::Failed(e)) => {

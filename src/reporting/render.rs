@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use super::chart;
 use super::compile::{Counts, HookHealth, MfaShare, MonthlyReport};
+/// Number words live in `words`, which the report's own sentences (`compile`) use too.
+pub use super::words::{count_of, thousands};
 
 const HTML_TEMPLATE: &str = include_str!("../../reports/templates/report.html.j2");
 const TEXT_TEMPLATE: &str = include_str!("../../reports/templates/report.txt.j2");
@@ -64,19 +66,6 @@ struct TenantView {
     no_events: bool,
 }
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Month-over-month change: `+12.5%`, `-3.0%`, `0%`, `new` (from zero), `–` (zero both months).
 pub fn change(cur: u64, prev: u64) -> (String, &'static str) {
     match (cur, prev) {
@@ -88,15 +77,6 @@ pub fn change(cur: u64, prev: u64) -> (String, &'static str) {
             (format!("{pct:+.1}%"), if pct > 0.0 { "up" } else { "down" })
         }
     }
-}
-
-/// `1 active user`, `2 active users`, `1,234 active users`.
-pub fn count_of(n: u64, singular: &str, plural: &str) -> String {
-    format!(
-        "{} {}",
-        thousands(n),
-        if n == 1 { singular } else { plural }
-    )
 }
 
 fn pct(share: Option<f64>) -> String {

@@ -9,25 +9,12 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
 use super::month::ReportMonth;
 
-/// Parses a 6-field cron expression (seconds first), the form tokio-cron-scheduler runs.
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    if expr.split_whitespace().count() != 6 {
-        return Err(format!(
-            "`{expr}` must have 6 fields (sec min hour day month weekday), e.g. \"0 0 6 1 * *\""
-        ));
-    }
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .year(Year::Disallowed)
-        .build()
-        .parse(expr)
-        .map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))
-}
+/// The cron parser lives with the config that reads `report.schedule`.
+pub use crate::config::values::parse_cron;
 
 /// The month that should have been sent by `now`: the month before the current business month
 /// once the schedule has fired since that month began (in UTC), else the month before that.
