@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use okta_adapter::config::Settings;
+use okta_adapter::http::state::AppState;
 use okta_adapter::reporting::render::count_of;
-use okta_adapter::startup::{AppState, Application};
+use okta_adapter::startup::Application;
 use okta_adapter::{dev, shutdown, store, telemetry};
 use secrecy::ExposeSecret;
 
@@ -195,7 +196,7 @@ fn check_config(config: Option<PathBuf>) -> anyhow::Result<()> {
     out!(
         "configuration is valid: listen {}, redis {}, prefix `{}`, {} hook secret(s), {} route(s)",
         s.http.listen,
-        okta_adapter::startup::redacted_url(secrecy::ExposeSecret::expose_secret(&s.redis.url)),
+        okta_adapter::store::redacted_url(secrecy::ExposeSecret::expose_secret(&s.redis.url)),
         s.redis.prefix,
         s.hooks.secrets.len(),
         s.routes.len()
@@ -236,7 +237,7 @@ async fn import_credentials(
     let mut redis = store::connect(&settings.redis).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach Redis at {} (redis.url): {e}",
-            okta_adapter::startup::redacted_url(secrecy::ExposeSecret::expose_secret(
+            okta_adapter::store::redacted_url(secrecy::ExposeSecret::expose_secret(
                 &settings.redis.url
             ))
         )
@@ -299,7 +300,7 @@ fn load_for_tool(config: Option<PathBuf>) -> anyhow::Result<Settings> {
     }
     eprintln!(
         "using Redis {} (prefix `{}`; {origin})",
-        okta_adapter::startup::redacted_url(url),
+        okta_adapter::store::redacted_url(url),
         settings.redis.prefix
     );
     Ok(settings)
@@ -309,7 +310,7 @@ async fn tool_connection(settings: &Settings) -> anyhow::Result<redis::aio::Conn
     store::connect(&settings.redis).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach Redis at {} (redis.url): {e}",
-            okta_adapter::startup::redacted_url(secrecy::ExposeSecret::expose_secret(
+            okta_adapter::store::redacted_url(secrecy::ExposeSecret::expose_secret(
                 &settings.redis.url
             ))
         )

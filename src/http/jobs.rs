@@ -22,15 +22,15 @@ use poem_openapi::payload::{self, Binary, Json};
 use poem_openapi::{ApiResponse, OpenApi};
 use tokio_util::io::StreamReader;
 
+use super::auth::ApiKey;
 use super::error::HttpError;
 use super::raw_json::RawUpload;
-use super::users::ApiKey;
+use super::state::AppState;
 use super::ApiTags;
 use crate::access::{Principal, Role};
 use crate::jobs::groups::{GroupGuard, GroupRefusal, GroupScope};
 use crate::jobs::rows::{phase, JobKind, JobOptions};
 use crate::jobs::store::{FileFormat, JobInfo, JobStore, RowResult, UploadError, UploadSpec};
-use crate::startup::AppState;
 
 pub struct JobsApi {
     pub state: Arc<AppState>,
@@ -109,7 +109,7 @@ impl Drop for UploadGuard {
 
 impl JobsApi {
     fn store(&self) -> JobStore {
-        JobStore::new(self.state.ingestor.keys().clone())
+        JobStore::new(self.state.keys.clone())
     }
 
     /// The job, if this caller may see it (a client admin sees only its tenant's jobs).

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod raw_json;
 pub mod reports;
 pub mod slow_client;
+pub mod state;
 pub mod users;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
 use poem_openapi::{OpenApiService, OperationId, Tags};
 
-use crate::startup::AppState;
+use state::AppState;
 
 #[derive(Tags)]
 pub enum ApiTags {

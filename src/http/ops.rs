@@ -6,8 +6,8 @@ use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use redis::AsyncCommands;
 
+use super::state::AppState;
 use super::ApiTags;
-use crate::startup::AppState;
 use crate::store::{ensure_group, GroupStatus};
 
 pub struct OpsApi {
