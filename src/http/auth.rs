@@ -3,8 +3,9 @@
 //! - Okta's hook requests: a static header secret (HOOKS-SPEC §1), [`HookAuth`]; inline hooks
 //!   also accept an OAuth 2.0 bearer token from Okta's OAuth channel, [`InlineAuth`].
 //! - The management API: API keys (`Authorization: Bearer oka_…`), [`ApiKey`], resolved to a
-//!   [`Principal`] and checked against the roles an endpoint allows ([`AppState::require`]);
-//!   what a support key reads goes to the audit stream ([`AppState::record_audit`]).
+//!   [`Principal`] and checked against the roles an endpoint allows ([`require_role`]); what a
+//!   support key reads goes to the audit stream ([`record_audit`]). Handlers reach these through
+//!   `AppState::require` and `AppState::record_audit`.
 //!
 //! Okta sends `<hooks.auth_header>: <secret>` on every hook request and does not sign them.
 //! Every configured secret is accepted (rotation without downtime). The comparison hashes both
@@ -22,8 +23,10 @@ use poem_openapi::SecurityScheme;
 
 use super::error::HttpError;
 use super::jwt::{bearer_token, JwtVerifier};
-use super::state::AppState;
-use crate::access::{audit, AuditEntry, Principal, Role};
+use redis::aio::ConnectionManager;
+
+use crate::access::{audit, AuditEntry, KeyStore, Principal, Role};
+use crate::store::Keys;
 
 #[derive(Clone)]
 pub struct HookAuth {
@@ -118,44 +121,45 @@ pub struct ApiKey(pub Bearer);
 /// audit stream. Declared as a header parameter on every endpoint that reads it.
 pub const AUDIT_REASON_HEADER: &str = "X-Audit-Reason";
 
-impl AppState {
-    /// The caller behind the key, or 401.
-    pub async fn principal(&self, key: &ApiKey) -> Result<Principal, HttpError> {
-        let mut conn = self.redis.clone();
-        match self.key_store.authenticate(&mut conn, &key.0.token).await {
-            Ok(Some(p)) => Ok(p),
-            Ok(None) => Err(HttpError::unauthorized()),
-            Err(e) => Err(HttpError::redis("auth", e)),
-        }
+/// The caller behind the key, or 401.
+pub async fn principal(
+    key_store: &KeyStore,
+    redis: &ConnectionManager,
+    key: &ApiKey,
+) -> Result<Principal, HttpError> {
+    let mut conn = redis.clone();
+    match key_store.authenticate(&mut conn, &key.0.token).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(HttpError::unauthorized()),
+        Err(e) => Err(HttpError::redis("auth", e)),
     }
+}
 
-    /// Appends to the audit stream. The audited thing already happened, so a lost record is
-    /// not an error for the caller — but it must be visible (log + metric).
-    pub async fn record_audit(&self, entry: AuditEntry<'_>) {
-        let mut conn = self.redis.clone();
-        let subject = entry.subject.to_owned();
-        if let Err(e) = audit(&mut conn, &self.keys, entry).await {
-            metrics::counter!("okta_adapter_audit_failures_total").increment(1);
-            tracing::error!(error = %e, %subject, "audit record could not be written");
-        }
+/// The caller, if their role is one of `roles`; 403 otherwise.
+pub fn require_role(p: Principal, roles: &[Role]) -> Result<Principal, HttpError> {
+    if roles.contains(&p.role) {
+        Ok(p)
+    } else {
+        Err(HttpError::forbidden(format!(
+            "the {} role may not do this (allowed: {})",
+            p.role,
+            roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
     }
+}
 
-    /// The caller, if their role is one of `roles`; 401/403 otherwise.
-    pub async fn require(&self, key: &ApiKey, roles: &[Role]) -> Result<Principal, HttpError> {
-        let p = self.principal(key).await?;
-        if roles.contains(&p.role) {
-            Ok(p)
-        } else {
-            Err(HttpError::forbidden(format!(
-                "the {} role may not do this (allowed: {})",
-                p.role,
-                roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
-        }
+/// Appends to the audit stream. The audited thing already happened, so a lost record is
+/// not an error for the caller — but it must be visible (log + metric).
+pub async fn record_audit(redis: &ConnectionManager, keys: &Keys, entry: AuditEntry<'_>) {
+    let mut conn = redis.clone();
+    let subject = entry.subject.to_owned();
+    if let Err(e) = audit(&mut conn, keys, entry).await {
+        metrics::counter!("okta_adapter_audit_failures_total").increment(1);
+        tracing::error!(error = %e, %subject, "audit record could not be written");
     }
 }
 

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 
-use super::auth::{HookAuth, InlineAuth};
+use super::auth::{self, ApiKey, HookAuth, InlineAuth};
+use super::error::HttpError;
 use super::jwt::JwtVerifier;
-use crate::access::KeyStore;
+use crate::access::{AuditEntry, KeyStore, Principal, Role};
 use crate::config::Settings;
 use crate::fanout::Ingestor;
 use crate::inline::InlineState;
@@ -120,5 +121,23 @@ impl AppState {
             }
         }
         Ok(created)
+    }
+}
+
+/// Authentication and audit for handlers (the rules live in [`super::auth`]).
+impl AppState {
+    /// The caller behind the key, or 401.
+    pub async fn principal(&self, key: &ApiKey) -> Result<Principal, HttpError> {
+        auth::principal(&self.key_store, &self.redis, key).await
+    }
+
+    /// The caller, if their role is one of `roles`; 401/403 otherwise.
+    pub async fn require(&self, key: &ApiKey, roles: &[Role]) -> Result<Principal, HttpError> {
+        auth::require_role(self.principal(key).await?, roles)
+    }
+
+    /// Appends to the audit stream; a failure is logged and counted, never the caller's error.
+    pub async fn record_audit(&self, entry: AuditEntry<'_>) {
+        auth::record_audit(&self.redis, &self.keys, entry).await
     }
 }
