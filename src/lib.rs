@@ -23,6 +23,8 @@
 //! - [`startup`] / [`shutdown`] / [`telemetry`] — wiring and shutdown order, signals, logs and
 //!   metrics; [`consumers`] — the low-priority runtime of the background consumers;
 //!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
+//! - [`cli`] — every `okta-adapter` command but `serve` (keys, import, report, credentials,
+//!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod access;
+pub mod cli;
 pub mod config;
 pub mod consumers;
 pub mod dev;
