@@ -20,7 +20,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 use super::auth::ApiKey;
 use super::error::HttpError;
 use super::state::AppState;
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::access::{AuditEntry, Principal, Role};
 use crate::domain::actions::{check_action, Action};
 use crate::domain::user_status::UserStatus;

@@ -14,7 +14,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::error::HttpError;
 use super::raw_json::RawJson;
 use super::state::AppState;
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::fanout::EventOutcome;
 
 pub struct EventHookApi {

@@ -19,7 +19,7 @@ use serde_json::error::Category;
 use super::error::HttpError;
 use super::raw_json::RawJson;
 use super::state::AppState;
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::inline::record::DecisionRecord;
 use crate::inline::{
     decide_within, registration, saml, telephony, token, user_import, Answer, Decided, HookKind,

@@ -26,7 +26,7 @@ use super::auth::ApiKey;
 use super::error::HttpError;
 use super::raw_json::RawUpload;
 use super::state::AppState;
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::access::{Principal, Role};
 use crate::jobs::groups::{GroupGuard, GroupRefusal, GroupScope};
 use crate::jobs::request::{parse_job_request, FormatHint, JobParams, JobRequest};

@@ -13,7 +13,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::auth::ApiKey;
 use super::error::HttpError;
 use super::state::AppState;
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::access::{ApiKeyInfo, Role};
 use crate::domain::tenant::TENANT_ID_MAX_LEN;
 

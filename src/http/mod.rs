@@ -19,6 +19,7 @@ pub mod raw_json;
 pub mod reports;
 pub mod slow_client;
 pub mod state;
+pub mod tags;
 pub mod users;
 
 use std::sync::Arc;
@@ -26,25 +27,10 @@ use std::time::Instant;
 
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
-use poem_openapi::{OpenApiService, OperationId, Tags};
+use poem_openapi::{OpenApiService, OperationId};
 
 use state::AppState;
-
-#[derive(Tags)]
-pub enum ApiTags {
-    /// Endpoints Okta calls (event hooks and inline hooks).
-    OktaHooks,
-    /// Support and client-admin lookups of users' Okta status (from projections).
-    Users,
-    /// Queued bulk jobs against Okta.
-    Jobs,
-    /// API key management (operator keys).
-    Keys,
-    /// Monthly IAM report: preview and send (operator keys).
-    Reports,
-    /// Health, readiness and metrics.
-    Operations,
-}
+pub use tags::ApiTags;
 
 /// Every API, in the order they appear in the OpenAPI document.
 pub type Apis = (

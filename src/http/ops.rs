@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use redis::AsyncCommands;
 
 use super::state::AppState;
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::store::{ensure_group, GroupStatus};
 
 pub struct OpsApi {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::ApiKey;
 use super::error::HttpError;
 use super::state::AppState;
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::access::Role;
 use crate::reporting::compile::MonthlyReport;
 use crate::reporting::render::{render_report, ChartRef};
