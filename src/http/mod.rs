@@ -4,6 +4,10 @@
 //! error leaves as JSON (`{"error": …, "message": …}`), including poem's own 404/405 and
 //! parameter errors, and every request is timed into `okta_adapter_http_request_duration_seconds`
 //! labelled by operation id.
+//!
+//! The state every handler shares is [`state::AppState`] (built by `startup`, which imports this
+//! module and never the other way round); every authentication — Okta's hook secrets and OAuth
+//! tokens, API keys and roles — and the audit write are in [`auth`].
 
 pub mod actions;
 pub mod auth;
