@@ -53,8 +53,10 @@ impl JobKind {
     }
 }
 
-/// Where a job is in its life. The lower-case names are the wire format: stored in the job hash
-/// (`state`, also written by `record.lua` and the upload scripts) and answered in the API.
+/// Where a job is in its life: `validating` (its file is being read), `queued`, `running`,
+/// `done`, `cancelled`.
+// The lower-case names are also the stored format (the job hash's `state`, written by
+// `record.lua` and the upload scripts too): never rename a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
 #[serde(rename_all = "lowercase")]
 #[oai(rename_all = "lowercase")]
@@ -105,8 +107,9 @@ impl std::fmt::Display for JobState {
     }
 }
 
-/// How one row ended. `done` / `failed` are the wire format: in the stored results (JSON), the
-/// exports, the job counters and the job-rows stream the reports count.
+/// How one row ended: `done` or `failed`.
+// The names are also the stored format (results JSON, job counters, the job-rows stream the
+// reports count): never rename a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
 #[serde(rename_all = "lowercase")]
 #[oai(rename_all = "lowercase")]
