@@ -20,7 +20,11 @@
 //! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
 //! - [`access`] — API keys (hash-only storage), roles, tenant visibility, the audit stream.
 //! - [`config`] — layered settings (embedded defaults → file → env) with one-line errors.
-//! - [`startup`] / [`shutdown`] / [`telemetry`] — wiring, signals, logs and metrics.
+//! - [`startup`] / [`shutdown`] / [`telemetry`] — wiring and shutdown order, signals, logs and
+//!   metrics; [`consumers`] — the low-priority runtime of the background consumers;
+//!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
+//! - [`cli`] — every `okta-adapter` command but `serve` (keys, import, report, credentials,
+//!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
@@ -31,13 +35,16 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod access;
+pub mod cli;
 pub mod config;
+pub mod consumers;
 pub mod dev;
 pub mod domain;
 pub mod fanout;
 pub mod http;
 pub mod inline;
 pub mod jobs;
+pub mod maintenance;
 pub mod okta;
 pub mod projection;
 pub mod reporting;

@@ -110,7 +110,7 @@ pub enum DevRedisError {
 /// timeouts: it runs once before a CLI command starts.
 pub fn verify_dev_redis(url: &str, cli_file: &Path) -> Result<(), DevRedisError> {
     let file = cli_file.display().to_string();
-    let shown = crate::startup::redacted_url(url);
+    let shown = crate::store::redacted_url(url);
     let not_running = || DevRedisError::NotRunning {
         file: file.clone(),
         url: shown.clone(),

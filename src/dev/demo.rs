@@ -29,7 +29,8 @@ use super::{RedisServer, RedisServerError};
 use crate::access::Role;
 use crate::config::Settings;
 use crate::projection::read::Reader;
-use crate::startup::{redacted_url, Application, StartupError};
+use crate::startup::{Application, StartupError};
+use crate::store::redacted_url;
 use okta_sim::{OktaSim, SimConfig};
 
 /// The demo's hook secret (Okta's `authorization` header value); any configured secret wins.
@@ -293,7 +294,7 @@ struct Seeded {
 /// Creates the demo users in the simulator (their events flow to the event hook), creates the
 /// three keys, and waits for the projections to show the users.
 async fn seed(
-    state: &crate::startup::AppState,
+    state: &crate::http::state::AppState,
     sim: &OktaSim,
     timeline_len: usize,
 ) -> anyhow::Result<Seeded> {
@@ -341,7 +342,7 @@ async fn seed(
     let support = key(Role::Support, None).await?;
     let acme_admin = key(Role::ClientAdmin, Some("acme")).await?;
 
-    let reader = Reader::new(state.ingestor.keys().clone());
+    let reader = Reader::new(state.keys.clone());
     let started = Instant::now();
     let mut missing: Vec<&'static str> = DEMO_USERS.iter().map(|u| u.login).collect();
     while !missing.is_empty() && started.elapsed() < SEED_WAIT {

@@ -17,16 +17,16 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::auth::ApiKey;
 use super::error::HttpError;
-use super::users::ApiKey;
-use super::ApiTags;
+use super::state::AppState;
+use super::tags::ApiTags;
 use crate::access::{AuditEntry, Principal, Role};
 use crate::domain::actions::{check_action, Action};
 use crate::domain::user_status::UserStatus;
 use crate::okta::client::OktaError;
 use crate::okta::rate::Lane;
 use crate::projection::read::Reader;
-use crate::startup::AppState;
 
 pub struct ActionsApi {
     pub state: Arc<AppState>,
@@ -206,7 +206,7 @@ impl ActionsApi {
             ));
         }
         let mut conn = state.redis.clone();
-        let found = Reader::new(state.ingestor.keys().clone())
+        let found = Reader::new(state.keys.clone())
             .find(&mut conn, &id, 1)
             .await
             .map_err(|e| HttpError::redis("action-lookup", e))?;

@@ -13,9 +13,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::error::HttpError;
 use super::raw_json::RawJson;
-use super::ApiTags;
+use super::state::AppState;
+use super::tags::ApiTags;
 use crate::fanout::EventOutcome;
-use crate::startup::AppState;
 
 pub struct EventHookApi {
     pub state: Arc<AppState>,

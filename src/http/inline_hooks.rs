@@ -10,18 +10,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use metrics::{counter, histogram};
-use poem::http::HeaderMap;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
-use super::auth::HookAuth;
 use super::error::HttpError;
-use super::jwt::{bearer_token, JwtVerifier};
 use super::raw_json::RawJson;
-use super::ApiTags;
+use super::state::AppState;
+use super::tags::ApiTags;
 use crate::inline::record::DecisionRecord;
 use crate::inline::{
     decide_within, registration, saml, telephony, token, user_import, Answer, Decided, HookKind,
@@ -31,7 +29,6 @@ use crate::okta::inline_hook::{
     TelephonyData, TokenData, UserImportData,
 };
 use crate::projection::find_user;
-use crate::startup::AppState;
 
 /// Okta refuses larger answers (HOOKS-SPEC §3.3: "must be less than 256 KB").
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -40,44 +37,6 @@ pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// a request waits before its handler runs, so the answer — not just the decision — leaves
 /// within the deadline. Measured: with 5 ms, a saturated 2-core machine answered 12 ms late.
 pub const RESPONSE_RESERVE: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Inline hook authentication: the event hooks' header secrets, or (when enabled) an OAuth 2.0
-/// bearer token from Okta's OAuth channel.
-#[derive(Debug)]
-pub struct InlineAuth {
-    header: HookAuth,
-    jwt: Option<JwtVerifier>,
-}
-
-impl InlineAuth {
-    pub fn new(header: HookAuth, jwt: Option<JwtVerifier>) -> Self {
-        Self { header, jwt }
-    }
-
-    pub async fn verify(&self, headers: &HeaderMap, hook: &'static str) -> bool {
-        if self.header.verify(headers) {
-            return true;
-        }
-        let Some(jwt) = &self.jwt else {
-            return false;
-        };
-        let Some(token) = headers
-            .get(poem::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
-        else {
-            return false;
-        };
-        match jwt.verify(token).await {
-            Ok(_) => true,
-            Err(e) => {
-                // The reason helps an operator fix a channel; the token itself is never logged.
-                tracing::info!(hook, reason = %e, "inline hook bearer token refused");
-                false
-            }
-        }
-    }
-}
 
 pub struct InlineHookApi {
     pub state: Arc<AppState>,

@@ -22,15 +22,16 @@ use poem_openapi::payload::{self, Binary, Json};
 use poem_openapi::{ApiResponse, OpenApi};
 use tokio_util::io::StreamReader;
 
+use super::auth::ApiKey;
 use super::error::HttpError;
 use super::raw_json::RawUpload;
-use super::users::ApiKey;
-use super::ApiTags;
+use super::state::AppState;
+use super::tags::ApiTags;
 use crate::access::{Principal, Role};
 use crate::jobs::groups::{GroupGuard, GroupRefusal, GroupScope};
-use crate::jobs::rows::{phase, JobKind, JobOptions};
-use crate::jobs::store::{FileFormat, JobInfo, JobStore, RowResult, UploadError, UploadSpec};
-use crate::startup::AppState;
+use crate::jobs::request::{parse_job_request, FormatHint, JobParams, JobRequest};
+use crate::jobs::rows::JobKind;
+use crate::jobs::store::{JobInfo, JobStore, RowResult, UploadError, UploadSpec};
 
 pub struct JobsApi {
     pub state: Arc<AppState>,
@@ -67,7 +68,7 @@ fn results_csv(rows: &[RowResult], header: bool) -> Result<Vec<u8>, csv::Error> 
             r.line.to_string(),
             text(&r.login),
             text(&r.okta_id),
-            neutralise(&r.outcome).into_owned(),
+            r.outcome.as_str().to_owned(),
             text(&r.error),
         ])?;
     }
@@ -109,7 +110,7 @@ impl Drop for UploadGuard {
 
 impl JobsApi {
     fn store(&self) -> JobStore {
-        JobStore::new(self.state.ingestor.keys().clone())
+        JobStore::new(self.state.keys.clone())
     }
 
     /// The job, if this caller may see it (a client admin sees only its tenant's jobs).
@@ -169,44 +170,24 @@ impl JobsApi {
     ) -> Result<Accepted, HttpError> {
         let state = &self.state;
         let who = state.require(&auth, JOB_RUNNERS).await?;
-        let (kind, mut options) = match (kind.0.as_deref(), migration_phase.0.as_deref()) {
-            (_, Some(p)) => phase(p).ok_or_else(|| {
-                HttpError::bad_request(format!("unknown phase `{p}`; create or activate"))
-            })?,
-            (Some(k), None) => (
-                JobKind::parse(k)
-                    .ok_or_else(|| HttpError::bad_request(format!("unknown job kind `{k}`")))?,
-                JobOptions::default(),
-            ),
-            (None, None) => return Err(HttpError::bad_request("give a `kind` or a `phase`")),
-        };
-        if let Some(v) = activate.0 {
-            options.activate = v;
-        }
-        if let Some(v) = password_hook.0 {
-            options.password_hook = v;
-        }
-        if let Some(v) = send_email.0 {
-            options.send_email = v;
-        }
-        options.group_id = group_id.0.or(options.group_id);
-        let format = match format.0.as_deref() {
-            Some("csv") => FileFormat::Csv,
-            Some("jsonl" | "ndjson") => FileFormat::JsonLines,
-            Some(other) => {
-                return Err(HttpError::bad_request(format!(
-                    "unknown format `{other}`; csv or jsonl"
-                )))
-            }
-            None if file
+        let JobRequest {
+            kind,
+            options,
+            format,
+        } = parse_job_request(JobParams {
+            kind: kind.0.as_deref(),
+            phase: migration_phase.0.as_deref(),
+            format: format.0.as_deref(),
+            activate: activate.0,
+            password_hook: password_hook.0,
+            send_email: send_email.0,
+            group_id: group_id.0,
+            format_hint: file
                 .content_type
                 .as_deref()
-                .is_some_and(|c| c.contains("json")) =>
-            {
-                FileFormat::JsonLines
-            }
-            None => FileFormat::Csv,
-        };
+                .map_or(FormatHint::None, FormatHint::ContentType),
+        })
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
         let tenant_attr = &state.settings.jobs.tenant_profile_attribute;
         let tenant = match (&who.tenant, kind) {
             (Some(_), JobKind::Create) if tenant_attr.is_empty() => {
@@ -436,6 +417,7 @@ fn default_format() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::rows::RowOutcome;
 
     #[test]
     fn formula_cells_are_neutralised_and_quoting_is_the_writers() {
@@ -448,7 +430,7 @@ mod tests {
             line: 2,
             login: Some("=HYPERLINK(\"x\")".into()),
             okta_id: None,
-            outcome: "failed".into(),
+            outcome: RowOutcome::Failed,
             error: Some("line 2 has 5 fields, \"the header\" has 4\nsecond line".into()),
         }];
         let out = String::from_utf8(results_csv(&rows, true).unwrap()).unwrap();

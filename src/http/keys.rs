@@ -10,12 +10,12 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::auth::ApiKey;
 use super::error::HttpError;
-use super::users::ApiKey;
-use super::ApiTags;
+use super::state::AppState;
+use super::tags::ApiTags;
 use crate::access::{ApiKeyInfo, Role};
 use crate::domain::tenant::TENANT_ID_MAX_LEN;
-use crate::startup::AppState;
 
 pub struct KeysApi {
     pub state: Arc<AppState>,

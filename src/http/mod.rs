@@ -4,6 +4,10 @@
 //! error leaves as JSON (`{"error": …, "message": …}`), including poem's own 404/405 and
 //! parameter errors, and every request is timed into `okta_adapter_http_request_duration_seconds`
 //! labelled by operation id.
+//!
+//! The state every handler shares is [`state::AppState`] (built by `startup`, which imports this
+//! module and never the other way round); every authentication — Okta's hook secrets and OAuth
+//! tokens, API keys and roles — and the audit write are in [`auth`].
 
 pub mod actions;
 pub mod auth;
@@ -18,6 +22,8 @@ pub mod ops;
 pub mod raw_json;
 pub mod reports;
 pub mod slow_client;
+pub mod state;
+pub mod tags;
 pub mod users;
 
 use std::sync::Arc;
@@ -25,25 +31,10 @@ use std::time::Instant;
 
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
-use poem_openapi::{OpenApiService, OperationId, Tags};
+use poem_openapi::{OpenApiService, OperationId};
 
-use crate::startup::AppState;
-
-#[derive(Tags)]
-pub enum ApiTags {
-    /// Endpoints Okta calls (event hooks and inline hooks).
-    OktaHooks,
-    /// Support and client-admin lookups of users' Okta status (from projections).
-    Users,
-    /// Queued bulk jobs against Okta.
-    Jobs,
-    /// API key management (operator keys).
-    Keys,
-    /// Monthly IAM report: preview and send (operator keys).
-    Reports,
-    /// Health, readiness and metrics.
-    Operations,
-}
+use state::AppState;
+pub use tags::ApiTags;
 
 /// Every API, in the order they appear in the OpenAPI document.
 pub type Apis = (

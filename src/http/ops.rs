@@ -6,8 +6,8 @@ use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use redis::AsyncCommands;
 
-use super::ApiTags;
-use crate::startup::AppState;
+use super::state::AppState;
+use super::tags::ApiTags;
 use crate::store::{ensure_group, GroupStatus};
 
 pub struct OpsApi {

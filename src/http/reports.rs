@@ -9,14 +9,14 @@ use poem_openapi::payload::{Html, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::ApiKey;
 use super::error::HttpError;
-use super::users::ApiKey;
-use super::ApiTags;
+use super::state::AppState;
+use super::tags::ApiTags;
 use crate::access::Role;
 use crate::reporting::compile::MonthlyReport;
 use crate::reporting::render::{render_report, ChartRef};
 use crate::reporting::{ReportMonth, SendOutcome, SentRecord};
-use crate::startup::AppState;
 
 pub struct ReportsApi {
     pub state: Arc<AppState>,

@@ -7,28 +7,19 @@
 
 use std::sync::Arc;
 
-use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi, SecurityScheme};
+use poem_openapi::{Enum, Object, OpenApi};
 
+use super::auth::ApiKey;
 use super::error::HttpError;
-use super::ApiTags;
-use crate::access::{audit, AuditEntry, Principal, Role};
+use super::state::AppState;
+use super::tags::ApiTags;
+use crate::access::{AuditEntry, Principal, Role};
 use crate::domain::tenant::TenantId;
 use crate::domain::user_status::UserStatus;
 use crate::projection::read::{ListQuery, Reader, TimelineEntry};
 use crate::projection::UserRecord;
-use crate::startup::AppState;
-
-/// `Authorization: Bearer oka_…` — an API key made with `okta-adapter keys create`.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", rename = "ApiKey")]
-pub struct ApiKey(pub Bearer);
-
-/// Header a caller may set to say why they read a record or act on a user; it goes to the
-/// audit stream. Declared as a header parameter on every endpoint that reads it.
-pub const AUDIT_REASON_HEADER: &str = "X-Audit-Reason";
 
 /// A status to filter users by (Okta's statuses, plus `DELETED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -57,47 +48,6 @@ impl From<StatusFilter> for UserStatus {
             StatusFilter::Suspended => UserStatus::Suspended,
             StatusFilter::Deprovisioned => UserStatus::Deprovisioned,
             StatusFilter::Deleted => UserStatus::Deleted,
-        }
-    }
-}
-
-impl AppState {
-    /// The caller behind the key, or 401.
-    pub async fn principal(&self, key: &ApiKey) -> Result<Principal, HttpError> {
-        let mut conn = self.redis.clone();
-        match self.key_store.authenticate(&mut conn, &key.0.token).await {
-            Ok(Some(p)) => Ok(p),
-            Ok(None) => Err(HttpError::unauthorized()),
-            Err(e) => Err(HttpError::redis("auth", e)),
-        }
-    }
-
-    /// Appends to the audit stream. The audited thing already happened, so a lost record is
-    /// not an error for the caller — but it must be visible (log + metric).
-    pub async fn record_audit(&self, entry: AuditEntry<'_>) {
-        let mut conn = self.redis.clone();
-        let subject = entry.subject.to_owned();
-        if let Err(e) = audit(&mut conn, self.ingestor.keys(), entry).await {
-            metrics::counter!("okta_adapter_audit_failures_total").increment(1);
-            tracing::error!(error = %e, %subject, "audit record could not be written");
-        }
-    }
-
-    /// The caller, if their role is one of `roles`; 401/403 otherwise.
-    pub async fn require(&self, key: &ApiKey, roles: &[Role]) -> Result<Principal, HttpError> {
-        let p = self.principal(key).await?;
-        if roles.contains(&p.role) {
-            Ok(p)
-        } else {
-            Err(HttpError::forbidden(format!(
-                "the {} role may not do this (allowed: {})",
-                p.role,
-                roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
         }
     }
 }
@@ -168,7 +118,7 @@ fn no_such_user(id: &str) -> HttpError {
 
 impl UsersApi {
     fn reader(&self) -> Reader {
-        Reader::new(self.state.ingestor.keys().clone())
+        Reader::new(self.state.keys.clone())
     }
 
     /// Finds the user and applies tenant scoping; also returns the projection's freshness.

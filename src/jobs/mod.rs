@@ -3,7 +3,10 @@
 //! - [`groups`]: which groups a client admin's group jobs may touch (checked at creation and
 //!   again per row);
 //! - [`records`]: splits an upload into records of bounded length (CSV or JSON lines);
-//! - [`rows`]: job kinds, options, migration phases and row validation (pure);
+//! - [`request`]: the one parser of a job request (kind or phase, options, format), used by
+//!   the API and the CLI;
+//! - [`rows`]: job kinds, options, migration phases, job states, row outcomes and row
+//!   validation (pure);
 //! - [`tenant_fields`]: profile values that decide a tenant, which client admins may not set;
 //! - [`store`]: job metadata and counters, the file upload (streamed row by row into the shared
 //!   queue, never held whole), exactly-once per-row results, export pages;
@@ -11,6 +14,7 @@
 
 pub mod groups;
 pub mod records;
+pub mod request;
 pub mod rows;
 pub mod store;
 pub mod tenant_fields;

@@ -1,4 +1,4 @@
-//! Bulk job kinds, options and row validation (pure).
+//! Bulk job kinds, options, states, row outcomes and row validation (pure).
 //!
 //! Every row is validated before anything runs: a bad row fails with its line number and
 //! reason, the good rows still run.
@@ -50,6 +50,80 @@ impl JobKind {
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a job is in its life: `validating` (its file is being read), `queued`, `running`,
+/// `done`, `cancelled`.
+// The lower-case names are also the stored format (the job hash's `state`, written by
+// `record.lua` and the upload scripts too): never rename a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum JobState {
+    /// The file is being read.
+    Validating,
+    Queued,
+    Running,
+    Done,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Validating,
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Validating => "validating",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether the job may still run rows (and so may be cancelled).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            JobState::Validating | JobState::Queued | JobState::Running
+        )
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one row ended: `done` or `failed`.
+// The names are also the stored format (results JSON, job counters, the job-rows stream the
+// reports count): never rename a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum RowOutcome {
+    Done,
+    Failed,
+}
+
+impl RowOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowOutcome::Done => "done",
+            RowOutcome::Failed => "failed",
+        }
     }
 }
 
@@ -228,6 +302,29 @@ pub fn validate_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_states_and_row_outcomes_keep_their_wire_names() {
+        for state in JobState::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(JobState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(
+            JobState::ALL.map(JobState::as_str),
+            ["validating", "queued", "running", "done", "cancelled"]
+        );
+        assert_eq!(JobState::parse("Done"), None);
+        assert_eq!(
+            serde_json::to_string(&RowOutcome::Done).unwrap(),
+            "\"done\""
+        );
+        assert_eq!(
+            serde_json::to_string(&RowOutcome::Failed).unwrap(),
+            "\"failed\""
+        );
+        assert!(serde_json::from_str::<RowOutcome>("\"skipped\"").is_err());
+    }
     use serde_json::json;
 
     fn fields(v: Value) -> Map<String, Value> {

@@ -25,7 +25,7 @@ use tokio::io::AsyncRead;
 
 use super::groups::GroupScope;
 use super::records::{Record, RecordReader, Split};
-use super::rows::{validate_row, JobKind, JobOptions};
+use super::rows::{validate_row, JobKind, JobOptions, JobState, RowOutcome};
 use crate::store::Keys;
 
 /// Consumer group of the workers on the queue.
@@ -46,8 +46,7 @@ pub struct RowResult {
     pub line: u64,
     pub login: Option<String>,
     pub okta_id: Option<String>,
-    /// `done` or `failed`.
-    pub outcome: String,
+    pub outcome: RowOutcome,
     pub error: Option<String>,
 }
 
@@ -55,8 +54,7 @@ pub struct RowResult {
 pub struct JobInfo {
     pub id: String,
     pub kind: String,
-    /// `validating` (file being read), `queued`, `running`, `done`, `cancelled`.
-    pub state: String,
+    pub state: JobState,
     pub tenant: Option<String>,
     pub created_by: String,
     pub created: String,
@@ -232,7 +230,7 @@ impl JobStore {
                 self.keys.job(&id),
                 &[
                     ("kind", kind.as_str()),
-                    ("state", "validating"),
+                    ("state", JobState::Validating.as_str()),
                     ("tenant", tenant.unwrap_or("")),
                     ("created_by", created_by),
                     ("created", created.as_str()),
@@ -348,7 +346,7 @@ impl JobStore {
                         line,
                         login,
                         okta_id: row_id,
-                        outcome: "failed".into(),
+                        outcome: RowOutcome::Failed,
                         error: Some(format!("line {line} {reason}")),
                     };
                     let json = serde_json::to_string(&result).expect("results serialise");
@@ -485,12 +483,15 @@ impl JobStore {
     /// Stops a job: its remaining rows fail with `cancelled`. `false` if it already ended.
     pub async fn cancel(&self, conn: &mut ConnectionManager, id: &str) -> RedisResult<bool> {
         let state: Option<String> = conn.hget(self.keys.job(id), "state").await?;
-        match state.as_deref() {
-            Some("validating" | "queued" | "running") => {
+        match state.as_deref().and_then(JobState::parse) {
+            Some(state) if state.is_open() => {
                 let _: () = redis::pipe()
                     .hset_multiple(
                         self.keys.job(id),
-                        &[("state", "cancelled"), ("reason", "cancelled by request")],
+                        &[
+                            ("state", JobState::Cancelled.as_str()),
+                            ("reason", "cancelled by request"),
+                        ],
                     )
                     .ignore()
                     .zrem(self.keys.jobs_validating(), id)
@@ -612,7 +613,7 @@ impl JobStore {
                 ("line", &result.line.to_string()),
                 ("kind", kind),
                 ("tenant", tenant),
-                ("outcome", &result.outcome),
+                ("outcome", result.outcome.as_str()),
                 ("at", &now()),
             ])
             .query_async(conn)
@@ -620,9 +621,11 @@ impl JobStore {
     }
 }
 
-/// Builds the status view from the job hash (pure).
+/// Builds the status view from the job hash (pure); `None` when the hash is no job (no kind, or
+/// a state this version never writes).
 pub fn job_info(id: &str, f: &HashMap<String, String>) -> Option<JobInfo> {
     let kind = f.get("kind")?.clone();
+    let state = JobState::parse(f.get("state")?)?;
     let n = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let s = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
     let (valid, done, failed) = (n("valid"), n("done"), n("failed"));
@@ -639,7 +642,7 @@ pub fn job_info(id: &str, f: &HashMap<String, String>) -> Option<JobInfo> {
     Some(JobInfo {
         id: id.to_owned(),
         kind,
-        state: s("state").unwrap_or_default(),
+        state,
         tenant: s("tenant"),
         created_by: s("created_by").unwrap_or_default(),
         created: s("created").unwrap_or_default(),

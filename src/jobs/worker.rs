@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::groups::GroupGuard;
-use super::rows::{JobKind, JobOptions, JobRow};
+use super::rows::{JobKind, JobOptions, JobRow, JobState, RowOutcome};
 use super::store::{JobStore, RowResult, WORKER_GROUP};
 use crate::config::{JobSettings, RedisSettings};
 use crate::okta::client::{Credentials, OktaClient, OktaError};
@@ -46,7 +46,8 @@ pub struct JobWorker {
 struct JobMeta {
     kind: JobKind,
     options: JobOptions,
-    state: String,
+    /// `None` for a state this version never writes (the row then runs).
+    state: Option<JobState>,
     tenant: String,
 }
 
@@ -157,7 +158,7 @@ impl JobWorker {
         if self.store.has_result(conn, job, row.line).await? {
             return Ok(()); // replay of a row finished before a crash
         }
-        let result = if meta.state == "cancelled" {
+        let result = if meta.state == Some(JobState::Cancelled) {
             RowResult {
                 line: row.line,
                 login: row.login.clone().or_else(|| {
@@ -167,18 +168,14 @@ impl JobWorker {
                         .map(str::to_owned)
                 }),
                 okta_id: row.id.clone(),
-                outcome: "failed".into(),
+                outcome: RowOutcome::Failed,
                 error: Some("cancelled".into()),
             }
         } else {
             let replay = !self.mark_attempt(conn, job, row.line).await?;
             self.execute(conn, meta, row, replay).await
         };
-        let counter = if result.outcome == "done" {
-            "done"
-        } else {
-            "failed"
-        };
+        let counter = result.outcome.as_str();
         if self.store.record(conn, job, &result, counter).await? {
             metrics::counter!("okta_adapter_job_rows_total", "kind" => meta.kind.as_str(), "outcome" => counter).increment(1);
             if let Err(e) = self
@@ -282,14 +279,14 @@ impl JobWorker {
                 line: row.line,
                 login,
                 okta_id: Some(id),
-                outcome: "done".into(),
+                outcome: RowOutcome::Done,
                 error: None,
             },
             Err(error) => RowResult {
                 line: row.line,
                 login,
                 okta_id: row.id.clone(),
-                outcome: "failed".into(),
+                outcome: RowOutcome::Failed,
                 error: Some(error),
             },
         }
@@ -429,7 +426,7 @@ fn job_meta(f: &HashMap<String, String>) -> Option<JobMeta> {
             .get("options")
             .and_then(|o| serde_json::from_str(o).ok())
             .unwrap_or_default(),
-        state: f.get("state").cloned().unwrap_or_default(),
+        state: f.get("state").and_then(|s| JobState::parse(s)),
         tenant: f.get("tenant").cloned().unwrap_or_default(),
     })
 }

@@ -5,4 +5,7 @@ pub mod keys;
 pub mod redis_conn;
 
 pub use keys::Keys;
-pub use redis_conn::{connect, connect_lazy, ensure_group, GroupStatus};
+pub use redis_conn::{
+    connect, connect_lazy, connect_or_explain, ensure_group, redacted_url, GroupStatus,
+    RedisUnreachable,
+};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisResult};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::RedisSettings;
 
@@ -21,6 +21,50 @@ use crate::config::RedisSettings;
 pub async fn connect(settings: &RedisSettings) -> RedisResult<ConnectionManager> {
     let client = redis::Client::open(settings.url.expose_secret())?;
     ConnectionManager::new_with_config(client, manager_config(settings)).await
+}
+
+/// Like [`connect`], but an error says which Redis did not answer (password hidden) and what to
+/// do about it: the one message for every command that needs Redis at start.
+pub async fn connect_or_explain(
+    settings: &RedisSettings,
+) -> Result<ConnectionManager, RedisUnreachable> {
+    connect(settings)
+        .await
+        .map_err(|source| RedisUnreachable::new(&settings.url, source))
+}
+
+/// Redis did not answer at start (`serve`, `dev`, the CLI commands).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot reach Redis at {url} (redis.url): {source}. Start one (`redis-server`), point \
+     OKTA_ADAPTER__REDIS__URL at yours, or run `okta-adapter dev`, which starts a private one"
+)]
+pub struct RedisUnreachable {
+    /// The configured URL without its password.
+    url: String,
+    source: redis::RedisError,
+}
+
+impl RedisUnreachable {
+    pub fn new(url: &SecretString, source: redis::RedisError) -> Self {
+        Self {
+            url: redacted_url(url.expose_secret()),
+            source,
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redacted_url(url: &str) -> String {
+    match redis::parse_redis_url(url) {
+        Some(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        None => "<invalid url>".into(),
+    }
 }
 
 /// Like [`connect`], but connects on first use (for commands that may never touch Redis).

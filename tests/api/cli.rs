@@ -587,3 +587,36 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(stderr.is_empty(), "no panic, no message: {stderr}");
 }
+
+#[test]
+fn every_command_says_the_same_when_redis_does_not_answer_and_hides_its_password() {
+    let url = format!("redis://:redis-pw@127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("creds.csv");
+    std::fs::write(&file, "login,hash\n").unwrap();
+    let file = file.to_str().unwrap();
+    for args in [
+        vec!["keys", "list"],
+        vec!["projections", "rebuild"],
+        vec!["credentials", "import", file],
+        vec!["serve"],
+    ] {
+        let out = adapter()
+            .args(&args)
+            .current_dir(dir.path())
+            .env("OKTA_ADAPTER__REDIS__URL", &url)
+            .env("OKTA_ADAPTER__REDIS__CONNECT_TIMEOUT_MS", "300")
+            .env("OKTA_ADAPTER__HOOKS__SECRETS", r#"["s"]"#)
+            .env("OKTA_ADAPTER__HTTP__LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot reach Redis at redis://:***@127.0.0.1:"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("or run `okta-adapter dev`"), "{args:?}: {err}");
+        assert!(!err.contains("redis-pw"), "{args:?}: {err}");
+    }
+}

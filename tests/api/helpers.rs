@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use okta_adapter::config::Settings;
 use okta_adapter::dev::RedisServer;
-use okta_adapter::startup::{AppState, Application};
+use okta_adapter::http::state::AppState;
+use okta_adapter::startup::Application;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde_json::{json, Value};

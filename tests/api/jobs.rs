@@ -520,6 +520,61 @@ async fn the_import_command_runs_a_migration_phase_with_progress() {
     );
 }
 
+#[tokio::test]
+async fn the_api_and_the_import_command_refuse_a_bad_job_request_with_the_same_words() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        "[jobs]\nworkers = false\n",
+    )
+    .await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.csv");
+    std::fs::write(&file, "id\n00u1\n").unwrap();
+    for (query, flags, message) in [
+        (
+            "kind=explode",
+            ["--kind", "explode"],
+            "unknown job kind `explode`",
+        ),
+        (
+            "phase=migrate",
+            ["--phase", "migrate"],
+            "unknown phase `migrate`; create or activate",
+        ),
+    ] {
+        let (status, body) = app
+            .upload_job(&operator, query, "text/csv", "id\n00u1\n".into())
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["message"], message);
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+            .arg("import")
+            .arg(&file)
+            .args(flags)
+            .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
+            .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
+            .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains(message), "{err}");
+    }
+    let (_, jobs) = app.get_json("/api/v1/jobs", Some(&operator)).await;
+    assert_eq!(
+        jobs,
+        serde_json::json!([]),
+        "a refused request creates no job"
+    );
+}
+
 /// Parses a CSV results body (header first) with a real CSV reader.
 fn csv_rows(body: &str) -> Vec<Vec<String>> {
     csv::ReaderBuilder::new()
