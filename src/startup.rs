@@ -23,7 +23,6 @@ use crate::domain::tenant::TenantResolver;
 use crate::http;
 use crate::http::state::AppState;
 use crate::inline::credentials::Cleanup;
-use crate::jobs::groups::GroupGuard;
 use crate::jobs::worker::JobWorker;
 use crate::maintenance::maintenance_loop;
 use crate::projection::consumer::ProjectionConsumer;
@@ -123,12 +122,8 @@ impl Application {
         });
         let jobs = match (&self.state.okta, self.state.settings.jobs.workers) {
             (Some(okta), true) => {
-                let worker = JobWorker::new(
-                    self.state.keys.clone(),
-                    okta.clone(),
-                    self.state.settings.jobs.clone(),
-                )
-                .with_groups(GroupGuard::from_settings(&self.state.settings));
+                let worker =
+                    JobWorker::new(self.state.keys.clone(), okta.clone(), &self.state.settings);
                 Some(tokio::spawn(
                     worker.run(self.state.settings.redis.clone(), cancel.clone()),
                 ))

@@ -81,7 +81,7 @@ pub async fn run(config: Option<PathBuf>, args: ImportArgs) -> anyhow::Result<()
         count_of(counts.valid, "row", "rows")
     );
     let cancel = CancellationToken::new();
-    let worker = JobWorker::new(keys, okta, settings.jobs.clone());
+    let worker = JobWorker::new(keys, okta, &settings);
     let running = tokio::spawn(worker.run(settings.redis.clone(), cancel.clone()));
     let bar = indicatif::ProgressBar::new(counts.valid);
     bar.set_style(

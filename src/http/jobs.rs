@@ -30,8 +30,9 @@ use super::tags::ApiTags;
 use crate::access::{Principal, Role};
 use crate::jobs::groups::{GroupGuard, GroupRefusal, GroupScope};
 use crate::jobs::request::{parse_job_request, FormatHint, JobParams, JobRequest};
-use crate::jobs::rows::JobKind;
+use crate::jobs::rows::{ClientScope, JobKind};
 use crate::jobs::store::{JobInfo, JobStore, RowResult, UploadError, UploadSpec};
+use crate::jobs::tenant_fields::TenantFields;
 
 pub struct JobsApi {
     pub state: Arc<AppState>,
@@ -189,13 +190,18 @@ impl JobsApi {
         })
         .map_err(|e| HttpError::bad_request(e.to_string()))?;
         let tenant_attr = &state.settings.jobs.tenant_profile_attribute;
+        let tenant_fields = TenantFields::from_settings(&state.settings);
         let tenant = match (&who.tenant, kind) {
             (Some(_), JobKind::Create) if tenant_attr.is_empty() => {
                 return Err(HttpError::forbidden(
                     "client-admin keys can create users only when jobs.tenant_profile_attribute is configured",
                 ))
             }
-            (Some(t), _) => Some((tenant_attr.as_str(), t.as_str())),
+            (Some(t), _) => Some(ClientScope {
+                tenant: t.as_str(),
+                create_attribute: tenant_attr.as_str(),
+                fields: &tenant_fields,
+            }),
             (None, _) => None,
         };
         let Some(okta) = state.okta.as_ref() else {

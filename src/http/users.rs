@@ -285,7 +285,12 @@ impl UsersApi {
                     "a client-admin key lists only its own tenant",
                 ));
             }
-            (Role::ClientAdmin, _) => who.tenant.clone(),
+            // `authenticate` gives every client admin a tenant; should one ever lack it, it
+            // lists nothing rather than everything.
+            (Role::ClientAdmin, _) => match &who.tenant {
+                Some(t) => Some(t.clone()),
+                None => return Err(HttpError::forbidden("this client-admin key has no tenant")),
+            },
             (_, t) => t,
         };
         let cursor = match after.0.as_deref() {

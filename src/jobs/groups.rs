@@ -36,7 +36,11 @@ impl GroupRefusal {
     pub fn message(&self, group: &str) -> String {
         match self {
             GroupRefusal::NotYours => not_found_message(group),
-            GroupRefusal::Lookup(e) => format!("group `{group}` could not be checked: {e}"),
+            // Okta's own words stay in the log: they may describe the adapter's credentials.
+            GroupRefusal::Lookup(e) => {
+                tracing::warn!(%group, error = %e, "group lookup in Okta failed");
+                format!("group `{group}` could not be checked in Okta; try again later")
+            }
         }
     }
 }

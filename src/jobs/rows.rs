@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::tenant_fields::TenantFields;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
 #[serde(rename_all = "kebab-case")]
 #[oai(rename_all = "kebab-case")]
@@ -197,13 +199,23 @@ fn looks_like_email(s: &str) -> bool {
     }
 }
 
-/// Validates one row's fields. `tenant` = (profile attribute, tenant) for a client-admin job.
+/// A client admin's job: its tenant, the attribute a create sets to it, and what in a profile
+/// decides a tenant (which such a row may not set).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientScope<'a> {
+    pub tenant: &'a str,
+    /// `jobs.tenant_profile_attribute`: set to `tenant` on create.
+    pub create_attribute: &'a str,
+    pub fields: &'a TenantFields,
+}
+
+/// Validates one row's fields. `tenant` is set for a client admin's job.
 pub fn validate_row(
     kind: JobKind,
     options: &JobOptions,
     line: u64,
     fields: Map<String, Value>,
-    tenant: Option<(&str, &str)>,
+    tenant: Option<ClientScope<'_>>,
 ) -> Result<JobRow, String> {
     let text = |k: &str| {
         fields
@@ -255,15 +267,20 @@ pub fn validate_row(
                     return Err("password_hash needs at least `algorithm` and `value`".into());
                 }
             }
-            if let Some((attribute, tenant)) = tenant {
+            if let Some(scope) = tenant {
+                let attribute = scope.create_attribute;
                 match profile.get(attribute).and_then(Value::as_str) {
-                    Some(t) if t != tenant => {
+                    Some(t) if t != scope.tenant => {
                         return Err(format!("{attribute} `{t}` is not your tenant"));
                     }
                     _ => {
-                        profile.insert(attribute.to_owned(), Value::String(tenant.to_owned()));
+                        profile
+                            .insert(attribute.to_owned(), Value::String(scope.tenant.to_owned()));
                     }
                 }
+                scope
+                    .fields
+                    .check(scope.tenant, &profile, Some(attribute))?;
             }
         }
         _ => {
@@ -279,10 +296,14 @@ pub fn validate_row(
                     return Err("needs a `group_id` (column or job option)".into());
                 }
                 JobKind::Update => {
-                    if let Some((attribute, _)) = tenant {
-                        if profile.contains_key(attribute) {
-                            return Err(format!("{attribute} cannot be changed by a client admin"));
+                    if let Some(scope) = tenant {
+                        if profile.contains_key(scope.create_attribute) {
+                            return Err(format!(
+                                "{} cannot be changed by a client admin",
+                                scope.create_attribute
+                            ));
                         }
+                        scope.fields.check(scope.tenant, &profile, None)?;
                     }
                 }
                 _ => profile.clear(),
@@ -357,26 +378,18 @@ mod tests {
     #[test]
     fn a_client_admin_creates_only_in_its_tenant() {
         let opts = JobOptions::default();
+        let fields_of_tenants = TenantFields::default();
+        let acme = ClientScope {
+            tenant: "acme",
+            create_attribute: "tenantId",
+            fields: &fields_of_tenants,
+        };
         let row = json!({"login":"a@b.co","email":"a@b.co","firstName":"A","lastName":"B"});
-        let ok = validate_row(
-            JobKind::Create,
-            &opts,
-            2,
-            fields(row.clone()),
-            Some(("tenantId", "acme")),
-        )
-        .unwrap();
+        let ok = validate_row(JobKind::Create, &opts, 2, fields(row.clone()), Some(acme)).unwrap();
         assert_eq!(ok.profile["tenantId"], "acme");
         let mut other = row;
         other["tenantId"] = json!("globex");
-        assert!(validate_row(
-            JobKind::Create,
-            &opts,
-            2,
-            fields(other),
-            Some(("tenantId", "acme"))
-        )
-        .is_err());
+        assert!(validate_row(JobKind::Create, &opts, 2, fields(other), Some(acme)).is_err());
     }
 
     #[test]

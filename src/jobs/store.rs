@@ -25,7 +25,7 @@ use tokio::io::AsyncRead;
 
 use super::groups::GroupScope;
 use super::records::{Record, RecordReader, Split};
-use super::rows::{validate_row, JobKind, JobOptions, JobState, RowOutcome};
+use super::rows::{validate_row, ClientScope, JobKind, JobOptions, JobState, RowOutcome};
 use crate::store::Keys;
 
 /// Consumer group of the workers on the queue.
@@ -101,8 +101,8 @@ pub enum UploadError {
 pub struct UploadSpec<'a> {
     pub kind: JobKind,
     pub options: &'a JobOptions,
-    /// (profile attribute, tenant) of a client-admin job.
-    pub tenant: Option<(&'a str, &'a str)>,
+    /// Set for a client admin's job.
+    pub tenant: Option<ClientScope<'a>>,
     pub format: FileFormat,
     /// Longest record, in bytes (`jobs.max_record_bytes`).
     pub max_record_bytes: usize,
@@ -681,7 +681,13 @@ fn csv_fields(record: &[u8]) -> Result<Vec<String>, String> {
         .trim(csv::Trim::All)
         .from_reader(record);
     let mut fields = csv::ByteRecord::new();
+    let mut more = csv::ByteRecord::new();
     match reader.read_byte_record(&mut fields) {
+        // The record splitter ends records at `\n` only; the csv reader also at a bare `\r`.
+        // A second record here would be silently dropped: fail the row instead.
+        Ok(_) if matches!(reader.read_byte_record(&mut more), Ok(true)) => {
+            Err("holds more than one CSV record (a carriage return without a line feed?)".into())
+        }
         Ok(_) => fields
             .iter()
             .map(|f| {
@@ -691,5 +697,19 @@ fn csv_fields(record: &[u8]) -> Result<Vec<String>, String> {
             })
             .collect(),
         Err(e) => Err(format!("is not valid CSV: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_fields;
+
+    #[test]
+    fn a_record_is_one_csv_row_whatever_its_line_ending() {
+        assert_eq!(csv_fields(b"a, b ,\"c,d\"\r\n").unwrap(), ["a", "b", "c,d"]);
+        assert_eq!(csv_fields(b"a,b\n").unwrap(), ["a", "b"]);
+        // A bare CR ends a row for the csv reader but not for the record splitter.
+        let err = csv_fields(b"a,b\rc,d\n").unwrap_err();
+        assert!(err.contains("more than one CSV record"), "{err}");
     }
 }

@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use super::groups::GroupGuard;
 use super::rows::{JobKind, JobOptions, JobRow, JobState, RowOutcome};
 use super::store::{JobStore, RowResult, WORKER_GROUP};
-use crate::config::{JobSettings, RedisSettings};
+use super::tenant_fields::TenantFields;
+use crate::config::{RedisSettings, Settings};
 use crate::okta::client::{Credentials, OktaClient, OktaError};
 use crate::okta::rate::Lane;
 use crate::projection::read::Reader;
@@ -37,6 +38,10 @@ pub struct JobWorker {
     okta: OktaClient,
     reader: Reader,
     groups: GroupGuard,
+    /// What a client admin's create or update row may not set.
+    tenant_fields: TenantFields,
+    /// `jobs.tenant_profile_attribute`, which a client admin's create sets to its tenant.
+    create_attribute: String,
     /// This worker in the `job-workers` group on the row queue.
     group: GroupConsumer,
 }
@@ -59,13 +64,17 @@ fn field(entry: &StreamId, name: &str) -> Option<String> {
 }
 
 impl JobWorker {
-    pub fn new(keys: Keys, okta: OktaClient, settings: JobSettings) -> Self {
+    /// A worker deciding client admins' rows by `settings` (tenant rules, `tenants.groups`,
+    /// `jobs.tenant_profile_attribute`): every process that runs rows, the CLI's `import` too,
+    /// checks them the same way.
+    pub fn new(keys: Keys, okta: OktaClient, settings: &Settings) -> Self {
         Self {
             store: JobStore::new(keys.clone()),
             reader: Reader::new(keys.clone()),
             okta,
-            // Without the configuration's rules no group belongs to any tenant: fail closed.
-            groups: GroupGuard::default(),
+            groups: GroupGuard::from_settings(settings),
+            tenant_fields: TenantFields::from_settings(settings),
+            create_attribute: settings.jobs.tenant_profile_attribute.clone(),
             group: GroupConsumer {
                 label: "jobs",
                 streams: vec![keys.job_queue()],
@@ -75,18 +84,12 @@ impl JobWorker {
                     std::process::id(),
                     rand::random::<u32>()
                 ),
-                batch: settings.concurrency,
+                batch: settings.jobs.concurrency,
                 block_ms: 1000,
-                claim_idle_ms: settings.claim_idle_ms,
+                claim_idle_ms: settings.jobs.claim_idle_ms,
                 export_lag: false,
             },
         }
-    }
-
-    /// Decides client admins' group rows by these rules (`GroupGuard::from_settings`).
-    pub fn with_groups(mut self, groups: GroupGuard) -> Self {
-        self.groups = groups;
-        self
     }
 
     /// Runs until cancelled (the shared runner's recovery rules).
@@ -253,7 +256,19 @@ impl JobWorker {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
+        // A client admin's profile row is checked again as it runs: the configuration may have
+        // changed since the upload (see `TenantFields`).
+        let tenant_fields = match meta.kind {
+            JobKind::Create | JobKind::Update if !meta.tenant.is_empty() => {
+                let allowed =
+                    (meta.kind == JobKind::Create).then_some(self.create_attribute.as_str());
+                self.tenant_fields
+                    .check(&meta.tenant, &row.profile, allowed)
+            }
+            _ => Ok(()),
+        };
         let outcome = match meta.kind {
+            _ if tenant_fields.is_err() => tenant_fields.map(|()| String::new()),
             JobKind::Create => self.create(meta, row, replay).await,
             JobKind::AddToGroup | JobKind::RemoveFromGroup if !meta.tenant.is_empty() => {
                 let group = row.group_id.as_deref().unwrap_or_default();

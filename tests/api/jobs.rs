@@ -260,6 +260,78 @@ async fn a_cancelled_job_fails_its_remaining_rows_and_client_admins_see_only_the
     );
 }
 
+/// The review's escape through profile rows: a client admin may not write what a tenant rule
+/// reads (an `attribute` rule, the hooks' tenant attribute) nor an address in another tenant's
+/// email domain, on create or update; the rows fail with their line, the rest run.
+#[tokio::test]
+async fn a_client_admin_cannot_move_users_to_another_tenant_through_profile_rows() {
+    let redis = TestRedis::start();
+    let extra = r#"
+[tenants]
+rules = [
+  { kind = "email_domain", map = { "globex.example" = "globex" } },
+  { kind = "attribute", attribute = "tenantId" },
+]
+[jobs]
+tenant_profile_attribute = "tenantId"
+"#;
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), extra).await;
+    let acme = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+    let create = "login,email,firstName,lastName,tenantId,tenant\n\
+        ok@acme.example,ok@acme.example,O,K,,\n\
+        eve@globex.example,eve@globex.example,E,V,,\n\
+        mail@acme.example,eve@GLOBEX.example,M,A,,\n\
+        hook@acme.example,hook@acme.example,H,O,,globex\n\
+        own@acme.example,own@acme.example,O,W,globex,\n";
+    let (s, job) = app
+        .upload_job(&acme, "kind=create", "text/csv", create.into())
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let job = app.wait_for_job(&acme, &id, 20).await;
+    assert_eq!(
+        (job["done"].as_u64(), job["invalid"].as_u64()),
+        (Some(1), Some(4)),
+        "{job}"
+    );
+    let out = results(&app, &acme, &id, "jsonl").await;
+    let error_of = |line: u64| -> String {
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["line"] == line)
+            .map(|r| r["error"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert!(error_of(3).contains("belongs to another tenant"), "{out}");
+    assert!(error_of(4).contains("belongs to another tenant"), "{out}");
+    assert!(
+        error_of(5).contains("tenant decides a user's tenant"),
+        "{out}"
+    );
+    assert!(error_of(6).contains("is not your tenant"), "{out}");
+    assert_eq!(
+        sim.users_with_login("eve@globex.example"),
+        0,
+        "never created"
+    );
+
+    let update = "login,email,tenant,title\n\
+        ok@acme.example,,globex,\n\
+        ok@acme.example,ok@globex.example,,\n\
+        ok@acme.example,,,Engineer\n";
+    let (s, job) = app
+        .upload_job(&acme, "kind=update", "text/csv", update.into())
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let job = app.wait_for_job(&acme, &id, 20).await;
+    let out = results(&app, &acme, &id, "jsonl").await;
+    assert_eq!(job["invalid"].as_u64(), Some(2), "{job} {out}");
+    assert!(out.contains("tenant decides a user's tenant"), "{out}");
+    assert!(out.contains("belongs to another tenant"), "{out}");
+}
+
 #[tokio::test]
 async fn a_client_admin_cannot_create_users_unless_the_tenant_attribute_is_configured() {
     let redis = TestRedis::start();
