@@ -147,6 +147,7 @@ fn optional_is_nullable(v: &mut serde_json::Value) {
 /// The whole application as one endpoint.
 pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let document = openapi_document(state.clone());
+    let body_idle = std::time::Duration::from_millis(state.settings.http.header_read_timeout_ms);
     let api = api_service(state);
     let docs = api.swagger_ui();
     let contract = Arc::new(contract::Contract::from_spec(&document));
@@ -164,6 +165,9 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             async move {
                 // Lifts the header-read deadline of this connection while the request is handled.
                 let _in_flight = slow_client::track_request(&req);
+                // ...but not for a body that stops coming: each gap is bounded instead.
+                let body = req.take_body();
+                req.set_body(slow_client::idle_limited(body, body_idle));
                 let started = Instant::now();
                 let path = req.uri().path().to_owned();
                 if !req.headers().contains_key(header::CONTENT_TYPE) {

@@ -10,8 +10,10 @@
 //!   later of accept, the last write, and the end of the last request fails with `TimedOut`,
 //!   and hyper closes the connection. This also bounds idle keep-alive connections.
 //! - While a request is **in flight** (between the router receiving it and returning its
-//!   response), no deadline applies: request bodies and handlers have their own limits, and a
-//!   `100 Continue` upload must not be cut.
+//!   response), the connection has no deadline: handlers may take their time, and a long upload
+//!   must not be cut. Its body, though, must keep coming: [`idle_limited`] fails a body read
+//!   that waits longer than the same timeout for its next bytes, so a client that sends a head
+//!   and then trickles or withholds its body is answered and let go.
 //!
 //! "In flight" is known to the router only, so [`track_request`] (called by `http::router`)
 //! finds the connection's shared state by its (local, remote) address pair, which is unique
@@ -72,6 +74,27 @@ impl Drop for InFlight {
         }
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// `body`, whose reads fail with `TimedOut` when the next chunk takes longer than `idle`.
+pub fn idle_limited(body: poem::Body, idle: Duration) -> poem::Body {
+    use futures::StreamExt as _;
+    let chunks = Box::pin(body.into_bytes_stream());
+    let limited = futures::stream::unfold(Some(chunks), move |chunks| async move {
+        let mut chunks = chunks?;
+        match tokio::time::timeout(idle, chunks.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the request body stopped coming (http.header_read_timeout_ms)",
+                )),
+                None,
+            )),
+        }
+    });
+    poem::Body::from_bytes_stream(limited)
 }
 
 /// Wraps an acceptor so every connection gets the header-read timeout.

@@ -213,6 +213,28 @@ async fn a_client_trickling_headers_is_disconnected_after_the_header_read_timeou
         "{}",
         String::from_utf8_lossy(&got[..n])
     );
+
+    // A body that stops coming is not waited for: a client (here with the hook secret; without
+    // it the answer is an immediate 401) sends a head and a few bytes of a large body to the
+    // event hook, then nothing.
+    let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "POST /hooks/okta/events HTTP/1.1\r\nHost: x\r\nAuthorization: {SECRET}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"data\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let took = closed_within(&mut stalled, Duration::from_secs(5))
+        .await
+        .expect("a stalled body is answered and the connection let go");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(2500),
+        "let go after {took:?}"
+    );
 }
 
 /// Issue 12 item 8 (and 14): the published schema says what the service does.
