@@ -4,7 +4,9 @@
 
 use super::user_status::UserStatus::{self, *};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A lifecycle action, as the API's path names it (`snake_case`; the schema lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "snake_case")]
 pub enum Action {
     Activate,
     Reactivate,

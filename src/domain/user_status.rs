@@ -9,8 +9,9 @@
 use std::fmt;
 
 /// Okta's user statuses, plus `DELETED` once deletion was initiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, poem_openapi::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UserStatus {
     Staged,
     Provisioned,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 
 use super::auth::ApiKey;
 use super::error::HttpError;
@@ -71,41 +71,6 @@ fn withhold_credentials(
         }
     }
     (Some(answer), withheld)
-}
-
-impl From<ActionName> for Action {
-    fn from(a: ActionName) -> Self {
-        match a {
-            ActionName::Activate => Action::Activate,
-            ActionName::Reactivate => Action::Reactivate,
-            ActionName::Deactivate => Action::Deactivate,
-            ActionName::Suspend => Action::Suspend,
-            ActionName::Unsuspend => Action::Unsuspend,
-            ActionName::Unlock => Action::Unlock,
-            ActionName::ResetFactors => Action::ResetFactors,
-            ActionName::ResetPassword => Action::ResetPassword,
-            ActionName::ExpirePassword => Action::ExpirePassword,
-            ActionName::ClearSessions => Action::ClearSessions,
-            ActionName::Delete => Action::Delete,
-        }
-    }
-}
-
-/// A lifecycle action, as the path names it (the schema lists them; anything else is 400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum ActionName {
-    Activate,
-    Reactivate,
-    Deactivate,
-    Suspend,
-    Unsuspend,
-    Unlock,
-    ResetFactors,
-    ResetPassword,
-    ExpirePassword,
-    ClearSessions,
-    Delete,
 }
 
 /// Okta's error, in words for the person who clicked.
@@ -187,7 +152,7 @@ impl ActionsApi {
         id: Path<String>,
         /// The action to run.
         #[oai(name = "action")]
-        action: Path<ActionName>,
+        action: Path<Action>,
         /// For activate / reactivate / reset_password: whether Okta emails the user.
         #[oai(default)]
         send_email: Query<bool>,
@@ -199,7 +164,7 @@ impl ActionsApi {
         let who = state
             .require(&auth, &[Role::Support, Role::ClientAdmin])
             .await?;
-        let action = Action::from(action.0);
+        let action = action.0;
         if state.okta.is_none() {
             return Err(HttpError::unavailable(
                 "Okta is not configured (okta.org_url, okta.api_token)",

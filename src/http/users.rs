@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 
 use super::auth::ApiKey;
 use super::error::HttpError;
@@ -20,37 +20,6 @@ use crate::domain::tenant::TenantId;
 use crate::domain::user_status::UserStatus;
 use crate::projection::read::{ListQuery, Reader, TimelineEntry};
 use crate::projection::UserRecord;
-
-/// A status to filter users by (Okta's statuses, plus `DELETED`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum StatusFilter {
-    Staged,
-    Provisioned,
-    Active,
-    Recovery,
-    PasswordExpired,
-    LockedOut,
-    Suspended,
-    Deprovisioned,
-    Deleted,
-}
-
-impl From<StatusFilter> for UserStatus {
-    fn from(s: StatusFilter) -> Self {
-        match s {
-            StatusFilter::Staged => UserStatus::Staged,
-            StatusFilter::Provisioned => UserStatus::Provisioned,
-            StatusFilter::Active => UserStatus::Active,
-            StatusFilter::Recovery => UserStatus::Recovery,
-            StatusFilter::PasswordExpired => UserStatus::PasswordExpired,
-            StatusFilter::LockedOut => UserStatus::LockedOut,
-            StatusFilter::Suspended => UserStatus::Suspended,
-            StatusFilter::Deprovisioned => UserStatus::Deprovisioned,
-            StatusFilter::Deleted => UserStatus::Deleted,
-        }
-    }
-}
 
 pub struct UsersApi {
     pub state: Arc<AppState>,
@@ -259,7 +228,7 @@ impl UsersApi {
         /// Only this tenant's users (a tenant id: `[a-z0-9][a-z0-9-]*`, at most 63 characters).
         tenant: Query<Option<String>>,
         /// Only users in this status.
-        status: Query<Option<StatusFilter>>,
+        status: Query<Option<UserStatus>>,
         /// Only logins starting with this (case-insensitive).
         login_prefix: Query<Option<String>>,
         /// The `next` cursor of the previous page.
@@ -312,7 +281,7 @@ impl UsersApi {
                 &ListQuery {
                     tenant: tenant.as_deref(),
                     login_prefix: login_prefix.0.as_deref(),
-                    status: status.0.map(UserStatus::from),
+                    status: status.0,
                     after: cursor.as_deref(),
                     limit: limit.0 as usize,
                     scan_budget: self.state.settings.projection.list_scan_budget,

@@ -156,7 +156,7 @@ async fn a_status_conflict_is_explained_and_costs_no_okta_request() {
         let (s, body) = act(&app, &support, &id, unknown).await;
         assert_eq!(s, 400);
         assert!(
-            body["message"].as_str().unwrap().contains("ActionName"),
+            body["message"].as_str().unwrap().contains("Action"),
             "{body}"
         );
     }

@@ -189,7 +189,7 @@ async fn lists_filter_by_status_and_prefix_and_page_with_a_cursor() {
         .await;
     assert_eq!(s, 400);
     assert!(
-        bad["message"].as_str().unwrap().contains("StatusFilter"),
+        bad["message"].as_str().unwrap().contains("UserStatus"),
         "{bad}"
     );
     // The schema declares the statuses; an empty one is not "no filter".
