@@ -1,7 +1,8 @@
 //! okta-adapter: stands between an Okta org and a company's products.
 //!
-//! - [`http`] — the HTTP surface (poem + poem-openapi): Okta hook endpoints, operations
-//!   endpoints, OpenAPI and Swagger UI; one JSON error shape.
+//! - [`http`] — the HTTP surface (poem + poem-openapi): the shared state (`state`), every
+//!   authentication type and the audit write (`auth`), Okta hook endpoints, the management API,
+//!   operations endpoints, OpenAPI and Swagger UI; one JSON error shape; slow-client limits.
 //! - [`fanout`] — event hook ingest: a delivery becomes stream entries in one atomic, de-duplicating
 //!   Redis script per slice; Okta's 2xx only follows a successful write.
 //! - [`projection`] — one record per Okta user from the firehose (consumer group): stamped
@@ -11,15 +12,18 @@
 //! - [`reporting`] — monthly IAM metrics: a consumer group counts events into per-tenant, per-month
 //!   aggregates (HyperLogLog + counters, idempotent per entry); the report is compiled from them,
 //!   rendered (HTML, text, PNG chart) and mailed exactly once per month by a cron job.
-//! - [`domain`] — pure rules, unit-tested without Redis: route matching, tenant resolution.
+//! - [`domain`] — pure rules, unit-tested without Redis: user status, lifecycle preconditions,
+//!   route matching, tenant resolution and the tenant id rule, the legacy hash cost model.
 //! - [`inline`] — inline hook decisions (password import, registration, user import, token,
 //!   SAML, telephony) under a hard deadline with per-type safe answers; the legacy credential
 //!   store and its clean-up consumer.
 //! - [`okta`] — Okta wire types (parsed leniently), the Management API client and the rate
 //!   scheduler shared by all replicas through Redis.
-//! - [`store`] — every Redis key (one module), connections, consumer-group upkeep.
+//! - [`store`] — every Redis key (one module), connections, and the one consumer-group runner
+//!   every stream consumer uses (connect, reclaim, `NOGROUP`, back-off, lag).
 //! - [`access`] — API keys (hash-only storage), roles, tenant visibility, the audit stream.
-//! - [`config`] — layered settings (embedded defaults → file → env) with one-line errors.
+//! - [`config`] — layered settings (embedded defaults → file → env), parsed into typed values at
+//!   load, every problem reported at once in one line each; it imports only `domain`.
 //! - [`startup`] / [`shutdown`] / [`telemetry`] — wiring and shutdown order, signals, logs and
 //!   metrics; [`consumers`] — the low-priority runtime of the background consumers;
 //!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
