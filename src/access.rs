@@ -92,8 +92,16 @@ pub enum KeyError {
     TenantRequired,
     #[error("only client-admin keys have a tenant")]
     TenantNotAllowed,
+    /// Not `#[from]`: that would make the id error this one's source too, and the CLI's
+    /// cause chain would print the same words twice.
     #[error("tenant: {0}")]
-    InvalidTenant(#[from] InvalidTenantId),
+    InvalidTenant(InvalidTenantId),
+}
+
+impl From<InvalidTenantId> for KeyError {
+    fn from(e: InvalidTenantId) -> Self {
+        KeyError::InvalidTenant(e)
+    }
 }
 
 #[derive(Clone)]
