@@ -243,6 +243,18 @@ impl JobWorker {
         }
     }
 
+    /// Finds the row's user (within the job's tenant) and runs the job's action on it.
+    async fn resolve_and_run(
+        &self,
+        conn: &mut ConnectionManager,
+        meta: &JobMeta,
+        row: &JobRow,
+        replay: bool,
+    ) -> Result<String, String> {
+        let id = self.resolve_user(conn, meta, row).await?;
+        self.lifecycle(meta, row, &id, replay).await.map(|()| id)
+    }
+
     async fn execute(
         &self,
         conn: &mut ConnectionManager,
@@ -258,17 +270,19 @@ impl JobWorker {
         });
         // A client admin's profile row is checked again as it runs: the configuration may have
         // changed since the upload (see `TenantFields`).
-        let tenant_fields = match meta.kind {
+        let outcome = match meta.kind {
             JobKind::Create | JobKind::Update if !meta.tenant.is_empty() => {
                 let allowed =
                     (meta.kind == JobKind::Create).then_some(self.create_attribute.as_str());
-                self.tenant_fields
+                match self
+                    .tenant_fields
                     .check(&meta.tenant, &row.profile, allowed)
+                {
+                    Err(refused) => Err(refused),
+                    Ok(()) if meta.kind == JobKind::Create => self.create(meta, row, replay).await,
+                    Ok(()) => self.resolve_and_run(conn, meta, row, replay).await,
+                }
             }
-            _ => Ok(()),
-        };
-        let outcome = match meta.kind {
-            _ if tenant_fields.is_err() => tenant_fields.map(|()| String::new()),
             JobKind::Create => self.create(meta, row, replay).await,
             JobKind::AddToGroup | JobKind::RemoveFromGroup if !meta.tenant.is_empty() => {
                 let group = row.group_id.as_deref().unwrap_or_default();
@@ -278,16 +292,10 @@ impl JobWorker {
                     .await
                 {
                     Err(refusal) => Err(refusal.message(group)),
-                    Ok(()) => match self.resolve_user(conn, meta, row).await {
-                        Err(e) => Err(e),
-                        Ok(id) => self.lifecycle(meta, row, &id, replay).await.map(|()| id),
-                    },
+                    Ok(()) => self.resolve_and_run(conn, meta, row, replay).await,
                 }
             }
-            _ => match self.resolve_user(conn, meta, row).await {
-                Err(e) => Err(e),
-                Ok(id) => self.lifecycle(meta, row, &id, replay).await.map(|()| id),
-            },
+            _ => self.resolve_and_run(conn, meta, row, replay).await,
         };
         match outcome {
             Ok(id) => RowResult {
