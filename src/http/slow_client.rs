@@ -25,7 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,7 +46,9 @@ struct ConnState {
 }
 
 /// Open connections by (local, remote) address.
-static CONNECTIONS: LazyLock<Mutex<HashMap<ConnKey, Arc<ConnState>>>> =
+/// A read-write lock: every request looks its connection up (reads, in parallel on all worker
+/// threads); only accepting and closing a connection write.
+static CONNECTIONS: LazyLock<RwLock<HashMap<ConnKey, Arc<ConnState>>>> =
     LazyLock::new(Default::default);
 
 fn socket_addrs(local: &LocalAddr, remote: &RemoteAddr) -> Option<ConnKey> {
@@ -59,7 +61,7 @@ fn socket_addrs(local: &LocalAddr, remote: &RemoteAddr) -> Option<ConnKey> {
 /// Marks a request of its connection in flight until the returned guard is dropped.
 pub fn track_request(req: &Request) -> Option<InFlight> {
     let key = socket_addrs(req.local_addr(), req.remote_addr())?;
-    let state = CONNECTIONS.lock().ok()?.get(&key)?.clone();
+    let state = CONNECTIONS.read().ok()?.get(&key)?.clone();
     state.in_flight.fetch_add(1, Ordering::SeqCst);
     Some(InFlight(state))
 }
@@ -130,7 +132,7 @@ impl<A: Acceptor> Acceptor for HeaderTimeoutAcceptor<A> {
                 last_done: Mutex::new(now),
             });
             let key = socket_addrs(&local, &remote);
-            if let (Some(key), Ok(mut conns)) = (key, CONNECTIONS.lock()) {
+            if let (Some(key), Ok(mut conns)) = (key, CONNECTIONS.write()) {
                 conns.insert(key, state.clone());
             }
             let io = HeaderTimeoutIo {
@@ -158,7 +160,7 @@ pub struct HeaderTimeoutIo<T> {
 
 impl<T> Drop for HeaderTimeoutIo<T> {
     fn drop(&mut self) {
-        if let (Some(key), Ok(mut conns)) = (self.key, CONNECTIONS.lock()) {
+        if let (Some(key), Ok(mut conns)) = (self.key, CONNECTIONS.write()) {
             // Only our own entry: the address pair may already belong to a newer connection.
             if conns.get(&key).is_some_and(|s| Arc::ptr_eq(s, &self.state)) {
                 conns.remove(&key);
