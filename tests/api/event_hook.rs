@@ -210,15 +210,7 @@ async fn the_same_batch_delivered_twice_lands_once_in_every_stream() {
     let firehose = app.uuids(&app.firehose()).await;
     assert_eq!(firehose.len(), 6, "{firehose:?}");
     assert_eq!(app.uuids(&app.route("lifecycle")).await.len(), 6);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("okta_adapter_events_duplicate_total{type=\"user.lifecycle.activate\"}")
     );
@@ -796,17 +788,7 @@ rules = [{ kind = "group", pattern = "^tenant-(?P<tenant>.+)$" }]
 async fn invented_event_types_are_counted_as_other_and_do_not_grow_metrics() {
     let redis = TestRedis::start();
     let app = spawn_app(&redis).await;
-    let metrics = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let before = metrics().await.len();
+    let before = app.metrics().await.len();
     let events = (0..2000)
         .map(|i| {
             log_event(
@@ -817,7 +799,7 @@ async fn invented_event_types_are_counted_as_other_and_do_not_grow_metrics() {
         })
         .collect();
     assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
-    let after = metrics().await;
+    let after = app.metrics().await;
     assert!(
         !after.contains("invented.type"),
         "an invented type is a label"

@@ -358,6 +358,12 @@ impl TestApp {
         (status, body)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// Waits until the projection of `user` satisfies `check` (via a support key).
     pub async fn wait_for_user(
         &self,

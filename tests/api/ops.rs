@@ -244,15 +244,7 @@ async fn the_published_schema_matches_the_answers() {
 
     let redis = TestRedis::start();
     let app = spawn_app(&redis).await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_json("/openapi.json", None).await.1;
     let schemas = &doc["components"]["schemas"];
     // Fields answered as null are nullable.
     for field in [

@@ -313,15 +313,7 @@ async fn a_known_set_of_events_gives_exactly_the_expected_numbers_in_json_and_em
         .unwrap();
     assert_eq!(again["status"], "already_sent");
     assert_eq!(smtp.received().len(), 1);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("okta_adapter_report_last_sent_timestamp_seconds"));
 }
 
@@ -456,15 +448,7 @@ async fn smtp_down_then_up_gives_exactly_one_email() {
     );
     // Several attempts fail while nothing listens.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let failures = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let failures = app.metrics().await;
     assert!(
         failures.contains("okta_adapter_report_send_failures_total"),
         "failures are counted"

@@ -27,7 +27,7 @@ async fn a_wrong_or_missing_secret_gets_401_on_every_inline_hook() {
             assert!(resp.status().is_success(), "{hook}: {}", resp.status());
         }
     }
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains("okta_adapter_hook_auth_failures_total{hook=\"token\"}"),
         "{m}"

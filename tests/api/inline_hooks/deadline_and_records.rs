@@ -51,7 +51,7 @@ async fn a_stalled_redis_hits_the_deadline_and_gets_the_safe_answer_in_time() {
         t.elapsed()
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains("okta_adapter_inline_hook_deadline_hits_total{hook=\"password-import\"}"),
         "{m}"
@@ -197,7 +197,7 @@ async fn each_decision_is_recorded_with_type_user_outcome_and_latency() {
     }
     // The OTP of the telephony sample is nowhere in the stream.
     assert!(!format!("{:?}", app.entries(&stream).await).contains("11111"));
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     for needle in [
         "okta_adapter_inline_hook_requests_total{hook=\"telephony\",outcome=\"fallback\"}",
         "okta_adapter_inline_hook_duration_seconds_bucket{hook=\"token\",le=\"0.005\"}",
@@ -205,15 +205,7 @@ async fn each_decision_is_recorded_with_type_user_outcome_and_latency() {
     ] {
         assert!(m.contains(needle), "missing {needle}");
     }
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.get_json("/openapi.json", None).await.1;
     for hook in HOOKS {
         let op = &spec["paths"][format!("/hooks/okta/inline/{hook}")]["post"];
         assert_eq!(op["tags"][0], "OktaHooks", "{hook}");
@@ -324,7 +316,7 @@ async fn the_plaintext_password_reaches_no_log_metric_stream_key_or_error() {
             "the password is stored in {key}"
         );
     }
-    assert!(!metrics(&app).await.contains(secret));
+    assert!(!app.metrics().await.contains(secret));
     let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
     assert!(
         text.contains("inline hook request rejected"),

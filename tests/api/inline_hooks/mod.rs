@@ -137,17 +137,6 @@ async fn outcomes_for(app: &TestApp, user: &str) -> Vec<String> {
         .collect()
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 const TENANTS: &str = r#"
 [inline]
 tenants = [

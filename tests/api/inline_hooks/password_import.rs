@@ -44,7 +44,7 @@ async fn each_legacy_hash_format_verifies_the_right_password_and_refuses_a_wrong
     }
     // A VERIFIED answer alone does not delete the legacy hash (Okta may ask again).
     assert!(legacy_hash(&app, "bcrypt@acme.com").await.is_some());
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(m.contains(
         "okta_adapter_inline_hook_requests_total{hook=\"password-import\",outcome=\"verified\"}"
     ));
@@ -562,7 +562,7 @@ async fn more_sign_ins_than_the_cores_can_hash_in_time_are_shed_and_none_answers
         "an answer took {slowest:?}, past the deadline"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains(
             "okta_adapter_inline_hook_requests_total{hook=\"password-import\",outcome=\"shed\"}"
