@@ -264,7 +264,9 @@ async fn out_of_order_and_duplicate_deliveries_give_the_same_record() {
         .get_json("/api/v1/users/00uJane", Some(&k2))
         .await
         .1;
-    assert_eq!(a, b, "the same record whatever the order");
+    // The user records, as before (`projection_freshness` beside them is the deployment's
+    // newest applied event, which depends on the order the consumer applied them).
+    assert_eq!(a["user"], b["user"], "the same record whatever the order");
     assert_eq!(timeline(&in_order, k1).await, timeline(&shuffled, k2).await);
 }
 
