@@ -76,6 +76,36 @@ impl Principal {
     }
 }
 
+/// Roles that manage API keys (list, create, revoke).
+pub const KEY_ADMINS: &[Role] = &[Role::Operator];
+
+/// Roles that read the adapter's operations view (streams, lag, dead letters, audit log).
+pub const OPS_ROLES: &[Role] = &[Role::Operator];
+
+/// A role refused for an operation; the message names the allowed roles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {role} role may not do this (allowed: {allowed})")]
+pub struct RoleRefused {
+    pub role: Role,
+    pub allowed: String,
+}
+
+/// The one role check of every way in (API keys, console sessions): `who` must have one of
+/// `roles`.
+pub fn check_role(who: &Principal, roles: &[Role]) -> Result<(), RoleRefused> {
+    if roles.contains(&who.role) {
+        return Ok(());
+    }
+    Err(RoleRefused {
+        role: who.role,
+        allowed: roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
 /// A stored key, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, poem_openapi::Object, serde::Serialize)]
 pub struct ApiKeyInfo {

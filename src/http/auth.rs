@@ -136,18 +136,9 @@ pub async fn principal(
 
 /// The caller, if their role is one of `roles`; 403 otherwise.
 pub fn require_role(p: Principal, roles: &[Role]) -> Result<Principal, HttpError> {
-    if roles.contains(&p.role) {
-        Ok(p)
-    } else {
-        Err(HttpError::forbidden(format!(
-            "the {} role may not do this (allowed: {})",
-            p.role,
-            roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
+    match crate::access::check_role(&p, roles) {
+        Ok(()) => Ok(p),
+        Err(refused) => Err(HttpError::forbidden(refused.to_string())),
     }
 }
 

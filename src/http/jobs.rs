@@ -27,12 +27,10 @@ use super::error::HttpError;
 use super::raw_json::RawUpload;
 use super::state::AppState;
 use super::tags::ApiTags;
-use crate::access::{Principal, Role};
-use crate::jobs::groups::{GroupGuard, GroupRefusal, GroupScope};
-use crate::jobs::request::{parse_job_request, FormatHint, JobParams, JobRequest};
-use crate::jobs::rows::{ClientScope, JobKind};
-use crate::jobs::store::{JobInfo, JobStore, RowResult, UploadError, UploadSpec};
-use crate::jobs::tenant_fields::TenantFields;
+use crate::access::Principal;
+use crate::jobs::request::{FormatHint, JobParams};
+use crate::jobs::service::{JobError, JobService, JOB_RUNNERS};
+use crate::jobs::store::{JobInfo, JobStore, RowResult};
 
 pub struct JobsApi {
     pub state: Arc<AppState>,
@@ -45,7 +43,18 @@ pub enum Accepted {
     Accepted(Json<JobInfo>),
 }
 
-const JOB_RUNNERS: &[Role] = &[Role::Operator, Role::ClientAdmin];
+impl From<JobError> for HttpError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::BadRequest(m) => HttpError::bad_request(m),
+            JobError::Forbidden(m) => HttpError::forbidden(m),
+            JobError::NotFound(m) => HttpError::not_found(m),
+            JobError::Conflict(m) => HttpError::conflict(m),
+            JobError::Unavailable(m) => HttpError::unavailable(m),
+            JobError::Redis(op, e) => HttpError::redis(op, e),
+        }
+    }
+}
 
 /// A cell a spreadsheet would evaluate as a formula gets a leading `'` (OWASP, "CSV
 /// Injection"); anything else is unchanged. Quoting is the CSV writer's job.
@@ -76,61 +85,24 @@ fn results_csv(rows: &[RowResult], header: bool) -> Result<Vec<u8>, csv::Error> 
     out.into_inner().map_err(|e| e.into_error().into())
 }
 
-/// Cancels the job if the upload ends any way but through `disarm` — including the request
-/// future being dropped (client gone, server stopping), when no code after the `await` runs.
-struct UploadGuard {
-    job: Option<(JobStore, redis::aio::ConnectionManager, String)>,
-}
-
-impl UploadGuard {
-    fn disarm(&mut self) {
-        self.job = None;
-    }
-}
-
-impl Drop for UploadGuard {
-    fn drop(&mut self) {
-        let Some((store, mut conn, id)) = self.job.take() else {
-            return;
-        };
-        // Drop cannot wait; a runtime that is itself shutting down may not run this, and then
-        // the maintenance sweep settles the job after `jobs.stale_upload_secs`.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let reason = "the upload was cut off before the whole file was read \
-                              (the client went away or the server stopped)";
-                match store.abandon_upload(&mut conn, &id, reason).await {
-                    Ok(true) => tracing::warn!(job = %id, "upload cut off; job cancelled"),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(job = %id, error = %e, "could not cancel a cut-off upload; the sweep will"),
-                }
-            });
-        }
-    }
-}
-
 impl JobsApi {
     fn store(&self) -> JobStore {
         JobStore::new(self.state.keys.clone())
     }
 
+    /// The shared job rules (`jobs::service`), for this request.
+    fn jobs(&self) -> JobService<'_> {
+        JobService {
+            settings: &self.state.settings,
+            okta: self.state.okta.as_ref(),
+            redis: &self.state.redis,
+            store: self.store(),
+        }
+    }
+
     /// The job, if this caller may see it (a client admin sees only its tenant's jobs).
     async fn visible_job(&self, who: &Principal, id: &str) -> Result<JobInfo, HttpError> {
-        let mut conn = self.state.redis.clone();
-        let info = self
-            .store()
-            .info(&mut conn, id)
-            .await
-            .map_err(|e| HttpError::redis("job", e))?;
-        match info {
-            Some(job)
-                if who.role == Role::Operator
-                    || (job.tenant.is_some() && job.tenant == who.tenant) =>
-            {
-                Ok(job)
-            }
-            _ => Err(HttpError::not_found(format!("no job `{id}`"))),
-        }
+        Ok(self.jobs().visible(who, id).await?)
     }
 }
 
@@ -169,13 +141,8 @@ impl JobsApi {
         group_id: Query<Option<String>>,
         file: RawUpload,
     ) -> Result<Accepted, HttpError> {
-        let state = &self.state;
-        let who = state.require(&auth, JOB_RUNNERS).await?;
-        let JobRequest {
-            kind,
-            options,
-            format,
-        } = parse_job_request(JobParams {
+        let who = self.state.require(&auth, JOB_RUNNERS).await?;
+        let params = JobParams {
             kind: kind.0.as_deref(),
             phase: migration_phase.0.as_deref(),
             format: format.0.as_deref(),
@@ -187,110 +154,15 @@ impl JobsApi {
                 .content_type
                 .as_deref()
                 .map_or(FormatHint::None, FormatHint::ContentType),
-        })
-        .map_err(|e| HttpError::bad_request(e.to_string()))?;
-        let tenant_attr = &state.settings.jobs.tenant_profile_attribute;
-        let tenant_fields = TenantFields::from_settings(&state.settings);
-        let tenant = match (&who.tenant, kind) {
-            (Some(_), JobKind::Create) if tenant_attr.is_empty() => {
-                return Err(HttpError::forbidden(
-                    "client-admin keys can create users only when jobs.tenant_profile_attribute is configured",
-                ))
-            }
-            (Some(t), _) => Some(ClientScope {
-                tenant: t.as_str(),
-                create_attribute: tenant_attr.as_str(),
-                fields: &tenant_fields,
-            }),
-            (None, _) => None,
         };
-        let Some(okta) = state.okta.as_ref() else {
-            return Err(HttpError::unavailable(
-                "Okta is not configured (okta.org_url, okta.api_token)",
-            ));
-        };
-        // A client admin's group job: the job's group now, each row's group while reading.
-        let guard = GroupGuard::from_settings(&state.settings);
-        // A client admin without a tenant must not fall through to "no restriction".
-        let client_tenant = match (who.role, who.tenant.as_deref()) {
-            (Role::ClientAdmin, Some(t)) if !t.trim().is_empty() => Some(t),
-            (Role::ClientAdmin, _) => {
-                return Err(HttpError::forbidden("this client-admin key has no tenant"))
-            }
-            _ => None,
-        };
-        let groups = match (client_tenant, kind) {
-            (Some(t), JobKind::AddToGroup | JobKind::RemoveFromGroup) => {
-                Some(GroupScope::new(&guard, okta, t))
-            }
-            _ => None,
-        };
-        if let (Some(scope), Some(group)) = (&groups, options.group_id.as_deref()) {
-            match scope.check(group).await {
-                Ok(()) => {}
-                Err(GroupRefusal::NotYours) => {
-                    return Err(HttpError::not_found(GroupRefusal::NotYours.message(group)))
-                }
-                Err(refusal) => return Err(HttpError::unavailable(refusal.message(group))),
-            }
-        }
-        let store = self.store();
-        let mut conn = state.redis.clone();
-        let id = store
-            .create(
-                &mut conn,
-                kind,
-                &options,
-                who.tenant.as_deref(),
-                &format!("key:{}", who.key_id),
-            )
-            .await
-            .map_err(|e| HttpError::redis("job-create", e))?;
         let stream = file
             .body
             .into_bytes_stream()
             .map(|r| r.map_err(std::io::Error::other));
-        let reader = StreamReader::new(stream);
-        let mut guard = UploadGuard {
-            job: Some((store.clone(), conn.clone(), id.clone())),
-        };
-        let counts = match store
-            .upload(
-                &mut conn,
-                &id,
-                UploadSpec {
-                    kind,
-                    options: &options,
-                    tenant,
-                    format,
-                    max_record_bytes: state.settings.jobs.max_record_bytes,
-                    groups: groups.as_ref(),
-                },
-                reader,
-            )
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                let reason = format!("the upload failed: {e}");
-                if store.abandon_upload(&mut conn, &id, &reason).await.is_ok() {
-                    guard.disarm();
-                }
-                return Err(match e {
-                    UploadError::Read(msg) => {
-                        HttpError::bad_request(format!("job {id} cancelled: {msg}"))
-                    }
-                    UploadError::Redis(e) => HttpError::redis("job-upload", e),
-                });
-            }
-        };
-        store
-            .finish_upload(&mut conn, &id, counts)
-            .await
-            .map_err(|e| HttpError::redis("job-upload", e))?;
-        guard.disarm();
-        let info = self.visible_job(&who, &id).await?;
-        tracing::info!(job = %id, kind = kind.as_str(), rows = counts.total, invalid = counts.invalid, "job queued");
+        let info = self
+            .jobs()
+            .submit(&who, params, StreamReader::new(stream))
+            .await?;
         Ok(Accepted::Accepted(Json(info)))
     }
 
@@ -298,19 +170,7 @@ impl JobsApi {
     #[oai(path = "/jobs", method = "get", operation_id = "list_jobs")]
     async fn list_jobs(&self, auth: ApiKey) -> Result<Json<Vec<JobInfo>>, HttpError> {
         let who = self.state.require(&auth, JOB_RUNNERS).await?;
-        let mut conn = self.state.redis.clone();
-        let jobs = self
-            .store()
-            .list(&mut conn, 200)
-            .await
-            .map_err(|e| HttpError::redis("jobs", e))?;
-        Ok(Json(
-            jobs.into_iter()
-                .filter(|j| {
-                    who.role == Role::Operator || (j.tenant.is_some() && j.tenant == who.tenant)
-                })
-                .collect(),
-        ))
+        Ok(Json(self.jobs().list_visible(&who).await?))
     }
 
     /// A job's progress: counts, rate and ETA.
@@ -328,20 +188,7 @@ impl JobsApi {
     )]
     async fn cancel_job(&self, auth: ApiKey, id: Path<String>) -> Result<Json<JobInfo>, HttpError> {
         let who = self.state.require(&auth, JOB_RUNNERS).await?;
-        let job = self.visible_job(&who, &id).await?;
-        let mut conn = self.state.redis.clone();
-        let cancelled = self
-            .store()
-            .cancel(&mut conn, &id)
-            .await
-            .map_err(|e| HttpError::redis("job-cancel", e))?;
-        if !cancelled {
-            return Err(HttpError::conflict(format!(
-                "job {} is already {}",
-                id.0, job.state
-            )));
-        }
-        Ok(Json(self.visible_job(&who, &id).await?))
+        Ok(Json(self.jobs().cancel(&who, &id).await?))
     }
 
     /// Per-row results, streamed in line order (`format=csv` or `jsonl`).

@@ -14,7 +14,7 @@ use super::auth::ApiKey;
 use super::error::HttpError;
 use super::state::AppState;
 use super::tags::ApiTags;
-use crate::access::{ApiKeyInfo, Role};
+use crate::access::{ApiKeyInfo, Role, KEY_ADMINS};
 use crate::domain::tenant::TENANT_ID_MAX_LEN;
 
 pub struct KeysApi {
@@ -99,7 +99,7 @@ impl KeysApi {
     /// List API keys (never their secrets).
     #[oai(path = "/keys", method = "get", operation_id = "list_keys")]
     async fn list_keys(&self, auth: ApiKey) -> Result<Json<Vec<ApiKeyInfo>>, HttpError> {
-        self.state.require(&auth, &[Role::Operator]).await?;
+        self.state.require(&auth, KEY_ADMINS).await?;
         let mut conn = self.state.redis.clone();
         let keys = self
             .state
@@ -115,7 +115,7 @@ impl KeysApi {
     /// The body is JSON; a request without `Content-Type` is read as JSON too.
     #[oai(path = "/keys", method = "post", operation_id = "create_key")]
     async fn create_key(&self, auth: ApiKey, body: Json<CreateKey>) -> Result<Created, HttpError> {
-        self.state.require(&auth, &[Role::Operator]).await?;
+        self.state.require(&auth, KEY_ADMINS).await?;
         let mut conn = self.state.redis.clone();
         let (token, key) = self
             .state
@@ -134,7 +134,7 @@ impl KeysApi {
     /// Revoke an API key.
     #[oai(path = "/keys/:id", method = "delete", operation_id = "revoke_key")]
     async fn revoke_key(&self, auth: ApiKey, id: Path<String>) -> Result<Revoked, HttpError> {
-        self.state.require(&auth, &[Role::Operator]).await?;
+        self.state.require(&auth, KEY_ADMINS).await?;
         let mut conn = self.state.redis.clone();
         match self.state.key_store.revoke(&mut conn, &id).await {
             Ok(true) => Ok(Revoked::Revoked),

@@ -2,21 +2,20 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::{Html, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
-use tokio_util::sync::CancellationToken;
 
 use super::auth::ApiKey;
 use super::error::HttpError;
 use super::state::AppState;
 use super::tags::ApiTags;
-use crate::access::Role;
 use crate::reporting::compile::MonthlyReport;
-use crate::reporting::render::{render_report, ChartRef};
-use crate::reporting::{ReportMonth, SendOutcome, SentRecord};
+use crate::reporting::service::{
+    compile_report, parse_report_month, render_html, send_report, ReportError, Sent, REPORT_ROLES,
+};
+use crate::reporting::SentRecord;
 
 pub struct ReportsApi {
     pub state: Arc<AppState>,
@@ -45,20 +44,15 @@ pub struct SendResult {
     pub record: SentRecord,
 }
 
-const REPORT_ROLES: &[Role] = &[Role::Operator];
-
-impl ReportsApi {
-    /// Parses the month and refuses months that have not started in the business time zone.
-    fn month(&self, raw: &str) -> Result<ReportMonth, HttpError> {
-        let month = ReportMonth::parse(raw).map_err(|e| HttpError::bad_request(e.to_string()))?;
-        let current = ReportMonth::of(Utc::now(), self.state.reporter.tz);
-        if month > current {
-            return Err(HttpError::bad_request(format!(
-                "{month} has not started yet (it is {current} in {}); ask for {current} or earlier",
-                self.state.reporter.tz
-            )));
+impl From<ReportError> for HttpError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::BadRequest(m) => HttpError::bad_request(m),
+            ReportError::Forbidden(m) => HttpError::forbidden(m),
+            ReportError::Conflict(m) => HttpError::conflict(m),
+            ReportError::Unavailable(m) => HttpError::unavailable(m),
+            ReportError::Redis(op, e) => HttpError::redis(op, e),
         }
-        Ok(month)
     }
 }
 
@@ -78,15 +72,11 @@ impl ReportsApi {
         auth: ApiKey,
         month: Path<String>,
     ) -> Result<ReportResponse, HttpError> {
-        self.state.require(&auth, REPORT_ROLES).await?;
-        let month = self.month(&month)?;
+        let who = self.state.require(&auth, REPORT_ROLES).await?;
+        let reporter = &self.state.reporter;
+        let month = parse_report_month(reporter, &month)?;
         let mut conn = self.state.redis.clone();
-        let report = self
-            .state
-            .reporter
-            .compile(&mut conn, month)
-            .await
-            .map_err(|e| HttpError::redis("compile-report", e))?;
+        let report = compile_report(reporter, &mut conn, &who, month).await?;
         let wants_html = req
             .headers()
             .get(poem::http::header::ACCEPT)
@@ -97,13 +87,7 @@ impl ReportsApi {
                 html.is_some() && (json.is_none() || html < json)
             });
         if wants_html {
-            let rendered =
-                tokio::task::spawn_blocking(move || render_report(&report, ChartRef::DataUri).html)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "report rendering failed");
-                        HttpError::unavailable("the report could not be rendered")
-                    })?;
+            let rendered = render_html(report).await?;
             return Ok(ReportResponse::Ok(ReportBody::Html(Html(rendered))));
         }
         Ok(ReportResponse::Ok(ReportBody::Json(Json(Box::new(report)))))
@@ -124,33 +108,17 @@ impl ReportsApi {
         auth: ApiKey,
         month: Path<String>,
     ) -> Result<Json<SendResult>, HttpError> {
-        self.state.require(&auth, REPORT_ROLES).await?;
-        let month = self.month(&month)?;
+        let who = self.state.require(&auth, REPORT_ROLES).await?;
+        let reporter = &self.state.reporter;
+        let month = parse_report_month(reporter, &month)?;
         let mut conn = self.state.redis.clone();
-        let outcome = self
-            .state
-            .reporter
-            .send_once(&mut conn, month, Some(1), &CancellationToken::new())
-            .await
-            .map_err(|e| HttpError::redis("send-report", e))?;
-        match outcome {
-            SendOutcome::Sent(record) => Ok(Json(SendResult {
-                status: "sent".into(),
-                record,
-            })),
-            SendOutcome::AlreadySent(record) => Ok(Json(SendResult {
-                status: "already_sent".into(),
-                record,
-            })),
-            SendOutcome::Busy => Err(HttpError::conflict(format!(
-                "another replica is sending {month} right now; ask again in a minute"
-            ))),
-            SendOutcome::NoRecipients => Err(HttpError::conflict(
-                "report.recipients is empty: configure who receives the report",
-            )),
-            SendOutcome::Failed(_) => Err(HttpError::unavailable(format!(
-                "the mail server did not accept the {month} report (details in the log); it was not sent"
-            ))),
-        }
+        let (status, record) = match send_report(reporter, &mut conn, &who, month).await? {
+            Sent::Now(record) => ("sent", record),
+            Sent::Earlier(record) => ("already_sent", record),
+        };
+        Ok(Json(SendResult {
+            status: status.into(),
+            record,
+        }))
     }
 }

@@ -7,9 +7,11 @@
 //!   `rebuild` replays the firehose into fresh projections;
 //! - [`read`] reads records back (status derived by `domain::user_status`), timelines and
 //!   tenant-scoped lists;
+//! - [`census`] counts each tenant's users by status (bounded reads) for the console;
 //! - [`consumer`] is the firehose consumer on the shared runner: ack after apply, dead-letter
 //!   poison entries.
 
+pub mod census;
 pub mod codec;
 pub mod consumer;
 pub mod read;

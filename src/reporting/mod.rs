@@ -10,6 +10,8 @@
 //! - [`render`] + [`chart`] — HTML and text from `reports/templates/`, the PNG chart;
 //!   [`words`] — numbers as the report writes them.
 //! - [`deliver`] — the email and the send-once protocol (lease + sent record).
+//! - [`service`] — preview and send for a caller (role, month rules), shared by the API and
+//!   the console.
 //! - [`schedule`] — which month is due; [`run_scheduler`] fires the cron job and catches up.
 
 pub mod aggregate;
@@ -21,6 +23,7 @@ pub mod hook_stats;
 pub mod month;
 pub mod render;
 pub mod schedule;
+pub mod service;
 pub mod words;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
-//! Redis access: key names, connections, and consumer-group upkeep.
+//! Redis access: key names, connections, and consumer-group upkeep; [`insight`] reads stream
+//! lengths, consumer lag, dead letters and the audit log for operators.
 
 pub mod consumer;
+pub mod insight;
 pub mod keys;
 pub mod redis_conn;
 
