@@ -214,53 +214,64 @@ impl JobsApi {
                 )))
             }
         };
-        let store = self.store();
-        let conn = self.state.redis.clone();
-        let page = self.state.settings.jobs.export_page;
-        let job = id.0.clone();
-        // Pages of results become chunks of the body: memory stays one page, whatever the size.
-        let header = csv.then(|| {
-            results_csv(&[], true)
-                .map(bytes::Bytes::from)
-                .map_err(std::io::Error::other)
-        });
-        let pages = futures::stream::unfold(Some((0u64, conn)), move |cursor| {
-            let store = store.clone();
-            let job = job.clone();
-            async move {
-                let (after, mut conn) = cursor?;
-                let rows = match store.results_page(&mut conn, &job, after, page).await {
-                    Ok(rows) => rows,
-                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
-                };
-                let last = rows.last()?.line;
-                let chunk = if csv {
-                    results_csv(&rows, false).map_err(std::io::Error::other)
-                } else {
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        serde_json::to_writer(&mut out, r).expect("results serialise");
-                        out.push(b'\n');
-                    }
-                    Ok(out)
-                };
-                match chunk {
-                    Ok(bytes) => Some((Ok(bytes::Bytes::from(bytes)), Some((last, conn)))),
-                    Err(e) => Some((Err(e), None)),
-                }
-            }
-        });
-        let body = futures::stream::iter(header).chain(pages);
+        let body = results_body(
+            self.store(),
+            self.state.redis.clone(),
+            id.0.clone(),
+            self.state.settings.jobs.export_page,
+            csv,
+        );
         let content_type = if csv {
             "text/csv"
         } else {
             "application/x-ndjson"
         };
-        Ok(
-            payload::Response::new(Binary(Body::from_bytes_stream(body)))
-                .header("content-type", content_type),
-        )
+        Ok(payload::Response::new(Binary(body)).header("content-type", content_type))
     }
+}
+
+/// A job's results as a streamed body, CSV (with header) or JSON lines: pages of
+/// `jobs.export_page` results become chunks, so memory stays one page whatever the size.
+/// The caller has checked that the job is visible.
+pub fn results_body(
+    store: JobStore,
+    conn: redis::aio::ConnectionManager,
+    job: String,
+    page: usize,
+    csv: bool,
+) -> Body {
+    let header = csv.then(|| {
+        results_csv(&[], true)
+            .map(bytes::Bytes::from)
+            .map_err(std::io::Error::other)
+    });
+    let pages = futures::stream::unfold(Some((0u64, conn)), move |cursor| {
+        let store = store.clone();
+        let job = job.clone();
+        async move {
+            let (after, mut conn) = cursor?;
+            let rows = match store.results_page(&mut conn, &job, after, page).await {
+                Ok(rows) => rows,
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+            };
+            let last = rows.last()?.line;
+            let chunk = if csv {
+                results_csv(&rows, false).map_err(std::io::Error::other)
+            } else {
+                let mut out = Vec::new();
+                for r in &rows {
+                    serde_json::to_writer(&mut out, r).expect("results serialise");
+                    out.push(b'\n');
+                }
+                Ok(out)
+            };
+            match chunk {
+                Ok(bytes) => Some((Ok(bytes::Bytes::from(bytes)), Some((last, conn)))),
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    });
+    Body::from_bytes_stream(futures::stream::iter(header).chain(pages))
 }
 
 fn default_format() -> String {
