@@ -65,7 +65,7 @@ pub struct AuditRecord {
 
 /// Filters of the audit log; an empty field matches anything. `action` matches a prefix
 /// (`action:` finds every lifecycle action), the others match exactly.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct AuditFilter {
     pub action: String,
