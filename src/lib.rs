@@ -29,6 +29,9 @@
 //!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
 //! - [`cli`] — every `okta-adapter` command but `serve` (keys, import, report, credentials,
 //!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
+//! - [`console`] — the web console (`/console`): server-rendered pages (minijinja + htmx) for
+//!   support staff, client admins and operators; Okta OIDC sign-in, one-time links, Redis
+//!   sessions with CSRF; the API's principal, scoping and status rules.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
@@ -41,6 +44,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod access;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod consumers;
 pub mod dev;
 pub mod domain;

@@ -13,6 +13,7 @@
 //! Secrets are `SecretString` (and the parsed SMTP URL hides its password), so `Debug` never
 //! prints them.
 
+pub mod console;
 mod load;
 mod validate;
 pub mod values;
@@ -59,6 +60,8 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub report: ReportSettings,
     pub smtp: SmtpSettings,
+    /// The web console (`src/console/`).
+    pub console: console::ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

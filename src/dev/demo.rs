@@ -249,6 +249,8 @@ fn dev_settings(
     );
     let mut settings = Settings::load_with(config, Some(&overlay))
         .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    // The console's one-click local sign-in (docs/console.md); never on outside `dev`.
+    settings.console.dev_sign_in = true;
     let mut notes = Vec::new();
     let configured = settings.redis.url.expose_secret().to_owned();
     if configured != endpoints.redis_url {

@@ -46,6 +46,7 @@ pub type Apis = (
     keys::KeysApi,
     reports::ReportsApi,
     ops::OpsApi,
+    crate::console::links::ConsoleLinksApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -73,7 +74,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             reports::ReportsApi {
                 state: state.clone(),
             },
-            ops::OpsApi { state },
+            ops::OpsApi {
+                state: state.clone(),
+            },
+            crate::console::links::ConsoleLinksApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),
@@ -148,6 +152,8 @@ fn optional_is_nullable(v: &mut serde_json::Value) {
 pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let document = openapi_document(state.clone());
     let body_idle = std::time::Duration::from_millis(state.settings.http.header_read_timeout_ms);
+    let console = state.settings.console.clone();
+    let console_state = state.clone();
     let api = api_service(state);
     let docs = api.swagger_ui();
     let contract = Arc::new(contract::Contract::from_spec(&document));
@@ -156,53 +162,57 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             .content_type("application/json")
             .body(document.clone())
     });
-    Route::new()
+    let mut routes = Route::new()
         .nest("/", api)
         .nest("/docs", docs)
-        .at("/openapi.json", spec)
-        .around(move |ep, mut req| {
-            let contract = contract.clone();
-            async move {
-                // Lifts the header-read deadline of this connection while the request is handled.
-                let _in_flight = slow_client::track_request(&req);
-                // ...but not for a body that stops coming: each gap is bounded instead.
-                let body = req.take_body();
-                req.set_body(slow_client::idle_limited(body, body_idle));
-                let started = Instant::now();
-                let path = req.uri().path().to_owned();
-                if !req.headers().contains_key(header::CONTENT_TYPE) {
-                    if let Some(media) = contract
-                        .default_media_type(&path, req.method())
-                        .and_then(|m| HeaderValue::from_str(m).ok())
-                    {
-                        req.headers_mut().insert(header::CONTENT_TYPE, media);
-                    }
+        .at("/openapi.json", spec);
+    // The web console, at `console.path`.
+    if console.enabled {
+        routes = routes.nest(&console.path, crate::console::router(console_state));
+    }
+    routes.around(move |ep, mut req| {
+        let contract = contract.clone();
+        async move {
+            // Lifts the header-read deadline of this connection while the request is handled.
+            let _in_flight = slow_client::track_request(&req);
+            // ...but not for a body that stops coming: each gap is bounded instead.
+            let body = req.take_body();
+            req.set_body(slow_client::idle_limited(body, body_idle));
+            let started = Instant::now();
+            let path = req.uri().path().to_owned();
+            if !req.headers().contains_key(header::CONTENT_TYPE) {
+                if let Some(media) = contract
+                    .default_media_type(&path, req.method())
+                    .and_then(|m| HeaderValue::from_str(m).ok())
+                {
+                    req.headers_mut().insert(header::CONTENT_TYPE, media);
                 }
-                let mut response = match ep.call(req).await {
-                    Ok(resp) => resp.into_response(),
-                    Err(err) => json_error(err, &contract),
-                };
-                if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-                    if let Some(allow) = contract
-                        .allow(&path)
-                        .and_then(|a| HeaderValue::from_str(&a).ok())
-                    {
-                        response.headers_mut().insert(header::ALLOW, allow);
-                    }
-                }
-                let operation = response
-                    .data::<OperationId>()
-                    .map(|id| id.0)
-                    .unwrap_or("other");
-                metrics::histogram!(
-                    "okta_adapter_http_request_duration_seconds",
-                    "operation" => operation,
-                    "status" => response.status().as_u16().to_string()
-                )
-                .record(started.elapsed().as_secs_f64());
-                Ok(response)
             }
-        })
+            let mut response = match ep.call(req).await {
+                Ok(resp) => resp.into_response(),
+                Err(err) => json_error(err, &contract),
+            };
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                if let Some(allow) = contract
+                    .allow(&path)
+                    .and_then(|a| HeaderValue::from_str(&a).ok())
+                {
+                    response.headers_mut().insert(header::ALLOW, allow);
+                }
+            }
+            let operation = response
+                .data::<OperationId>()
+                .map(|id| id.0)
+                .unwrap_or("other");
+            metrics::histogram!(
+                "okta_adapter_http_request_duration_seconds",
+                "operation" => operation,
+                "status" => response.status().as_u16().to_string()
+            )
+            .record(started.elapsed().as_secs_f64());
+            Ok(response)
+        }
+    })
 }
 
 /// poem's own errors (unknown path, wrong method, bad parameter) as the adapter's JSON error.

@@ -239,6 +239,25 @@ impl Keys {
     }
 }
 
+/// The web console's keys (`src/console/`). Every secret it hands out (session id, sign-in
+/// state, one-time link) is stored only under its SHA-256, so a Redis dump opens no session.
+impl Keys {
+    /// Hash: one console session (role, tenant, who, CSRF token, created), TTL = idle timeout.
+    pub fn console_session(&self, id_digest: &str) -> String {
+        format!("{}:console:session:{id_digest}", self.prefix)
+    }
+
+    /// Hash: an OIDC sign-in in progress (PKCE verifier, nonce), keyed by its `state`.
+    pub fn console_login(&self, state_digest: &str) -> String {
+        format!("{}:console:login:{state_digest}", self.prefix)
+    }
+
+    /// Hash: an unused one-time sign-in link (tenant, minted by), TTL = `console.link_ttl_secs`.
+    pub fn console_link(&self, token_digest: &str) -> String {
+        format!("{}:console:link:{token_digest}", self.prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
