@@ -23,6 +23,11 @@ pub mod page;
 pub mod session;
 pub mod signin;
 pub mod users;
+// Jobs, Tenants, Reports and Operations pages (console-b).
+pub mod jobs;
+pub mod operations;
+pub mod reports;
+pub mod tenants;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,7 +75,7 @@ impl ConsoleState {
         let csp = format!(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              connect-src 'self'; form-action 'self' {issuer_origin}; frame-ancestors 'none'; \
-             base-uri 'none'"
+             frame-src 'self'; base-uri 'none'"
         );
         Arc::new(Self {
             base: s.path.clone(),
@@ -238,6 +243,20 @@ pub fn router(app: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/users/:id", get(users::user_page))
         .at("/users/:id/status", get(users::status_fragment))
         .at("/users/:id/actions", post(users::run_action))
+        // Jobs, Tenants, Reports, Operations (console-b).
+        .at("/jobs", get(jobs::jobs_page).post(jobs::upload_job))
+        .at("/jobs/list", get(jobs::jobs_fragment))
+        .at("/jobs/:id", get(jobs::job_page))
+        .at("/jobs/:id/progress", get(jobs::job_progress))
+        .at("/jobs/:id/results.csv", get(jobs::job_results_csv))
+        .at("/jobs/:id/cancel", post(jobs::cancel_job))
+        .at("/tenants", get(tenants::tenants_page))
+        .at("/reports", get(reports::reports_page))
+        .at("/reports/:month/preview", get(reports::report_preview))
+        .at("/reports/:month/send", post(reports::send_report_now))
+        .at("/operations", get(operations::operations_page))
+        .at("/operations/keys", post(operations::create_key))
+        .at("/operations/keys/:id/revoke", post(operations::revoke_key))
         .data(state)
         .around(move |ep, req| {
             let csp = csp.clone();
@@ -247,12 +266,17 @@ pub fn router(app: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     Err(e) => e.into_response(),
                 };
                 let h = resp.headers_mut();
-                h.insert("content-security-policy", csp);
+                // A page with its own policy (the report email preview) keeps it.
+                if !h.contains_key("content-security-policy") {
+                    h.insert("content-security-policy", csp);
+                }
                 h.insert(
                     "x-content-type-options",
                     HeaderValue::from_static("nosniff"),
                 );
-                h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+                if !h.contains_key("x-frame-options") {
+                    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+                }
                 h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
                 Ok(resp)
             }
