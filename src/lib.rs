@@ -29,6 +29,8 @@
 //!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
 //! - [`cli`] — every `okta-adapter` command but `serve` (keys, import, report, credentials,
 //!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
+//! - [`selfservice`] — public pages where an end user resets their own MFA by a single-use
+//!   emailed link (per-tenant switch, limits per login and IP, same answer for every login).
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
@@ -52,6 +54,7 @@ pub mod maintenance;
 pub mod okta;
 pub mod projection;
 pub mod reporting;
+pub mod selfservice;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

@@ -14,6 +14,7 @@
 //! prints them.
 
 mod load;
+pub mod self_service;
 mod validate;
 pub mod values;
 
@@ -27,6 +28,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 pub use load::ConfigError;
+pub use self_service::SelfServiceSettings;
 pub use values::{CronSchedule, SmtpUrl};
 
 /// The defaults, compiled in so the binary runs without any file next to it.
@@ -59,6 +61,9 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub report: ReportSettings,
     pub smtp: SmtpSettings,
+    /// End users resetting their own MFA (`src/selfservice/`).
+    #[serde(default)]
+    pub self_service: SelfServiceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod event_hook;
+pub mod helpdesk;
 pub mod inline_hooks;
 pub mod jobs;
 pub mod jwt;
@@ -46,6 +47,7 @@ pub type Apis = (
     keys::KeysApi,
     reports::ReportsApi,
     ops::OpsApi,
+    helpdesk::HelpdeskApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -73,7 +75,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             reports::ReportsApi {
                 state: state.clone(),
             },
-            ops::OpsApi { state },
+            ops::OpsApi {
+                state: state.clone(),
+            },
+            helpdesk::HelpdeskApi::new(state),
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),
@@ -148,6 +153,7 @@ fn optional_is_nullable(v: &mut serde_json::Value) {
 pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let document = openapi_document(state.clone());
     let body_idle = std::time::Duration::from_millis(state.settings.http.header_read_timeout_ms);
+    let self_service = crate::selfservice::routes(state.clone());
     let api = api_service(state);
     let docs = api.swagger_ui();
     let contract = Arc::new(contract::Contract::from_spec(&document));
@@ -160,6 +166,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .nest("/self-service", self_service)
         .around(move |ep, mut req| {
             let contract = contract.clone();
             async move {

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod consumer;
+pub mod granted;
 pub mod read;
 pub mod update;
 pub mod view;
