@@ -743,7 +743,7 @@ async fn floods_unknown_logins_and_disabled_tenants_get_the_same_answer_and_no_e
 
 /// The request path does the same work for every login: 200 requests, alternately a known
 /// login (a link is mailed off the request path) and an unknown one; the medians of the two
-/// must be within 3 ms.
+/// must be within 5 ms (loose: the test machine is shared; typical gaps are well under 1 ms).
 #[tokio::test]
 async fn known_and_unknown_logins_are_answered_in_the_same_time() {
     let d = desk("[self_service]\nmax_per_login = 1000\nmax_per_ip = 1000\n").await;
@@ -768,6 +768,9 @@ async fn known_and_unknown_logins_are_answered_in_the_same_time() {
         let (s, _) = d.request_link(login, "192.0.2.1").await;
         times.push(started.elapsed());
         assert_eq!(s, 200);
+        // Lets the known login's background work (lookup, link, mail) finish, so it does not
+        // land on the next (unknown) request's time and bias the comparison.
+        tokio::time::sleep(Duration::from_millis(15)).await;
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
