@@ -244,6 +244,46 @@ async fn a_group_is_added_and_removed_through_okta_and_the_projection_follows() 
 }
 
 #[tokio::test]
+async fn a_membership_a_group_rule_made_is_read_only() {
+    let d = desk("").await;
+    let id = d.user("rita@acme.example").await;
+    let group = d.sim.create_group("engineering");
+    assert!(d.sim.add_member(&group, &id));
+    // Okta itself (a group rule) adding the user: the System Log's actor is SystemPrincipal.
+    let mut event = log_event(
+        "rule-add-1",
+        "group.user_membership.add",
+        (&id, "rita@acme.example"),
+    );
+    event["published"] = json!((chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339());
+    event["actor"] = json!({"id": "0prRule1", "type": "SystemPrincipal", "alternateId": "system@okta.com", "displayName": "Okta System"});
+    event["target"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": group, "type": "UserGroup", "alternateId": "engineering", "displayName": "engineering"}));
+    assert_eq!(
+        d.app.post_events(&delivery(vec![event])).await.status(),
+        204
+    );
+    let groups = d
+        .wait_for(&format!("/api/v1/users/{id}/groups"), |b| {
+            b["groups"][0]["granted"] == "group_rule"
+        })
+        .await;
+    assert_eq!(groups["groups"][0]["read_only"], true);
+    let (s, body) = d
+        .call(
+            "DELETE",
+            &format!("/api/v1/users/{id}/groups/{group}"),
+            &d.support,
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("group rule"));
+    assert_eq!(d.sim.group_members(&group), vec![id]);
+}
+
+#[tokio::test]
 async fn an_app_group_is_refused_with_its_reason_and_nothing_changes() {
     let d = desk("").await;
     let id = d.user("ada@acme.example").await;
@@ -327,6 +367,25 @@ async fn an_app_is_assigned_and_unassigned_but_an_inherited_one_is_a_clear_409()
         d.sim.app_assigned("0oaAcmeSurvey", &id),
         "still assigned in Okta"
     );
+    // App calls went to Okta's apps bucket, which answers with its own rate-limit headers.
+    assert_eq!(
+        d.sim.stats()["requests"]["apps"],
+        3,
+        "assign; app user + unassign"
+    );
+    let resp = d
+        .app
+        .client
+        .get(format!(
+            "{}/api/v1/apps/0oaAcmeSurvey/users/{id}",
+            d.sim.url()
+        ))
+        .header("authorization", "SSWS sim-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-rate-limit-limit"], "100");
+    assert_eq!(resp.json::<Value>().await.unwrap()["scope"], "GROUP");
     // Not assigned at all: 404.
     let (s, _) = d
         .call(
