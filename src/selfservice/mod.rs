@@ -74,7 +74,14 @@ struct SelfService {
 /// The `/self-service` routes; starts the background task that sends the mails (it ends when
 /// the routes are dropped).
 pub fn routes(state: Arc<AppState>) -> Route {
-    let (tx, rx) = mpsc::channel(state.settings.self_service.queue.max(1));
+    let settings = &state.settings.self_service;
+    if !settings.tenants.is_empty() && settings.public_url.is_empty() {
+        tracing::warn!(
+            "self_service.public_url is empty: emailed links point at http://{} (http.listen)",
+            state.settings.http.listen
+        );
+    }
+    let (tx, rx) = mpsc::channel(settings.queue.max(1));
     tokio::spawn(run_jobs(state.clone(), rx));
     let ctx = Arc::new(SelfService { state, jobs: tx });
     Route::new()

@@ -566,7 +566,18 @@ async fn the_self_service_flow_resets_the_factors_and_confirms_by_mail() {
     let d = desk("").await;
     let id = d.user("sam@acme.example").await;
     let push = d.sim.enroll_factor(&id, "push", "OKTA").unwrap();
-    let sms = d.sim.enroll_factor(&id, "sms", "OKTA").unwrap();
+    // Enrolled through the simulator's HTTP control, as `okta-sim` run standalone offers it.
+    let enrolled: Value = d
+        .app
+        .client
+        .post(format!("{}/sim/users/{id}/factors/sms", d.sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sms = enrolled["id"].as_str().unwrap().to_owned();
     d.wait_for(&format!("/api/v1/users/{id}/factors"), |b| {
         b["factors"].as_array().is_some_and(|f| f.len() == 2)
     })

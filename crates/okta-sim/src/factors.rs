@@ -156,6 +156,32 @@ pub(crate) fn inherited_refusal() -> Response {
     )
 }
 
+/// `POST /sim/users/{id}/factors/{factorType}`: the user enrolls a factor (provider `OKTA`).
+pub(crate) fn enroll_by_control(sim: &Sim, user: &str, factor_type: &str) -> Response {
+    let mut st = sim.state.lock().unwrap();
+    let Some(u) = find(&st, user).cloned() else {
+        return not_found(user);
+    };
+    let factor = enroll(&mut st, &u, factor_type, "OKTA");
+    drop(st);
+    emit(sim, "user.mfa.factor.activate", &u, Some(factor.target()));
+    json_response(StatusCode::OK, &factor.to_json())
+}
+
+fn enroll(st: &mut SimState, u: &SimUser, factor_type: &str, provider: &str) -> SimFactor {
+    let factor = SimFactor {
+        id: format!("{}{}", factor_prefix(factor_type), rand_id(17)),
+        factor_type: factor_type.to_owned(),
+        provider: provider.to_owned(),
+        created: now(),
+    };
+    st.factors
+        .entry(u.id.clone())
+        .or_default()
+        .push(factor.clone());
+    factor
+}
+
 impl OktaSim {
     /// Enrolls a factor for a user, as the user would at sign-in (`factor_type`: `push`,
     /// `sms`, `token:software:totp`, …; `provider`: `OKTA`, `GOOGLE`, …). Returns its id, or
@@ -163,16 +189,7 @@ impl OktaSim {
     pub fn enroll_factor(&self, user: &str, factor_type: &str, provider: &str) -> Option<String> {
         let mut st = self.sim.state.lock().unwrap();
         let u = find(&st, user)?.clone();
-        let factor = SimFactor {
-            id: format!("{}{}", factor_prefix(factor_type), rand_id(17)),
-            factor_type: factor_type.to_owned(),
-            provider: provider.to_owned(),
-            created: now(),
-        };
-        st.factors
-            .entry(u.id.clone())
-            .or_default()
-            .push(factor.clone());
+        let factor = enroll(&mut st, &u, factor_type, provider);
         drop(st);
         emit(
             &self.sim,

@@ -20,7 +20,8 @@
 //! - System Log events for every change, posted to an event hook URL (in order), so the loop
 //!   action → Okta → event hook → projection runs locally;
 //! - `GET /sim/stats` (what it saw: requests and the busiest window per bucket, 429s) and
-//!   `POST /sim/users/{id}/lock` (a lockout, as after failed sign-ins) for tests.
+//!   `POST /sim/users/{id}/lock` (a lockout, as after failed sign-ins) for tests, and
+//!   `POST /sim/users/{id}/factors/{factorType}` (the user enrolls a factor, provider `OKTA`).
 
 #![forbid(unsafe_code)]
 
@@ -628,6 +629,9 @@ fn sim_control(sim: &Sim, method: &Method, segments: &[&str]) -> Response {
             drop(st);
             emit(sim, "user.account.lock", &u, None);
             json_response(StatusCode::OK, &u.to_json())
+        }
+        ("POST", ["sim", "users", id, "factors", factor_type]) => {
+            factors::enroll_by_control(sim, id, factor_type)
         }
         _ => okta_error(
             StatusCode::NOT_FOUND,
