@@ -125,8 +125,7 @@ fn page(status: StatusCode, html: String) -> Response {
     resp
 }
 
-fn invalid_link(state: &AppState, reason: &str) -> Response {
-    let _ = state;
+fn invalid_link(reason: &str) -> Response {
     page(
         StatusCode::NOT_FOUND,
         mail::render("invalid.html", context! { reason => reason }),
@@ -321,12 +320,12 @@ async fn reset_page(
     let mut conn = state.redis.clone();
     let target = match token::peek(&mut conn, &state.keys, token).await {
         Ok(Some(t)) => t,
-        Ok(None) => return invalid_link(state, LINK_GONE),
+        Ok(None) => return invalid_link(LINK_GONE),
         Err(e) => return unavailable(e),
     };
     let user = match user_record(state, &target.user).await {
         Ok(Some(u)) if eligibility(state, &u).is_ok() => u,
-        Ok(_) => return invalid_link(state, LINK_GONE),
+        Ok(_) => return invalid_link(LINK_GONE),
         Err(e) => return unavailable(e),
     };
     match factors_of(state, &user).await {
@@ -354,7 +353,7 @@ fn unavailable(e: redis::RedisError) -> Response {
 async fn reset_factors(body: Body, ctx: poem::web::Data<&Arc<SelfService>>) -> Response {
     let state = &ctx.state;
     let Some(form) = read_form(body).await else {
-        return invalid_link(state, LINK_GONE);
+        return invalid_link(LINK_GONE);
     };
     let token = field_of(&form, "token");
     if !token::well_formed(token) || !token::csrf_matches(token, field_of(&form, "csrf")) {
@@ -375,12 +374,12 @@ async fn reset_factors(body: Body, ctx: poem::web::Data<&Arc<SelfService>>) -> R
     // Checked before the link is used up, so a mistake does not cost the user the link.
     let target = match token::peek(&mut conn, &state.keys, token).await {
         Ok(Some(t)) => t,
-        Ok(None) => return invalid_link(state, LINK_GONE),
+        Ok(None) => return invalid_link(LINK_GONE),
         Err(e) => return unavailable(e),
     };
     let user = match user_record(state, &target.user).await {
         Ok(Some(u)) if eligibility(state, &u).is_ok() => u,
-        Ok(_) => return invalid_link(state, LINK_GONE),
+        Ok(_) => return invalid_link(LINK_GONE),
         Err(e) => return unavailable(e),
     };
     let factors = match factors_of(state, &user).await {
@@ -401,7 +400,7 @@ async fn reset_factors(body: Body, ctx: poem::web::Data<&Arc<SelfService>>) -> R
     }
     let target = match token::claim(&mut conn, &state.keys, token).await {
         Ok(Some(t)) if t.user == user.id => t,
-        Ok(_) => return invalid_link(state, LINK_GONE),
+        Ok(_) => return invalid_link(LINK_GONE),
         Err(e) => return unavailable(e),
     };
     let names: Vec<String> = factors
