@@ -61,3 +61,34 @@ fn tenant_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TenantId>, D::Error
         .map(|t| TenantId::parse(t).map_err(|e| serde::de::Error::custom(format!("`{t}`: {e}"))))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    const BASE: &str = "[hooks]\nsecrets = [\"s\"]\n";
+
+    #[test]
+    fn self_service_is_off_until_a_tenant_is_listed() {
+        let s = Settings::from_toml_overrides(BASE).unwrap();
+        assert!(!s.self_service.allows(Some("acme")));
+        let s =
+            Settings::from_toml_overrides(&format!("{BASE}[self_service]\ntenants = [\"acme\"]\n"))
+                .unwrap();
+        assert!(s.self_service.allows(Some("acme")));
+        assert!(!s.self_service.allows(Some("globex")));
+        assert!(!s.self_service.allows(None));
+        assert_eq!(s.self_service.link_ttl_secs, 900);
+    }
+
+    #[test]
+    fn an_invalid_tenant_is_refused_naming_the_key() {
+        let err = Settings::from_toml_overrides(&format!(
+            "{BASE}[self_service]\ntenants = [\"Not Valid\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("self_service.tenants"), "{err}");
+        assert!(err.contains("Not Valid"), "{err}");
+    }
+}
