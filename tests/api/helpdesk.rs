@@ -859,3 +859,59 @@ async fn known_and_unknown_logins_are_answered_in_the_same_time() {
         d.smtp.received().len()
     );
 }
+
+/// The simulator's helpdesk subset answers in Okta's shapes: factors, deletion of an unknown
+/// factor, `APP_GROUP` membership, and rate-limit headers on each.
+#[tokio::test]
+async fn the_simulator_serves_factors_and_app_groups_as_okta_documents() {
+    let d = desk("").await;
+    let id = d.user("sim@acme.example").await;
+    let factor = d.sim.enroll_factor(&id, "sms", "OKTA").unwrap();
+    let okta = |method: reqwest::Method, path: String| {
+        d.app
+            .client
+            .request(method, format!("{}{path}", d.sim.url()))
+            .header("authorization", "SSWS sim-token")
+            .send()
+    };
+    let resp = okta(reqwest::Method::GET, format!("/api/v1/users/{id}/factors"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-rate-limit-remaining"));
+    let list: Value = resp.json().await.unwrap();
+    assert_eq!(list[0]["id"], factor.as_str());
+    assert_eq!(
+        (
+            &list[0]["factorType"],
+            &list[0]["provider"],
+            &list[0]["status"]
+        ),
+        (&json!("sms"), &json!("OKTA"), &json!("ACTIVE"))
+    );
+    let resp = okta(
+        reqwest::Method::DELETE,
+        format!("/api/v1/users/{id}/factors/smsNOPE"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["errorCode"], "E0000007");
+    assert!(err["errorId"].is_string() && err["errorCauses"].is_array());
+
+    let group = d.sim.create_app_group("ad-sales");
+    let resp = okta(reqwest::Method::GET, format!("/api/v1/groups/{group}"))
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["type"], "APP_GROUP");
+    let resp = okta(
+        reqwest::Method::PUT,
+        format!("/api/v1/groups/{group}/users/{id}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["errorCode"], "E0000060");
+    assert!(d.sim.group_members(&group).is_empty());
+}
