@@ -386,6 +386,20 @@ async fn an_app_is_assigned_and_unassigned_but_an_inherited_one_is_a_clear_409()
         .unwrap();
     assert_eq!(resp.headers()["x-rate-limit-limit"], "100");
     assert_eq!(resp.json::<Value>().await.unwrap()["scope"], "GROUP");
+    // Leaving the group takes the inherited app away, and the projection follows.
+    let (s, _) = d
+        .call(
+            "DELETE",
+            &format!("/api/v1/users/{id}/groups/{group}"),
+            &d.support,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(!d.sim.app_assigned("0oaAcmeSurvey", &id));
+    d.wait_for(&format!("/api/v1/users/{id}/apps"), |b| {
+        b["apps"].as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
     // Not assigned at all: 404.
     let (s, _) = d
         .call(

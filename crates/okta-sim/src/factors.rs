@@ -146,6 +146,24 @@ pub(crate) fn inherited(st: &SimState, aid: &str, uid: &str) -> bool {
         .contains_key(&(aid.to_owned(), uid.to_owned()))
 }
 
+/// Removes the user's assignments inherited from `gid` (the user left the group); returns the
+/// apps lost.
+pub(crate) fn drop_inherited_apps(st: &mut SimState, gid: &str, uid: &str) -> Vec<String> {
+    let lost: Vec<String> = st
+        .app_user_groups
+        .iter()
+        .filter(|((_, u), g)| u == uid && g.as_str() == gid)
+        .map(|((a, _), _)| a.clone())
+        .collect();
+    for app in &lost {
+        st.app_user_groups.remove(&(app.clone(), uid.to_owned()));
+        if let Some(users) = st.apps.get_mut(app) {
+            users.remove(uid);
+        }
+    }
+    lost
+}
+
 /// The refusal of removing a `GROUP`-scoped assignment.
 pub(crate) fn inherited_refusal() -> Response {
     okta_error(

@@ -135,7 +135,21 @@ pub(crate) fn group_membership(
     };
     group.last_membership_updated = now();
     let target = group.target();
+    // Leaving the group takes away the apps the user had only through it.
+    let lost_apps = if method == "PUT" {
+        Vec::new()
+    } else {
+        factors::drop_inherited_apps(&mut st, gid, &u.id)
+    };
     drop(st);
-    emit(sim, event, &u, Some(target));
+    emit(sim, event, &u, Some(target.clone()));
+    for app in lost_apps {
+        emit_targets(
+            sim,
+            "application.user_membership.remove",
+            &u,
+            vec![factors::app_target(&app), target.clone()],
+        );
+    }
     Response::builder().status(StatusCode::NO_CONTENT).finish()
 }
