@@ -305,6 +305,44 @@ pub async fn audit(
     keys: &Keys,
     e: AuditEntry<'_>,
 ) -> RedisResult<()> {
+    let who = [
+        e.who.key_id.as_str(),
+        e.who.role.as_str(),
+        e.who.tenant.as_deref().unwrap_or(""),
+    ];
+    let what = [e.action, e.subject, e.reason.unwrap_or(""), e.detail];
+    write_audit(conn, keys, who, what).await
+}
+
+/// Who acted when no API key did: an end user on a public page (`role` e.g. `self-service`,
+/// `key` the page, e.g. `mfa-reset`; `tenant` the user's).
+pub struct AnonymousActor<'a> {
+    pub key: &'a str,
+    pub role: &'a str,
+    pub tenant: &'a str,
+}
+
+/// Appends an end user's (keyless) action to the audit stream, in the same fields as [`audit`].
+pub async fn audit_anonymous(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    actor: AnonymousActor<'_>,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> RedisResult<()> {
+    let who = [actor.key, actor.role, actor.tenant];
+    write_audit(conn, keys, who, [action, subject, "", detail]).await
+}
+
+/// The one writer of audit records: `who` = key, role, tenant; `what` = action, subject,
+/// reason, detail.
+async fn write_audit(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    who: [&str; 3],
+    what: [&str; 4],
+) -> RedisResult<()> {
     let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     redis::cmd("XADD")
         .arg(keys.audit())
@@ -314,13 +352,13 @@ pub async fn audit(
         .arg("*")
         .arg(&[
             ("at", at.as_str()),
-            ("key", e.who.key_id.as_str()),
-            ("role", e.who.role.as_str()),
-            ("tenant", e.who.tenant.as_deref().unwrap_or("")),
-            ("action", e.action),
-            ("subject", e.subject),
-            ("reason", e.reason.unwrap_or("")),
-            ("detail", e.detail),
+            ("key", who[0]),
+            ("role", who[1]),
+            ("tenant", who[2]),
+            ("action", what[0]),
+            ("subject", what[1]),
+            ("reason", what[2]),
+            ("detail", what[3]),
         ])
         .query_async(conn)
         .await

@@ -32,6 +32,8 @@
 //! - [`console`] — the web console (`/console`): server-rendered pages (minijinja + htmx) for
 //!   support staff, client admins and operators; Okta OIDC sign-in, one-time links, Redis
 //!   sessions with CSRF; the API's principal, scoping and status rules.
+//! - [`selfservice`] — public pages where an end user resets their own MFA by a single-use
+//!   emailed link (per-tenant switch, limits per login and IP, same answer for every login).
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
@@ -56,6 +58,7 @@ pub mod maintenance;
 pub mod okta;
 pub mod projection;
 pub mod reporting;
+pub mod selfservice;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

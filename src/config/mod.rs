@@ -15,6 +15,7 @@
 
 pub mod console;
 mod load;
+pub mod self_service;
 mod validate;
 pub mod values;
 
@@ -28,6 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 pub use load::ConfigError;
+pub use self_service::SelfServiceSettings;
 pub use values::{CronSchedule, SmtpUrl};
 
 /// The defaults, compiled in so the binary runs without any file next to it.
@@ -62,6 +64,9 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     /// The web console (`src/console/`).
     pub console: console::ConsoleSettings,
+    /// End users resetting their own MFA (`src/selfservice/`).
+    #[serde(default)]
+    pub self_service: SelfServiceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

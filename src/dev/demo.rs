@@ -317,6 +317,10 @@ async fn seed(
             .with_context(|| format!("creating demo user {} in the simulator", u.login))?
             .json()
             .await?;
+        if activate {
+            // A factor to look at and reset (helpdesk endpoints, self-service MFA reset).
+            sim.enroll_factor(u.login, "push", "OKTA");
+        }
         if u.status == "SUSPENDED" {
             let id = created["id"].as_str().unwrap_or_default();
             http.post(format!("{sim_url}/api/v1/users/{id}/lifecycle/suspend"))

@@ -73,6 +73,18 @@ impl TenantResolver {
     }
 }
 
+impl TenantResolver {
+    /// The tenant an app instance belongs to by the `app` rules (first match in config order),
+    /// exactly as an `application.user_membership.add` to it would assign: the helpdesk uses it
+    /// to decide whether a client admin's app is its own.
+    pub fn tenant_of_app(&self, app_id: &str) -> Option<String> {
+        self.rules.iter().find_map(|rule| match rule {
+            TenantRule::App(map) => map.get(app_id).and_then(|t| valid(t)),
+            _ => None,
+        })
+    }
+}
+
 fn apply_rule(rule: &TenantRule, event: &LogEventSummary) -> Option<String> {
     match rule {
         TenantRule::Group(pattern) => {

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod event_hook;
+pub mod helpdesk;
 pub mod inline_hooks;
 pub mod jobs;
 pub mod jwt;
@@ -47,6 +48,7 @@ pub type Apis = (
     reports::ReportsApi,
     ops::OpsApi,
     crate::console::links::ConsoleLinksApi,
+    helpdesk::HelpdeskApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -78,6 +80,7 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             crate::console::links::ConsoleLinksApi { state },
+            helpdesk::HelpdeskApi::new(state),
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),
@@ -154,6 +157,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let body_idle = std::time::Duration::from_millis(state.settings.http.header_read_timeout_ms);
     let console = state.settings.console.clone();
     let console_state = state.clone();
+    let self_service = crate::selfservice::routes(state.clone());
     let api = api_service(state);
     let docs = api.swagger_ui();
     let contract = Arc::new(contract::Contract::from_spec(&document));
@@ -165,7 +169,8 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let mut routes = Route::new()
         .nest("/", api)
         .nest("/docs", docs)
-        .at("/openapi.json", spec);
+        .at("/openapi.json", spec)
+        .nest("/self-service", self_service);
     // The web console, at `console.path`.
     if console.enabled {
         routes = routes.nest(&console.path, crate::console::router(console_state));

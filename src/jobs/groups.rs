@@ -80,7 +80,7 @@ impl GroupGuard {
     }
 
     /// Whether the allow-list names this group for this tenant (no Okta call needed).
-    fn listed(&self, tenant: &str, group: &str) -> bool {
+    pub fn listed(&self, tenant: &str, group: &str) -> bool {
         self.allowed
             .get(tenant)
             .is_some_and(|ids| ids.contains(group))

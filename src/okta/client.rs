@@ -448,7 +448,7 @@ fn names_nothing(path_and_query: &str) -> bool {
 }
 
 /// Percent-encodes a path segment (logins contain `@`, `+`).
-fn encode(segment: &str) -> String {
+pub(crate) fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {

@@ -2,5 +2,6 @@
 
 pub mod client;
 pub mod event_hook;
+pub mod helpdesk;
 pub mod inline_hook;
 pub mod rate;

@@ -14,6 +14,7 @@
 pub mod census;
 pub mod codec;
 pub mod consumer;
+pub mod granted;
 pub mod read;
 pub mod update;
 pub mod view;

@@ -39,6 +39,10 @@ pub mod field {
     pub const GROUP_PREFIX: &str = "g:";
     pub const APP_PREFIX: &str = "a:";
     pub const FACTOR_PREFIX: &str = "f:";
+    /// `d:<member register>`: how a group or app was granted (`direct`, `rule`,
+    /// `group:<group id>`) or a factor's `<factorType> <provider>`; set by the add event (see
+    /// [`super::member_detail`]).
+    pub const DETAIL_PREFIX: &str = "d:";
 }
 
 /// What one event changes in one user's projection.
@@ -194,6 +198,11 @@ pub fn update_for_entry(
         _ => None,
     };
     if let Some((name, value)) = membership {
+        if value.starts_with('+') {
+            if let Some(detail) = member_detail(event_type, &event) {
+                set(format!("{}{name}", field::DETAIL_PREFIX), detail);
+            }
+        }
         set(name, value);
     }
     Ok(Some(ProjectionUpdate {
@@ -205,6 +214,40 @@ pub fn update_for_entry(
         uuid: uuid.to_owned(),
         fields,
     }))
+}
+
+/// How an added group, app or factor came to the user, as the add event tells it:
+/// - a group joined by Okta itself (actor `SystemPrincipal`: a group rule) is `rule`, else
+///   `direct`;
+/// - an app whose event also names a `UserGroup` was inherited from that group's app
+///   assignment (`scope` `GROUP`): `group:<group id>`, else `direct`;
+/// - a factor: `<factorType> <provider>` from the enrolment's `detailEntry`, when given.
+pub fn member_detail(event_type: &str, event: &LogEventSummary) -> Option<String> {
+    match event_type {
+        "group.user_membership.add" => {
+            Some(if event.actor.kind.as_deref() == Some("SystemPrincipal") {
+                "rule".to_owned()
+            } else {
+                "direct".to_owned()
+            })
+        }
+        "application.user_membership.add" => Some(
+            match event.target_of("UserGroup").and_then(|g| g.id.as_deref()) {
+                Some(group) => format!("group:{group}"),
+                None => "direct".to_owned(),
+            },
+        ),
+        "user.mfa.factor.activate" => {
+            let detail = event
+                .target_of("AuthenticatorEnrollment")?
+                .detail_entry
+                .as_ref()?;
+            let text = |k: &str| detail.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let (kind, provider) = (text("factorType"), text("provider"));
+            (!kind.is_empty()).then(|| format!("{kind} {provider}").trim().to_owned())
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +327,35 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(fields(&u), [("l", "j@a.com"), ("x", "")]);
+    }
+
+    #[test]
+    fn add_events_record_how_the_member_was_granted() {
+        let rule = r#"{"uuid":"r1","published":"2026-10-01T09:00:00Z","eventType":"group.user_membership.add","outcome":{"result":"SUCCESS"},
+            "actor":{"id":"0oarule","type":"SystemPrincipal"},
+            "target":[{"id":"00u1","type":"User","alternateId":"j@a.com"},{"id":"00g9","type":"UserGroup","displayName":"staff"}]}"#;
+        let u = update_for_entry(&entry(rule, "00u1", ""), &resolver())
+            .unwrap()
+            .unwrap();
+        assert!(fields(&u).contains(&("d:g:00g9", "rule")));
+        let app = r#"{"uuid":"a1","published":"2026-10-01T09:00:00Z","eventType":"application.user_membership.add","outcome":{"result":"SUCCESS"},
+            "target":[{"id":"00u1","type":"User","alternateId":"j@a.com"},{"id":"0oa1","type":"AppInstance","displayName":"Survey"},{"id":"00g9","type":"UserGroup"}]}"#;
+        let u = update_for_entry(&entry(app, "00u1", ""), &resolver())
+            .unwrap()
+            .unwrap();
+        assert!(fields(&u).contains(&("d:a:0oa1", "group:00g9")));
+        let factor = r#"{"uuid":"f1","published":"2026-10-01T09:00:00Z","eventType":"user.mfa.factor.activate","outcome":{"result":"SUCCESS"},
+            "target":[{"id":"00u1","type":"User","alternateId":"j@a.com"},{"id":"opf1","type":"AuthenticatorEnrollment","displayName":"Okta Verify","detailEntry":{"factorType":"push","provider":"OKTA"}}]}"#;
+        let u = update_for_entry(&entry(factor, "00u1", ""), &resolver())
+            .unwrap()
+            .unwrap();
+        assert!(fields(&u).contains(&("d:f:opf1", "push OKTA")));
+        // A removal sets no detail.
+        let remove = app.replace("user_membership.add", "user_membership.remove");
+        let u = update_for_entry(&entry(&remove, "00u1", ""), &resolver())
+            .unwrap()
+            .unwrap();
+        assert!(!fields(&u).iter().any(|(f, _)| f.starts_with("d:")));
     }
 
     #[test]

@@ -258,6 +258,32 @@ impl Keys {
     }
 }
 
+/// Self-service MFA reset (`src/selfservice/`). Every key expires on its own.
+impl Keys {
+    /// Hash: one emailed link, under the SHA-256 of its token (the token itself is never
+    /// stored): user id, login, tenant. Expires with the link (`self_service.link_ttl_secs`);
+    /// deleted when used or replaced.
+    pub fn self_service_token(&self, digest: &str) -> String {
+        format!("{}:ss:t:{digest}", self.prefix)
+    }
+
+    /// String: the digest of a user's current link, so a new request deletes the older link.
+    pub fn self_service_user(&self, user_id: &str) -> String {
+        format!("{}:ss:u:{{{user_id}}}", self.prefix)
+    }
+
+    /// Counter of requests for one login in the current limit window, under the hex SHA-256 of
+    /// the lower-cased login (what a visitor typed may be anything, of any length).
+    pub fn self_service_login_count(&self, login_digest: &str) -> String {
+        format!("{}:ss:rl:login:{login_digest}", self.prefix)
+    }
+
+    /// Counter of requests from one client IP in the current limit window.
+    pub fn self_service_ip_count(&self, ip: &str) -> String {
+        format!("{}:ss:rl:ip:{ip}", self.prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 mod cli;
 mod consumer;
 mod event_hook;
+mod helpdesk;
 mod helpers;
 mod inline_hooks;
 mod jobs;

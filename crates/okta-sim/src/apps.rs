@@ -12,6 +12,8 @@ pub(crate) fn assign_app(sim: &Sim, mut st: Guard<'_>, aid: &str, body: &Value) 
         .entry(aid.to_string())
         .or_default()
         .insert(u.id.clone());
+    // A direct assignment over an inherited one makes it `USER`-scoped (it outlives the group's).
+    st.app_user_groups.remove(&(aid.to_string(), u.id.clone()));
     drop(st);
     emit(
         sim,
@@ -30,6 +32,9 @@ pub(crate) fn unassign_app(sim: &Sim, mut st: Guard<'_>, aid: &str, uid: &str) -
     let Some(u) = find(&st, uid).cloned() else {
         return not_found(uid);
     };
+    if factors::inherited(&st, aid, &u.id) {
+        return factors::inherited_refusal();
+    }
     st.apps.entry(aid.to_string()).or_default().remove(&u.id);
     drop(st);
     emit(

@@ -54,14 +54,18 @@ pub(crate) fn list_groups(st: Guard<'_>, query: &HashMap<String, String>) -> Res
         })
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
-    let list: Vec<Value> = groups.iter().take(limit).map(|g| g.to_json()).collect();
+    let list: Vec<Value> = groups
+        .iter()
+        .take(limit)
+        .map(|g| factors::group_json(&st, g))
+        .collect();
     json_response(StatusCode::OK, &Value::Array(list))
 }
 
 /// `GET /api/v1/groups/{gid}`
 pub(crate) fn get_group(st: Guard<'_>, gid: &str) -> Response {
     match st.groups.get(gid) {
-        Some(g) => json_response(StatusCode::OK, &g.to_json()),
+        Some(g) => json_response(StatusCode::OK, &factors::group_json(&st, g)),
         None => group_not_found(gid),
     }
 }
@@ -118,6 +122,9 @@ pub(crate) fn group_membership(
     let Some(u) = find(&st, uid).cloned() else {
         return not_found(uid);
     };
+    if st.app_groups.contains(gid) {
+        return factors::app_group_refusal();
+    }
     let group = st.groups.get_mut(gid).expect("checked above");
     let event = if method == "PUT" {
         group.members.insert(u.id.clone());
@@ -128,7 +135,21 @@ pub(crate) fn group_membership(
     };
     group.last_membership_updated = now();
     let target = group.target();
+    // Leaving the group takes away the apps the user had only through it.
+    let lost_apps = if method == "PUT" {
+        Vec::new()
+    } else {
+        factors::drop_inherited_apps(&mut st, gid, &u.id)
+    };
     drop(st);
-    emit(sim, event, &u, Some(target));
+    emit(sim, event, &u, Some(target.clone()));
+    for app in lost_apps {
+        emit_targets(
+            sim,
+            "application.user_membership.remove",
+            &u,
+            vec![factors::app_target(&app), target.clone()],
+        );
+    }
     Response::builder().status(StatusCode::NO_CONTENT).finish()
 }

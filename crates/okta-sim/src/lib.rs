@@ -11,6 +11,8 @@
 //!   `/api/v1/groups/{id}/users`), `E0000007` for an unknown group, and membership events whose
 //!   `UserGroup` target carries the group's name as `displayName` and `alternateId`, as Okta's
 //!   `group.user_membership.add` does (tenant rules match on it);
+//! - MFA factors per user (list, delete one, reset all), `APP_GROUP` groups whose membership
+//!   the API may not change, and app assignments with `scope` `USER` or `GROUP` (`factors.rs`);
 //! - `SSWS` token auth (`E0000011`);
 //! - per-bucket per-window limits with `X-Rate-Limit-Limit/Remaining/Reset` on every answer and
 //!   429 `E0000047` beyond; an optional concurrency limit (429 with `X-Rate-Limit-Limit: 0`);
@@ -18,7 +20,8 @@
 //! - System Log events for every change, posted to an event hook URL (in order), so the loop
 //!   action → Okta → event hook → projection runs locally;
 //! - `GET /sim/stats` (what it saw: requests and the busiest window per bucket, 429s) and
-//!   `POST /sim/users/{id}/lock` (a lockout, as after failed sign-ins) for tests.
+//!   `POST /sim/users/{id}/lock` (a lockout, as after failed sign-ins) for tests, and
+//!   `POST /sim/users/{id}/factors/{factorType}` (the user enrolls a factor, provider `OKTA`).
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +41,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 mod apps;
+mod factors;
 mod groups;
 pub mod oidc;
 mod users;
@@ -60,6 +64,8 @@ pub struct SimConfig {
     pub groups_limit: u32,
     /// Everything else under `/api/v1`.
     pub other_limit: u32,
+    /// `/api/v1/apps…` (Okta's apps bucket is small on many orgs).
+    pub apps_limit: u32,
     /// Length of a rate-limit window (Okta: a minute).
     pub window: Duration,
     /// Added to every answer.
@@ -85,6 +91,7 @@ impl Default for SimConfig {
             users_by_id_limit: 600,
             groups_limit: 500,
             other_limit: 1200,
+            apps_limit: 100,
             window: Duration::from_secs(60),
             latency: Duration::ZERO,
             fault_rate: 0.0,
@@ -181,6 +188,12 @@ struct SimState {
     /// OIDC authorization codes not yet exchanged, and ID tokens issued.
     oidc_codes: HashMap<String, oidc::PendingCode>,
     id_tokens_issued: u64,
+    /// Helpdesk (`factors.rs`): user id → enrolled factors.
+    factors: HashMap<String, Vec<factors::SimFactor>>,
+    /// Ids of `APP_GROUP` groups (members mastered by a directory).
+    app_groups: HashSet<String>,
+    /// (app, user) → the group a `GROUP`-scoped assignment came from.
+    app_user_groups: HashMap<(String, String), String>,
 }
 
 struct Sim {
@@ -404,6 +417,7 @@ fn bucket(method: &Method, segments: &[&str]) -> &'static str {
         ("GET", ["api", "v1", "users", _]) => "users-get",
         (_, ["api", "v1", "users", ..]) => "users-by-id",
         (_, ["api", "v1", "groups", ..]) => "groups",
+        (_, ["api", "v1", "apps", ..]) => "apps",
         _ => "other",
     }
 }
@@ -414,6 +428,7 @@ fn limit_of(config: &SimConfig, bucket: &str) -> u32 {
         "users-get" => config.users_get_limit,
         "users-by-id" => config.users_by_id_limit,
         "groups" => config.groups_limit,
+        "apps" => config.apps_limit,
         _ => config.other_limit,
     }
 }
@@ -647,6 +662,9 @@ fn sim_control(sim: &Sim, method: &Method, segments: &[&str]) -> Response {
             emit(sim, "user.account.lock", &u, None);
             json_response(StatusCode::OK, &u.to_json())
         }
+        ("POST", ["sim", "users", id, "factors", factor_type]) => {
+            factors::enroll_by_control(sim, id, factor_type)
+        }
         _ => okta_error(
             StatusCode::NOT_FOUND,
             "E0000022",
@@ -704,6 +722,11 @@ fn route_api(
         ("DELETE", ["api", "v1", "apps", aid, "users", uid]) => {
             apps::unassign_app(sim, st, aid, uid)
         }
+        ("GET", ["api", "v1", "users", uid, "factors"]) => factors::list_factors(st, uid),
+        ("DELETE", ["api", "v1", "users", uid, "factors", fid]) => {
+            factors::delete_factor(sim, st, uid, fid)
+        }
+        ("GET", ["api", "v1", "apps", aid, "users", uid]) => factors::get_app_user(st, aid, uid),
         _ => okta_error(
             StatusCode::NOT_FOUND,
             "E0000022",
@@ -720,13 +743,18 @@ fn flag(query: &HashMap<String, String>, key: &str, default: bool) -> bool {
 
 /// Queues a System Log event about `user` for the event hook.
 fn emit(sim: &Sim, event_type: &str, user: &SimUser, extra_target: Option<Value>) {
+    emit_targets(sim, event_type, user, extra_target.into_iter().collect());
+}
+
+/// Queues a System Log event about `user` with more targets after the `User` one.
+fn emit_targets(sim: &Sim, event_type: &str, user: &SimUser, extra_targets: Vec<Value>) {
     let Some(tx) = &sim.events else { return };
     let mut targets = vec![json!({
         "id": user.id, "type": "User", "alternateId": user.login(),
         "displayName": format!("{} {}", user.profile["firstName"].as_str().unwrap_or(""), user.profile["lastName"].as_str().unwrap_or("")).trim().to_string(),
         "detailEntry": null
     })];
-    targets.extend(extra_target);
+    targets.extend(extra_targets);
     let event = json!({
         "uuid": format!("{:032x}", rand::rng().random::<u128>()),
         "published": now(),

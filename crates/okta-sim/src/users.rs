@@ -176,6 +176,9 @@ pub(crate) fn lifecycle(
     user.status = next;
     user.last_updated = now();
     let u = user.clone();
+    if op == "reset_factors" {
+        st.factors.remove(&uid);
+    }
     if answer.get("emailSent").is_some() {
         st.activation_emails += 1;
     }
