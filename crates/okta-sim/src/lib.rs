@@ -40,6 +40,9 @@ use tokio::sync::mpsc;
 mod apps;
 mod groups;
 mod users;
+// Tenant provisioning: OIDC apps (with client secrets and group assignments) and group rules.
+mod oidc;
+mod rules;
 
 /// The simulator's state, locked for one request.
 type Guard<'a> = std::sync::MutexGuard<'a, SimState>;
@@ -59,6 +62,8 @@ pub struct SimConfig {
     pub groups_limit: u32,
     /// Everything else under `/api/v1`.
     pub other_limit: u32,
+    /// `/api/v1/apps…` (Okta: 100/min on many orgs).
+    pub apps_limit: u32,
     /// Length of a rate-limit window (Okta: a minute).
     pub window: Duration,
     /// Added to every answer.
@@ -82,6 +87,7 @@ impl Default for SimConfig {
             users_by_id_limit: 600,
             groups_limit: 500,
             other_limit: 1200,
+            apps_limit: 100,
             window: Duration::from_secs(60),
             latency: Duration::ZERO,
             fault_rate: 0.0,
@@ -174,6 +180,10 @@ struct SimState {
     /// Access tokens issued to the OAuth service app, and those still valid.
     tokens_issued: u64,
     access_tokens: HashSet<String>,
+    /// OIDC apps and group rules (`oidc`, `rules`).
+    tenancy: oidc::TenancyState,
+    /// Accepted non-GET `/api/v1` requests per bucket (tests count Okta writes).
+    writes: HashMap<&'static str, u64>,
 }
 
 struct Sim {
@@ -300,6 +310,10 @@ fn stats_json(st: &SimState) -> Value {
         "activation_emails": st.activation_emails,
         "tokens_issued": st.tokens_issued,
         "users": st.users.len(),
+        "writes": st.writes,
+        "apps": st.tenancy.apps.len(),
+        "groups": st.groups.len(),
+        "rules": st.tenancy.rules.len(),
     })
 }
 
@@ -397,6 +411,7 @@ fn bucket(method: &Method, segments: &[&str]) -> &'static str {
         ("GET", ["api", "v1", "users", _]) => "users-get",
         (_, ["api", "v1", "users", ..]) => "users-by-id",
         (_, ["api", "v1", "groups", ..]) => "groups",
+        (_, ["api", "v1", "apps", ..]) => "apps",
         _ => "other",
     }
 }
@@ -407,6 +422,7 @@ fn limit_of(config: &SimConfig, bucket: &str) -> u32 {
         "users-get" => config.users_get_limit,
         "users-by-id" => config.users_by_id_limit,
         "groups" => config.groups_limit,
+        "apps" => config.apps_limit,
         _ => config.other_limit,
     }
 }
@@ -465,8 +481,12 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
         if !rejected {
             w.count += 1;
         }
+
         let count = w.count;
         let remaining = limit - count;
+        if !rejected && req.method() != Method::GET {
+            *st.writes.entry(bucket).or_default() += 1;
+        }
         if rejected {
             st.rejected_429 += 1;
         } else {
@@ -615,6 +635,13 @@ fn sim_control(sim: &Sim, method: &Method, segments: &[&str]) -> Response {
             emit(sim, "user.account.lock", &u, None);
             json_response(StatusCode::OK, &u.to_json())
         }
+        ("DELETE", ["sim", "apps", id]) => {
+            let removed = sim.state.lock().unwrap().tenancy.apps.remove(*id);
+            match removed {
+                Some(_) => Response::builder().status(StatusCode::NO_CONTENT).finish(),
+                None => okta_error(StatusCode::NOT_FOUND, "E0000007", "Not found", &[]),
+            }
+        }
         _ => okta_error(
             StatusCode::NOT_FOUND,
             "E0000022",
@@ -649,6 +676,11 @@ fn route_api(
     query: &HashMap<String, String>,
     body: &Value,
 ) -> Response {
+    if let Some(resp) = rules::route(sim, method, segments, query, body)
+        .or_else(|| oidc::route(sim, method, segments, query, body))
+    {
+        return resp;
+    }
     let st = sim.state.lock().unwrap();
     match (method.as_str(), segments) {
         ("POST", ["api", "v1", "users"]) => users::create_user(sim, st, query, body),
