@@ -124,14 +124,14 @@ const GRANT_TYPES: &[&str] = &[
 ];
 
 /// Checks an app body; returns (label, settings.oauthClient, credentials.oauthClient, profile).
-fn parse_app(body: &Value) -> Result<(String, Value, Value, Value), Response> {
+fn parse_app(body: &Value) -> Result<(String, Value, Value, Value), Box<Response>> {
     let invalid = |cause: String| {
-        okta_error(
+        Box::new(okta_error(
             StatusCode::BAD_REQUEST,
             "E0000001",
             "Api validation failed: com.okta.app.OpenIdConnect",
             &[&cause],
-        )
+        ))
     };
     if body["signOnMode"].as_str() != Some("OPENID_CONNECT") {
         return Err(invalid(
@@ -277,7 +277,7 @@ pub(crate) fn route(
 fn create_app(st: &mut SimState, query: &HashMap<String, String>, body: &Value) -> Response {
     let (label, oauth_settings, oauth_credentials, profile) = match parse_app(body) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let public = oauth_credentials["token_endpoint_auth_method"] == "none";
     let secret = (!public).then(SimSecret::new);
@@ -334,7 +334,7 @@ fn update_app(st: &mut SimState, id: &str, body: &Value) -> Response {
     };
     let (label, oauth_settings, oauth_credentials, profile) = match parsed {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     app.label = label;
     app.oauth_settings = oauth_settings;

@@ -101,18 +101,18 @@ pub(crate) fn route(
     })
 }
 
+/// What a rule body says: name, expression, its parsed (attribute, value), group ids.
+type RuleBody = (String, String, (String, String), Vec<String>);
+
 /// Reads name, expression and groups from a rule body, or the Okta error.
-fn parse_body(
-    st: &SimState,
-    body: &Value,
-) -> Result<(String, String, (String, String), Vec<String>), Response> {
+fn parse_body(st: &SimState, body: &Value) -> Result<RuleBody, Box<Response>> {
     let invalid = |cause: &str| {
-        okta_error(
+        Box::new(okta_error(
             StatusCode::BAD_REQUEST,
             "E0000001",
             "Api validation failed: groupRule",
             &[cause],
-        )
+        ))
     };
     let name = body["name"].as_str().unwrap_or("").trim().to_owned();
     if name.is_empty() || name.len() > 50 {
@@ -153,7 +153,7 @@ fn create_rule(sim: &Sim, body: &Value) -> Response {
     let mut st = sim.state.lock().unwrap();
     let (name, expression, matcher, group_ids) = match parse_body(&st, body) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if st.tenancy.rules.values().any(|r| r.name == name) {
         return okta_error(
@@ -215,7 +215,7 @@ fn update_rule(sim: &Sim, id: &str, body: &Value) -> Response {
     }
     let (name, expression, matcher, group_ids) = match parsed {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     rule.name = name;
     rule.expression = expression;
