@@ -24,6 +24,7 @@ pub mod reports;
 pub mod slow_client;
 pub mod state;
 pub mod tags;
+pub mod tenants;
 pub mod users;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub type Apis = (
     keys::KeysApi,
     reports::ReportsApi,
     ops::OpsApi,
+    tenants::TenantsApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -73,7 +75,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             reports::ReportsApi {
                 state: state.clone(),
             },
-            ops::OpsApi { state },
+            ops::OpsApi {
+                state: state.clone(),
+            },
+            tenants::TenantsApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),

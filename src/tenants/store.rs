@@ -25,6 +25,15 @@ pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A new apply id: sortable by time, unique.
+pub fn new_apply_id() -> String {
+    format!(
+        "{}-{:08x}",
+        Utc::now().format("%Y%m%dT%H%M%S"),
+        rand::random::<u32>()
+    )
+}
+
 /// `apply` (create/update) or `delete` (tear down).
 pub const MODE_APPLY: &str = "apply";
 pub const MODE_DELETE: &str = "delete";
@@ -74,30 +83,26 @@ impl TenantStore {
         &self.keys
     }
 
-    /// Queues an apply of `doc` (or a teardown); `None` when one is already in flight.
+    /// Queues apply `id` of `doc` (or a teardown); `false` when one is already in flight.
     pub async fn queue(
         &self,
         conn: &mut ConnectionManager,
         tenant: &str,
+        id: &str,
         mode: &str,
         doc: &TenantDoc,
         by: &str,
-    ) -> RedisResult<Option<String>> {
-        let id = format!(
-            "{}-{:08x}",
-            Utc::now().format("%Y%m%dT%H%M%S"),
-            rand::random::<u32>()
-        );
-        let taken: bool = conn.hset_nx(self.keys.tenant(tenant), "busy", &id).await?;
+    ) -> RedisResult<bool> {
+        let taken: bool = conn.hset_nx(self.keys.tenant(tenant), "busy", id).await?;
         if !taken {
-            return Ok(None);
+            return Ok(false);
         }
         let doc_json = serde_json::to_string(doc).unwrap_or_default();
         let created = now();
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset_multiple(
-                self.keys.tenant_apply(tenant, &id),
+                self.keys.tenant_apply(tenant, id),
                 &[
                     ("tenant", tenant),
                     ("mode", mode),
@@ -108,7 +113,7 @@ impl TenantStore {
                 ],
             )
             .ignore();
-        let mut tenant_fields = vec![("apply", id.as_str()), ("updated", created.as_str())];
+        let mut tenant_fields = vec![("apply", id), ("updated", created.as_str())];
         if mode == MODE_APPLY {
             tenant_fields.push(("doc", doc_json.as_str()));
             tenant_fields.push(("state", "applying"));
@@ -122,10 +127,10 @@ impl TenantStore {
             .cmd("XADD")
             .arg(self.keys.tenant_queue())
             .arg("*")
-            .arg(&[("tenant", tenant), ("apply", id.as_str())])
+            .arg(&[("tenant", tenant), ("apply", id)])
             .ignore();
         pipe.query_async::<()>(conn).await?;
-        Ok(Some(id))
+        Ok(true)
     }
 
     pub async fn apply(
