@@ -32,6 +32,9 @@ pub enum Role {
     Support,
     ClientAdmin,
     Operator,
+    /// A product installation: reads its own sign-in config (tenant provisioning) and nothing
+    /// else. Bound to one tenant and one installation.
+    Installation,
 }
 
 impl Role {
@@ -40,13 +43,19 @@ impl Role {
             Role::Support => "support",
             Role::ClientAdmin => "client-admin",
             Role::Operator => "operator",
+            Role::Installation => "installation",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Role::Support, Role::ClientAdmin, Role::Operator]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Role::Support,
+            Role::ClientAdmin,
+            Role::Operator,
+            Role::Installation,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 
@@ -71,7 +80,7 @@ impl Principal {
         match self.role {
             Role::Support => true,
             Role::ClientAdmin => self.tenant.is_some() && self.tenant.as_deref() == tenant,
-            Role::Operator => false,
+            Role::Operator | Role::Installation => false,
         }
     }
 }
@@ -114,6 +123,8 @@ pub struct ApiKeyInfo {
     pub tenant: Option<String>,
     pub created: String,
     pub revoked: bool,
+    /// The installation an `installation` key is bound to.
+    pub installation: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -126,6 +137,10 @@ pub enum KeyError {
     /// cause chain would print the same words twice.
     #[error("tenant: {0}")]
     InvalidTenant(InvalidTenantId),
+    #[error("an installation key needs --tenant and --installation")]
+    InstallationRequired,
+    #[error("installation: lowercase letters, digits and `-`, at most 30 characters")]
+    InvalidInstallation,
 }
 
 impl From<InvalidTenantId> for KeyError {
@@ -155,7 +170,41 @@ impl KeyStore {
         role: Role,
         tenant: Option<&str>,
     ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
+        self.create_bound(conn, role, tenant, None).await
+    }
+
+    /// An `installation` key for one tenant's installation (the installation need not exist
+    /// yet: the key reads nothing until it does).
+    pub async fn create_installation(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+        installation: &str,
+    ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
+        let valid = !installation.is_empty()
+            && installation.len() <= 30
+            && !installation.starts_with('-')
+            && installation
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(KeyError::InvalidInstallation);
+        }
+        TenantId::parse(tenant)?;
+        self.create_bound(conn, Role::Installation, Some(tenant), Some(installation))
+            .await
+    }
+
+    async fn create_bound(
+        &self,
+        conn: &mut ConnectionManager,
+        role: Role,
+        tenant: Option<&str>,
+        installation: Option<&str>,
+    ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
         let tenant = match (role, tenant) {
+            (Role::Installation, Some(t)) if installation.is_some() => Some(TenantId::parse(t)?),
+            (Role::Installation, _) => return Err(KeyError::InstallationRequired),
             (Role::ClientAdmin, None) => return Err(KeyError::TenantRequired),
             (Role::ClientAdmin, Some(t)) => Some(TenantId::parse(t)?),
             (Role::Support | Role::Operator, Some(_)) => return Err(KeyError::TenantNotAllowed),
@@ -173,6 +222,7 @@ impl KeyStore {
             tenant: tenant.map(str::to_owned),
             created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             revoked: false,
+            installation: installation.map(str::to_owned),
         };
         let stored: RedisResult<()> = redis::pipe()
             .atomic()
@@ -184,6 +234,7 @@ impl KeyStore {
                     ("tenant", tenant.unwrap_or("").to_owned()),
                     ("created", info.created.clone()),
                     ("revoked", "0".to_owned()),
+                    ("installation", installation.unwrap_or("").to_owned()),
                 ],
             )
             .sadd(self.keys.api_keys(), &id)
@@ -230,16 +281,18 @@ impl KeyStore {
         }
         let tenant = match role {
             // Fail closed: without a valid tenant this key has no scope, so it is no key.
-            Role::ClientAdmin => match tenant.as_deref().map(TenantId::parse) {
-                Some(Ok(t)) => Some(t.into_string()),
-                _ => {
-                    tracing::warn!(
+            Role::ClientAdmin | Role::Installation => {
+                match tenant.as_deref().map(TenantId::parse) {
+                    Some(Ok(t)) => Some(t.into_string()),
+                    _ => {
+                        tracing::warn!(
                         key = id,
                         "client-admin key without a valid tenant refused; revoke it and create a new one"
                     );
-                    return Ok(None);
+                        return Ok(None);
+                    }
                 }
-            },
+            }
             Role::Support | Role::Operator => None,
         };
         Ok(Some(Principal {
@@ -271,9 +324,20 @@ impl KeyStore {
                     tenant: row.get("tenant").filter(|t| !t.is_empty()).cloned(),
                     created: row.get("created").cloned().unwrap_or_default(),
                     revoked: row.get("revoked").map(String::as_str) == Some("1"),
+                    installation: row.get("installation").filter(|i| !i.is_empty()).cloned(),
                 })
             })
             .collect())
+    }
+
+    /// The installation an `installation` key is bound to (`None` for other keys).
+    pub async fn installation_of(
+        &self,
+        conn: &mut ConnectionManager,
+        key_id: &str,
+    ) -> RedisResult<Option<String>> {
+        let i: Option<String> = conn.hget(self.keys.api_key(key_id), "installation").await?;
+        Ok(i.filter(|i| !i.is_empty()))
     }
 
     /// Revokes a key; `false` when there is no such key.
@@ -385,7 +449,12 @@ mod tests {
 
     #[test]
     fn roles_round_trip() {
-        for r in [Role::Support, Role::ClientAdmin, Role::Operator] {
+        for r in [
+            Role::Support,
+            Role::ClientAdmin,
+            Role::Operator,
+            Role::Installation,
+        ] {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Role::parse("admin"), None);

@@ -63,3 +63,5 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+// Tenant provisioning (issue 18): tenants as declared resources, installation configs.
+pub mod tenants;

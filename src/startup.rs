@@ -130,6 +130,19 @@ impl Application {
             }
             _ => None,
         };
+        let tenants = match (&self.state.okta, self.state.settings.provisioning.workers) {
+            (Some(okta), true) => {
+                let worker = crate::tenants::worker::TenantWorker::new(
+                    self.state.keys.clone(),
+                    okta.clone(),
+                    &self.state.settings,
+                );
+                Some(tokio::spawn(
+                    worker.run(self.state.settings.redis.clone(), cancel.clone()),
+                ))
+            }
+            _ => None,
+        };
         let projection = self.state.settings.projection.enabled.then(|| {
             let consumer = ProjectionConsumer::new(
                 self.state.keys.clone(),
@@ -152,7 +165,7 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
-        for task in [projection, jobs].into_iter().flatten() {
+        for task in [projection, jobs, tenants].into_iter().flatten() {
             let _ = task.await;
         }
         let _ = cleanup.await;

@@ -15,9 +15,12 @@ pub enum KeysCommand {
         /// support | client-admin | operator
         #[arg(long)]
         role: String,
-        /// The tenant of a client-admin key.
+        /// The tenant of a client-admin or installation key.
         #[arg(long)]
         tenant: Option<String>,
+        /// The installation of an installation key (tenant provisioning).
+        #[arg(long)]
+        installation: Option<String>,
     },
     /// List keys (ids, roles, tenants; never secrets).
     List,
@@ -30,11 +33,25 @@ pub async fn run(config: Option<PathBuf>, command: KeysCommand) -> anyhow::Resul
     let mut conn = tool_connection(&settings).await?;
     let store = KeyStore::new(Keys::new(settings.redis.prefix.clone()));
     match command {
-        KeysCommand::Create { role, tenant } => {
+        KeysCommand::Create {
+            role,
+            tenant,
+            installation,
+        } => {
             let role = Role::parse(&role).ok_or_else(|| {
-                anyhow::anyhow!("--role must be support, client-admin or operator, not `{role}`")
+                anyhow::anyhow!(
+                    "--role must be support, client-admin, operator or installation, not `{role}`"
+                )
             })?;
-            let (token, info) = store.create(&mut conn, role, tenant.as_deref()).await??;
+            let (token, info) = match (role, tenant.as_deref(), installation.as_deref()) {
+                (Role::Installation, Some(t), Some(i)) => {
+                    store.create_installation(&mut conn, t, i).await??
+                }
+                (_, _, Some(_)) if role != Role::Installation => {
+                    anyhow::bail!("only installation keys take --installation")
+                }
+                (role, tenant, _) => store.create(&mut conn, role, tenant).await??,
+            };
             eprintln!(
                 "created {} key {}{} — store the token now, it is not shown again:",
                 info.role,

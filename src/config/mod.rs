@@ -67,6 +67,45 @@ pub struct Settings {
     /// End users resetting their own MFA (`src/selfservice/`).
     #[serde(default)]
     pub self_service: SelfServiceSettings,
+    /// Tenant provisioning (`/api/v1/tenants`); every key has a default.
+    #[serde(default)]
+    pub provisioning: ProvisioningSettings,
+}
+
+/// `[provisioning]`: tenants as declared resources (groups, rule, one OIDC app per installation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningSettings {
+    /// Okta profile attribute the tenant's group rule matches (`user.<attribute>=="<tenant>"`).
+    pub profile_attribute: String,
+    /// Product kinds an installation may have.
+    pub kinds: Vec<String>,
+    /// The authorization server products sign in with (`default`, or a custom server id).
+    pub authorization_server: String,
+    /// Issuer products are told; empty = `<okta.org_url>/oauth2/<authorization_server>`.
+    pub issuer: String,
+    /// Scopes products request.
+    pub scopes: Vec<String>,
+    /// Longest the `config` stream grows (MAXLEN ~).
+    pub config_stream_maxlen: usize,
+    /// Run the tenant apply worker in this process (needs Okta configured).
+    pub workers: bool,
+}
+
+impl Default for ProvisioningSettings {
+    fn default() -> Self {
+        Self {
+            profile_attribute: "tenant".into(),
+            kinds: vec!["efs".into(), "portals".into(), "dv".into()],
+            authorization_server: "default".into(),
+            issuer: String::new(),
+            scopes: ["openid", "profile", "email", "groups"]
+                .map(String::from)
+                .to_vec(),
+            config_stream_maxlen: 100_000,
+            workers: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -27,6 +27,8 @@ pub struct CreateKey {
     /// Required for `client-admin`, refused otherwise. A tenant id: lowercase letters, digits
     /// and `-`, starting with a letter or digit, at most 63 characters.
     pub tenant: Option<TenantField>,
+    /// Required for `installation` (with `tenant`), refused otherwise.
+    pub installation: Option<String>,
 }
 
 /// A tenant id in a request body: a JSON string only (poem-openapi's `String` would also take
@@ -117,15 +119,23 @@ impl KeysApi {
     async fn create_key(&self, auth: ApiKey, body: Json<CreateKey>) -> Result<Created, HttpError> {
         self.state.require(&auth, KEY_ADMINS).await?;
         let mut conn = self.state.redis.clone();
-        let (token, key) = self
-            .state
-            .key_store
-            .create(
-                &mut conn,
-                body.role,
-                body.tenant.as_ref().map(|t| t.0.as_str()),
-            )
-            .await
+        let tenant = body.tenant.as_ref().map(|t| t.0.as_str());
+        let created = match (body.role, tenant, body.installation.as_deref()) {
+            (Role::Installation, Some(t), Some(i)) => {
+                self.state
+                    .key_store
+                    .create_installation(&mut conn, t, i)
+                    .await
+            }
+            (Role::Installation, _, _) => Err(crate::access::KeyError::InstallationRequired),
+            (_, _, Some(_)) => {
+                return Err(HttpError::bad_request(
+                    "only installation keys have an installation",
+                ))
+            }
+            (role, tenant, None) => self.state.key_store.create(&mut conn, role, tenant).await,
+        };
+        let (token, key) = created
             .map_err(|e| HttpError::bad_request(e.to_string()))?
             .map_err(|e| HttpError::redis("create-key", e))?;
         Ok(Created::Created(Json(CreatedKey { token, key })))

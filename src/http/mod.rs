@@ -25,6 +25,7 @@ pub mod reports;
 pub mod slow_client;
 pub mod state;
 pub mod tags;
+pub mod tenants;
 pub mod users;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub type Apis = (
     ops::OpsApi,
     crate::console::links::ConsoleLinksApi,
     helpdesk::HelpdeskApi,
+    tenants::TenantsApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -79,8 +81,11 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             ops::OpsApi {
                 state: state.clone(),
             },
-            crate::console::links::ConsoleLinksApi { state },
-            helpdesk::HelpdeskApi::new(state),
+            crate::console::links::ConsoleLinksApi {
+                state: state.clone(),
+            },
+            helpdesk::HelpdeskApi::new(state.clone()),
+            tenants::TenantsApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),

@@ -16,4 +16,6 @@ pub enum ApiTags {
     Reports,
     /// Health, readiness and metrics.
     Operations,
+    /// Tenants as declared resources, installation configs, product resource access.
+    Tenants,
 }

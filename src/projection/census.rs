@@ -32,9 +32,9 @@ impl TenantScope {
     /// Support and operators see every tenant; a client admin only its own.
     pub fn of(who: &Principal) -> Self {
         match (who.role, &who.tenant) {
-            (Role::ClientAdmin, Some(t)) => TenantScope::Only(t.clone()),
-            // A client admin without a tenant never authenticates (see `access`); fail closed.
-            (Role::ClientAdmin, None) => TenantScope::Only(String::new()),
+            (Role::ClientAdmin | Role::Installation, Some(t)) => TenantScope::Only(t.clone()),
+            // A tenant-bound key without a tenant never authenticates (see `access`); fail closed.
+            (Role::ClientAdmin | Role::Installation, None) => TenantScope::Only(String::new()),
             (Role::Support | Role::Operator, _) => TenantScope::All,
         }
     }

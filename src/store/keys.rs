@@ -284,6 +284,47 @@ impl Keys {
     }
 }
 
+/// Tenant provisioning (`crate::tenants`). A tenant's keys share its name as hash tag.
+impl Keys {
+    /// Hash: a tenant's desired document, state, last apply id, and the current config of each
+    /// installation (`config:<installation>`).
+    pub fn tenant(&self, tenant: &str) -> String {
+        format!("{}:tenant:{{{tenant}}}", self.prefix)
+    }
+
+    /// Hash: resource (`group:users`, `group:admins`, `rule`, `app:<installation>`) → the Okta
+    /// id it has, recorded by the apply step that found or created it.
+    pub fn tenant_ids(&self, tenant: &str) -> String {
+        format!("{}:tenant:{{{tenant}}}:ids", self.prefix)
+    }
+
+    /// Hash: one apply (`meta` JSON, and one field per finished step with its JSON result).
+    pub fn tenant_apply(&self, tenant: &str, apply: &str) -> String {
+        format!("{}:tenant:{{{tenant}}}:apply:{apply}", self.prefix)
+    }
+
+    /// Sorted set of tenant ids (score 0), for listing.
+    pub fn tenants(&self) -> String {
+        format!("{}:tenants", self.prefix)
+    }
+
+    /// Stream: applies waiting for a worker (consumer group `tenant-workers`).
+    pub fn tenant_queue(&self) -> String {
+        format!("{}:tenants:queue", self.prefix)
+    }
+
+    /// Stream: one entry per change of an installation's configuration, for products.
+    pub fn config_stream(&self) -> String {
+        format!("{}:config", self.prefix)
+    }
+
+    /// Pub/sub channel on which an apply hands a new app's client secret to the request that
+    /// waits for it (never stored).
+    pub fn tenant_secret_channel(&self, apply: &str) -> String {
+        format!("{}:tenants:secrets:{apply}", self.prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

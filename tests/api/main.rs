@@ -12,6 +12,7 @@ mod okta;
 mod ops;
 mod projection;
 mod reports;
+mod tenants;
 mod users;
 // The web console over HTTP (browser tests: tests/browser/).
 mod console;

@@ -45,6 +45,9 @@ mod factors;
 mod groups;
 pub mod oidc;
 mod users;
+// Tenant provisioning: OIDC apps (with client secrets and group assignments) and group rules.
+mod oidc_apps;
+mod rules;
 
 /// The simulator's state, locked for one request.
 type Guard<'a> = std::sync::MutexGuard<'a, SimState>;
@@ -194,6 +197,10 @@ struct SimState {
     app_groups: HashSet<String>,
     /// (app, user) → the group a `GROUP`-scoped assignment came from.
     app_user_groups: HashMap<(String, String), String>,
+    /// OIDC apps and group rules (`oidc`, `rules`).
+    tenancy: oidc_apps::TenancyState,
+    /// Accepted non-GET `/api/v1` requests per bucket (tests count Okta writes).
+    writes: HashMap<&'static str, u64>,
 }
 
 struct Sim {
@@ -320,6 +327,10 @@ fn stats_json(st: &SimState) -> Value {
         "activation_emails": st.activation_emails,
         "tokens_issued": st.tokens_issued,
         "users": st.users.len(),
+        "writes": st.writes,
+        "apps": st.tenancy.apps.len(),
+        "groups": st.groups.len(),
+        "rules": st.tenancy.rules.len(),
     })
 }
 
@@ -512,8 +523,12 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
         if !rejected {
             w.count += 1;
         }
+
         let count = w.count;
         let remaining = limit - count;
+        if !rejected && req.method() != Method::GET {
+            *st.writes.entry(bucket).or_default() += 1;
+        }
         if rejected {
             st.rejected_429 += 1;
         } else {
@@ -665,6 +680,13 @@ fn sim_control(sim: &Sim, method: &Method, segments: &[&str]) -> Response {
         ("POST", ["sim", "users", id, "factors", factor_type]) => {
             factors::enroll_by_control(sim, id, factor_type)
         }
+        ("DELETE", ["sim", "apps", id]) => {
+            let removed = sim.state.lock().unwrap().tenancy.apps.remove(*id);
+            match removed {
+                Some(_) => Response::builder().status(StatusCode::NO_CONTENT).finish(),
+                None => okta_error(StatusCode::NOT_FOUND, "E0000007", "Not found", &[]),
+            }
+        }
         _ => okta_error(
             StatusCode::NOT_FOUND,
             "E0000022",
@@ -699,6 +721,11 @@ fn route_api(
     query: &HashMap<String, String>,
     body: &Value,
 ) -> Response {
+    if let Some(resp) = rules::route(sim, method, segments, query, body)
+        .or_else(|| oidc_apps::route(sim, method, segments, query, body))
+    {
+        return resp;
+    }
     let st = sim.state.lock().unwrap();
     match (method.as_str(), segments) {
         ("POST", ["api", "v1", "users"]) => users::create_user(sim, st, query, body),

@@ -60,6 +60,8 @@ pub(crate) fn create_user(
     if activate {
         emit(sim, "user.lifecycle.activate", &user, None);
     }
+    // Active group rules match new users, as Okta evaluates them on create.
+    rules::apply_rules_to_user(sim, &mut sim.state.lock().unwrap(), &user.id);
     json_response(StatusCode::OK, &user.to_json())
 }
 
@@ -108,6 +110,8 @@ pub(crate) fn update_user(sim: &Sim, mut st: Guard<'_>, id: &str, body: &Value) 
     }
     drop(st);
     emit(sim, "user.account.update_profile", &u, None);
+    // ... and on profile changes.
+    rules::apply_rules_to_user(sim, &mut sim.state.lock().unwrap(), &u.id);
     json_response(StatusCode::OK, &u.to_json())
 }
 

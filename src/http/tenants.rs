@@ -1,0 +1,684 @@
+//! `/api/v1/tenants`: tenants as declared resources (issue 18), installation configs for
+//! products, and the small resource-access API products use instead of an Okta client.
+//!
+//! Who may do what:
+//! - `support`, `operator`: everything (apply, plan, delete, list, configs, secrets);
+//! - `client-admin`: read its own tenant (state, plan, configs), rotate its installations'
+//!   secrets, manage its users' access; another tenant is answered as missing (404);
+//! - `installation`: read its own installation's config and manage access to its own app;
+//!   anything else is answered as missing.
+//!
+//! Writes to Okta run as a queued apply (see `tenants::worker`); a plan and drift read Okta
+//! with GETs only. Client secrets are shown once (the apply's waiting request, or
+//! `rotate-secret`) and stored nowhere.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use redis::AsyncCommands;
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use super::auth::ApiKey;
+use super::error::HttpError;
+use super::state::AppState;
+use super::tags::ApiTags;
+use crate::access::{AuditEntry, Principal, Role};
+use crate::domain::tenant::TenantId;
+use crate::okta::client::{OktaClient, OktaError};
+use crate::okta::rate::Lane;
+use crate::projection::read::{ListQuery, Reader};
+use crate::tenants::doc::TenantDoc;
+use crate::tenants::engine::{Action, Engine, PlanSink};
+use crate::tenants::store::{TenantStore, MODE_APPLY, MODE_DELETE};
+
+pub struct TenantsApi {
+    pub state: Arc<AppState>,
+}
+
+/// 200 with the answer, or 202 when the work was queued and has not finished yet.
+#[derive(Debug, ApiResponse)]
+pub enum TenantAnswer {
+    #[oai(status = 200)]
+    Ok(Json<Value>),
+    #[oai(status = 202)]
+    Accepted(Json<Value>),
+}
+
+const WRITERS: &[Role] = &[Role::Support, Role::Operator];
+const READERS: &[Role] = &[Role::Support, Role::Operator, Role::ClientAdmin];
+const CONFIG_READERS: &[Role] = &[
+    Role::Support,
+    Role::Operator,
+    Role::ClientAdmin,
+    Role::Installation,
+];
+/// Longest a `PUT …?wait=` waits for its apply.
+const MAX_WAIT_SECS: u64 = 60;
+/// Users counted per tenant in the list at most.
+const MAX_COUNTED_USERS: usize = 100_000;
+
+fn parse_tenant(t: &str) -> Result<TenantId, HttpError> {
+    TenantId::parse(t).map_err(|e| HttpError::bad_request(format!("tenant: {e}")))
+}
+
+fn no_tenant(t: &str) -> HttpError {
+    HttpError::not_found(format!("no tenant `{t}`"))
+}
+
+/// A client admin sees only its tenant; anything else looks missing.
+fn check_scope(who: &Principal, tenant: &str) -> Result<(), HttpError> {
+    match who.role {
+        Role::Support | Role::Operator => Ok(()),
+        Role::ClientAdmin | Role::Installation if who.tenant.as_deref() == Some(tenant) => Ok(()),
+        _ => Err(no_tenant(tenant)),
+    }
+}
+
+fn okta_failed(e: &OktaError) -> HttpError {
+    match e {
+        OktaError::Redis(_) => HttpError::unavailable("storage is unavailable; retry shortly"),
+        other => HttpError::bad_gateway(other.to_string()),
+    }
+}
+
+impl TenantsApi {
+    fn store(&self) -> TenantStore {
+        TenantStore::new(self.state.keys.clone())
+    }
+
+    fn okta(&self) -> Result<&OktaClient, HttpError> {
+        self.state.okta.as_ref().ok_or_else(|| {
+            HttpError::unavailable("Okta is not configured (okta.org_url, okta.api_token)")
+        })
+    }
+
+    fn parse_doc(&self, tenant: &TenantId, body: Value) -> Result<TenantDoc, HttpError> {
+        let doc = TenantDoc::from_json(body).map_err(|e| HttpError::bad_request(e.to_string()))?;
+        doc.check(tenant, &self.state.settings.provisioning.kinds)
+            .map_err(|e| HttpError::bad_request(e.to_string()))?;
+        Ok(doc)
+    }
+
+    /// The stored desired document, or 404.
+    async fn stored_doc(&self, tenant: &str) -> Result<TenantDoc, HttpError> {
+        let mut conn = self.state.redis.clone();
+        let h = self
+            .store()
+            .tenant(&mut conn, tenant)
+            .await
+            .map_err(|e| HttpError::redis("tenant-read", e))?;
+        h.get("doc")
+            .and_then(|d| serde_json::from_str(d).ok())
+            .ok_or_else(|| no_tenant(tenant))
+    }
+
+    /// The plan of `doc` against what Okta has now (GETs only).
+    async fn plan(&self, tenant: &str, doc: &TenantDoc) -> Result<Value, HttpError> {
+        let okta = self.okta()?;
+        let mut conn = self.state.redis.clone();
+        let known = self
+            .store()
+            .ids(&mut conn, tenant)
+            .await
+            .map_err(|e| HttpError::redis("tenant-ids", e))?;
+        let engine = Engine {
+            okta,
+            lane: Lane::Interactive,
+            dry_run: true,
+            profile_attribute: &self.state.settings.provisioning.profile_attribute,
+        };
+        let (steps, _) = engine
+            .converge(tenant, doc, &known, &mut PlanSink)
+            .await
+            .map_err(|e| match e {
+                crate::tenants::engine::EngineError::Okta { source, .. } => okta_failed(&source),
+                other => HttpError::unavailable(other.to_string()),
+            })?;
+        let changes = steps
+            .iter()
+            .filter(|s| s.action != Action::Unchanged)
+            .count();
+        Ok(json!({"tenant": tenant, "changes": changes, "steps": steps}))
+    }
+
+    async fn audit(&self, who: &Principal, action: &str, subject: &str, detail: &str) {
+        self.state
+            .record_audit(AuditEntry {
+                who,
+                action,
+                subject,
+                reason: None,
+                detail,
+            })
+            .await;
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Tenants")]
+impl TenantsApi {
+    /// Declare a tenant: its groups, group rule and one OIDC app per installation.
+    ///
+    /// The body is the tenant document (see docs/tenants.md). It is checked at once (400 with
+    /// every problem, nothing queued), then applied as a job: 202 with the apply (poll
+    /// `GET /api/v1/tenants/{tenant}/applies/{apply}`). `dry_run=true` answers the plan instead
+    /// and changes nothing. `wait=N` (seconds, at most 60) waits for the apply to end and
+    /// returns the client secrets of apps it created (`secrets`): they are shown this once and
+    /// stored nowhere. 409 while another apply of the tenant runs.
+    #[oai(path = "/tenants/:tenant", method = "put", operation_id = "put_tenant")]
+    async fn put_tenant(
+        &self,
+        auth: ApiKey,
+        tenant: Path<String>,
+        body: Json<Value>,
+        dry_run: Query<Option<bool>>,
+        wait: Query<Option<u64>>,
+    ) -> Result<TenantAnswer, HttpError> {
+        let who = self.state.require(&auth, WRITERS).await?;
+        let tenant = parse_tenant(&tenant)?;
+        let doc = self.parse_doc(&tenant, body.0)?;
+        let t = tenant.as_str();
+        if dry_run.0 == Some(true) {
+            return Ok(TenantAnswer::Ok(Json(self.plan(t, &doc).await?)));
+        }
+        self.okta()?;
+        let mut conn = self.state.redis.clone();
+        let wait = wait.0.unwrap_or(0).min(MAX_WAIT_SECS);
+        let apply_id = crate::tenants::store::new_apply_id();
+        // Subscribe before queueing, so no secret is published before anyone listens.
+        let mut pubsub = if wait > 0 {
+            let client = redis::Client::open(self.state.settings.redis.url.expose_secret())
+                .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
+            let mut ps = client
+                .get_async_pubsub()
+                .await
+                .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
+            ps.subscribe(self.state.keys.tenant_secret_channel(&apply_id))
+                .await
+                .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
+            Some(ps)
+        } else {
+            None
+        };
+        let queued = self
+            .store()
+            .queue(&mut conn, t, &apply_id, MODE_APPLY, &doc, &who.key_id)
+            .await
+            .map_err(|e| HttpError::redis("tenant-queue", e))?;
+        if !queued {
+            return Err(HttpError::conflict(format!(
+                "an apply of tenant `{t}` is in progress; retry when it has finished"
+            )));
+        }
+        self.audit(&who, "tenant:apply", t, &apply_id).await;
+        let mut secrets = BTreeMap::new();
+        if let Some(ps) = pubsub.as_mut() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+            let mut messages = ps.on_message();
+            loop {
+                let next = tokio::time::timeout(Duration::from_millis(100), messages.next()).await;
+                if let Ok(Some(msg)) = next {
+                    if let Ok(v) = serde_json::from_str::<Value>(
+                        &msg.get_payload::<String>().unwrap_or_default(),
+                    ) {
+                        if let (Some(i), Some(s)) =
+                            (v["installation"].as_str(), v["client_secret"].as_str())
+                        {
+                            secrets.insert(i.to_owned(), s.to_owned());
+                        }
+                    }
+                    continue;
+                }
+                let done = self
+                    .store()
+                    .apply(&mut conn, t, &apply_id)
+                    .await
+                    .map_err(|e| HttpError::redis("tenant-apply", e))?
+                    .is_some_and(|a| a.finished());
+                if done || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+        let apply = self
+            .store()
+            .apply(&mut conn, t, &apply_id)
+            .await
+            .map_err(|e| HttpError::redis("tenant-apply", e))?
+            .ok_or_else(|| HttpError::unavailable("the apply vanished; retry"))?;
+        let mut answer = apply.to_json();
+        if !secrets.is_empty() {
+            answer["secrets"] = json!(secrets);
+        }
+        Ok(if apply.finished() {
+            TenantAnswer::Ok(Json(answer))
+        } else {
+            TenantAnswer::Accepted(Json(answer))
+        })
+    }
+
+    /// The plan of the stored document against what Okta has now: what an apply would create,
+    /// change or delete, step by step. Reads Okta only (no write call).
+    #[oai(
+        path = "/tenants/:tenant/plan",
+        method = "get",
+        operation_id = "plan_tenant"
+    )]
+    async fn plan_tenant(
+        &self,
+        auth: ApiKey,
+        tenant: Path<String>,
+    ) -> Result<Json<Value>, HttpError> {
+        let who = self.state.require(&auth, READERS).await?;
+        let tenant = parse_tenant(&tenant)?;
+        check_scope(&who, tenant.as_str())?;
+        let doc = self.stored_doc(tenant.as_str()).await?;
+        Ok(Json(self.plan(tenant.as_str(), &doc).await?))
+    }
+
+    /// A tenant: desired document, what Okta actually has (`drift`: the steps an apply would
+    /// take now; empty when in sync), the last apply with its steps, installation configs.
+    #[oai(path = "/tenants/:tenant", method = "get", operation_id = "get_tenant")]
+    async fn get_tenant(
+        &self,
+        auth: ApiKey,
+        tenant: Path<String>,
+        drift: Query<Option<bool>>,
+    ) -> Result<Json<Value>, HttpError> {
+        let who = self.state.require(&auth, READERS).await?;
+        let tenant = parse_tenant(&tenant)?;
+        let t = tenant.as_str();
+        check_scope(&who, t)?;
+        let mut conn = self.state.redis.clone();
+        let store = self.store();
+        let h = store
+            .tenant(&mut conn, t)
+            .await
+            .map_err(|e| HttpError::redis("tenant-read", e))?;
+        let Some(doc) = h
+            .get("doc")
+            .and_then(|d| serde_json::from_str::<TenantDoc>(d).ok())
+        else {
+            return Err(no_tenant(t));
+        };
+        let last = match h.get("apply") {
+            Some(id) => store
+                .apply(&mut conn, t, id)
+                .await
+                .map_err(|e| HttpError::redis("tenant-apply", e))?,
+            None => None,
+        };
+        let configs: BTreeMap<&str, Value> = h
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("config:")?, serde_json::from_str(v).ok()?)))
+            .collect();
+        let ids = store
+            .ids(&mut conn, t)
+            .await
+            .map_err(|e| HttpError::redis("tenant-ids", e))?;
+        let drift = if drift.0.unwrap_or(true) && self.state.okta.is_some() {
+            let plan = self.plan(t, &doc).await?;
+            let steps: Vec<Value> = plan["steps"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| s["action"] != "unchanged")
+                .collect();
+            json!(steps)
+        } else {
+            Value::Null
+        };
+        let in_sync = drift.as_array().map(Vec::is_empty);
+        Ok(Json(json!({
+            "tenant": t,
+            "state": h.get("state"),
+            "updated": h.get("updated"),
+            "desired": doc,
+            "okta_ids": ids,
+            "drift": drift,
+            "in_sync": in_sync,
+            "last_apply": last.map(|a| a.to_json()),
+            "installations": configs,
+        })))
+    }
+
+    /// One apply with its per-step results.
+    #[oai(
+        path = "/tenants/:tenant/applies/:apply",
+        method = "get",
+        operation_id = "get_tenant_apply"
+    )]
+    async fn get_apply(
+        &self,
+        auth: ApiKey,
+        tenant: Path<String>,
+        apply: Path<String>,
+    ) -> Result<Json<Value>, HttpError> {
+        let who = self.state.require(&auth, READERS).await?;
+        let tenant = parse_tenant(&tenant)?;
+        check_scope(&who, tenant.as_str())?;
+        let mut conn = self.state.redis.clone();
+        match self
+            .store()
+            .apply(&mut conn, tenant.as_str(), &apply)
+            .await
+            .map_err(|e| HttpError::redis("tenant-apply", e))?
+        {
+            Some(a) => Ok(Json(a.to_json())),
+            None => Err(HttpError::not_found(format!("no apply `{}`", apply.0))),
+        }
+    }
+
+    /// Tear a tenant's Okta resources down (apps, group rule, groups — never users), as a
+    /// queued job. Needs `confirm=<tenant>`; without it nothing happens (400).
+    #[oai(
+        path = "/tenants/:tenant",
+        method = "delete",
+        operation_id = "delete_tenant"
+    )]
+    async fn delete_tenant(
+        &self,
+        auth: ApiKey,
+        tenant: Path<String>,
+        confirm: Query<Option<String>>,
+    ) -> Result<TenantAnswer, HttpError> {
+        let who = self.state.require(&auth, WRITERS).await?;
+        let tenant = parse_tenant(&tenant)?;
+        let t = tenant.as_str();
+        if confirm.0.as_deref() != Some(t) {
+            return Err(HttpError::bad_request(format!(
+                "deleting tenant `{t}` removes its Okta groups, group rule and apps (not its users); repeat with confirm={t}"
+            )));
+        }
+        self.okta()?;
+        let doc = self.stored_doc(t).await?;
+        let mut conn = self.state.redis.clone();
+        let id = crate::tenants::store::new_apply_id();
+        let queued = self
+            .store()
+            .queue(&mut conn, t, &id, MODE_DELETE, &doc, &who.key_id)
+            .await
+            .map_err(|e| HttpError::redis("tenant-queue", e))?;
+        if !queued {
+            return Err(HttpError::conflict(format!(
+                "an apply of tenant `{t}` is in progress; retry when it has finished"
+            )));
+        }
+        self.audit(&who, "tenant:delete", t, &id).await;
+        let apply = self
+            .store()
+            .apply(&mut conn, t, &id)
+            .await
+            .map_err(|e| HttpError::redis("tenant-apply", e))?
+            .map(|a| a.to_json())
+            .unwrap_or(Value::Null);
+        Ok(TenantAnswer::Accepted(Json(apply)))
+    }
+
+    /// Every tenant with its installations and user counts by status (from projections).
+    #[oai(path = "/tenants", method = "get", operation_id = "list_tenants")]
+    async fn list_tenants(&self, auth: ApiKey) -> Result<Json<Value>, HttpError> {
+        self.state.require(&auth, WRITERS).await?;
+        let mut conn = self.state.redis.clone();
+        let store = self.store();
+        let names = store
+            .list(&mut conn)
+            .await
+            .map_err(|e| HttpError::redis("tenant-list", e))?;
+        let reader = Reader::new(self.state.keys.clone());
+        let mut out = vec![];
+        for t in names {
+            let h = store
+                .tenant(&mut conn, &t)
+                .await
+                .map_err(|e| HttpError::redis("tenant-read", e))?;
+            let doc: Option<TenantDoc> = h.get("doc").and_then(|d| serde_json::from_str(d).ok());
+            let installations: BTreeMap<String, Value> = doc
+                .iter()
+                .flat_map(|d| &d.installations)
+                .map(|(name, inst)| {
+                    let client_id = h
+                        .get(&format!("config:{name}"))
+                        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+                        .map(|c| c["client_id"].clone())
+                        .unwrap_or(Value::Null);
+                    (
+                        name.clone(),
+                        json!({"kind": inst.kind, "client_id": client_id}),
+                    )
+                })
+                .collect();
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            let mut after: Option<String> = None;
+            let mut seen = 0usize;
+            loop {
+                let page = reader
+                    .list(
+                        &mut conn,
+                        &ListQuery {
+                            tenant: Some(&t),
+                            login_prefix: None,
+                            status: None,
+                            after: after.as_deref(),
+                            limit: 500,
+                            scan_budget: 5000,
+                        },
+                    )
+                    .await
+                    .map_err(|e| HttpError::redis("tenant-users", e))?;
+                seen += page.users.len();
+                for u in &page.users {
+                    *counts.entry(u.status.clone()).or_default() += 1;
+                }
+                match page.next {
+                    Some(n) if seen < MAX_COUNTED_USERS => after = Some(n),
+                    _ => break,
+                }
+            }
+            out.push(json!({
+                "tenant": t,
+                "state": h.get("state"),
+                "display_name": doc.as_ref().map(|d| d.display_name.clone()),
+                "installations": installations,
+                "users_by_status": counts,
+            }));
+        }
+        Ok(Json(json!({ "tenants": out })))
+    }
+
+    /// What a product installation needs to sign users in (issuer, authorization server,
+    /// `client_id`, redirect URIs, the tenant's group ids, scopes, settings). Never the secret.
+    /// Readable by the installation's own key, client admins of the tenant, support, operator.
+    #[oai(
+        path = "/tenants/:tenant/installations/:installation/config",
+        method = "get",
+        operation_id = "get_installation_config"
+    )]
+    async fn get_config(
+        &self,
+        auth: ApiKey,
+        tenant: Path<String>,
+        installation: Path<String>,
+    ) -> Result<Json<Value>, HttpError> {
+        let who = self.state.require(&auth, CONFIG_READERS).await?;
+        let tenant = parse_tenant(&tenant)?;
+        let t = tenant.as_str();
+        self.check_installation_scope(&who, t, &installation)
+            .await?;
+        let mut conn = self.state.redis.clone();
+        let config: Option<String> = conn
+            .hget(
+                self.state.keys.tenant(t),
+                format!("config:{}", installation.0),
+            )
+            .await
+            .map_err(|e| HttpError::redis("tenant-config", e))?;
+        config
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .map(Json)
+            .ok_or_else(|| {
+                HttpError::not_found(format!(
+                    "no installation `{}` of tenant `{t}` (or it is not applied yet)",
+                    installation.0
+                ))
+            })
+    }
+
+    /// Rotate an installation's client secret: a new secret is made in Okta, the old ones are
+    /// deactivated and deleted, and the new one is answered — this once; it is stored nowhere.
+    /// A `config` stream entry (`change = secret-rotated`) tells the product.
+    #[oai(
+        path = "/tenants/:tenant/installations/:installation/rotate-secret",
+        method = "post",
+        operation_id = "rotate_installation_secret"
+    )]
+    async fn rotate_secret(
+        &self,
+        auth: ApiKey,
+        tenant: Path<String>,
+        installation: Path<String>,
+    ) -> Result<Json<Value>, HttpError> {
+        let who = self.state.require(&auth, READERS).await?;
+        let tenant = parse_tenant(&tenant)?;
+        let t = tenant.as_str();
+        check_scope(&who, t)?;
+        let okta = self.okta()?;
+        let mut conn = self.state.redis.clone();
+        let ids = self
+            .store()
+            .ids(&mut conn, t)
+            .await
+            .map_err(|e| HttpError::redis("tenant-ids", e))?;
+        let Some(app) = ids.get(&format!("app:{}", installation.0)) else {
+            return Err(HttpError::not_found(format!(
+                "no installation `{}` of tenant `{t}`",
+                installation.0
+            )));
+        };
+        let base = format!("/api/v1/apps/{app}/credentials/secrets");
+        let call = |method: Method, path: String| async move {
+            okta.call(Lane::Interactive, method, &path, None).await
+        };
+        let existing = call(Method::GET, base.clone())
+            .await
+            .map_err(|e| okta_failed(&e))?
+            .unwrap_or(Value::Null);
+        let mut old: Vec<Value> = existing.as_array().cloned().unwrap_or_default();
+        old.sort_by(|a, b| a["created"].as_str().cmp(&b["created"].as_str()));
+        // Okta keeps at most two secrets: make room first by retiring the oldest.
+        if old.len() >= 2 {
+            let oldest = old.remove(0);
+            retire_secret(okta, &base, &oldest).await?;
+        }
+        let created = call(Method::POST, base.clone())
+            .await
+            .map_err(|e| match &e {
+                OktaError::Api { status: 400, .. } => HttpError::conflict(format!(
+                    "Okta refused a new secret: {e} (a public client has none)"
+                )),
+                other => okta_failed(other),
+            })?
+            .unwrap_or(Value::Null);
+        for s in &old {
+            retire_secret(okta, &base, s).await?;
+        }
+        let Some(secret) = created["client_secret"].as_str() else {
+            return Err(HttpError::bad_gateway("Okta answered no client secret"));
+        };
+        let config: Option<String> = conn
+            .hget(
+                self.state.keys.tenant(t),
+                format!("config:{}", installation.0),
+            )
+            .await
+            .map_err(|e| HttpError::redis("tenant-config", e))?;
+        let config: Option<Value> = config.and_then(|c| serde_json::from_str(&c).ok());
+        self.store()
+            .publish(
+                &mut conn,
+                t,
+                &installation,
+                "secret-rotated",
+                config.as_ref(),
+                self.state.settings.signing_key(),
+                self.state.settings.provisioning.config_stream_maxlen,
+            )
+            .await
+            .map_err(|e| HttpError::redis("tenant-config", e))?;
+        self.audit(
+            &who,
+            "tenant:rotate-secret",
+            &format!("{t}/{}", installation.0),
+            "rotated",
+        )
+        .await;
+        Ok(Json(json!({
+            "tenant": t,
+            "installation": installation.0,
+            "client_id": app,
+            "client_secret": secret,
+            "secret_id": created["id"],
+            "note": "shown once: the adapter does not keep it",
+        })))
+    }
+}
+
+/// Deactivates (when active) and deletes one client secret.
+async fn retire_secret(okta: &OktaClient, base: &str, secret: &Value) -> Result<(), HttpError> {
+    let Some(id) = secret["id"].as_str() else {
+        return Ok(());
+    };
+    if secret["status"] == "ACTIVE" {
+        okta.call(
+            Lane::Interactive,
+            Method::POST,
+            &format!("{base}/{id}/lifecycle/deactivate"),
+            None,
+        )
+        .await
+        .map_err(|e| okta_failed(&e))?;
+    }
+    okta.call(
+        Lane::Interactive,
+        Method::DELETE,
+        &format!("{base}/{id}"),
+        None,
+    )
+    .await
+    .map_err(|e| okta_failed(&e))?;
+    Ok(())
+}
+
+impl TenantsApi {
+    /// Installation keys read only their own installation; others as [`check_scope`].
+    async fn check_installation_scope(
+        &self,
+        who: &Principal,
+        tenant: &str,
+        installation: &str,
+    ) -> Result<(), HttpError> {
+        check_scope(who, tenant)?;
+        if who.role == Role::Installation {
+            let mut conn = self.state.redis.clone();
+            let bound = self
+                .state
+                .key_store
+                .installation_of(&mut conn, &who.key_id)
+                .await
+                .map_err(|e| HttpError::redis("auth", e))?;
+            if bound.as_deref() != Some(installation) {
+                return Err(HttpError::not_found(format!(
+                    "no installation `{installation}` of tenant `{tenant}`"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

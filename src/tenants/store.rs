@@ -1,0 +1,411 @@
+//! Tenants in Redis: the desired document, applies with their per-step results, the Okta ids
+//! each step produced, installation configs, and the `config` stream.
+//!
+//! An apply is queued on `<prefix>:tenants:queue` (consumer group `tenant-workers`) and marked
+//! on the tenant (`busy`) so two applies of one tenant never run at once. Each step's result is
+//! written (with the Okta id it produced) before the next step starts ([`RedisSink`]); a crash
+//! leaves the queue entry pending, another worker claims it, and the apply resumes: finished
+//! steps are skipped, the step in flight is found by name in Okta instead of created again.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{SecondsFormat, Utc};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult};
+use serde_json::{json, Value};
+
+use super::doc::TenantDoc;
+use super::engine::{Action, Ids, Step, StepSink};
+use crate::store::Keys;
+
+/// Consumer group of the apply workers.
+pub const TENANT_WORKERS: &str = "tenant-workers";
+
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A new apply id: sortable by time, unique.
+pub fn new_apply_id() -> String {
+    format!(
+        "{}-{:08x}",
+        Utc::now().format("%Y%m%dT%H%M%S"),
+        rand::random::<u32>()
+    )
+}
+
+/// `apply` (create/update) or `delete` (tear down).
+pub const MODE_APPLY: &str = "apply";
+pub const MODE_DELETE: &str = "delete";
+
+#[derive(Clone)]
+pub struct TenantStore {
+    keys: Keys,
+}
+
+/// An apply as stored.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyRecord {
+    pub id: String,
+    pub tenant: String,
+    pub mode: String,
+    /// `queued`, `running`, `succeeded`, `failed`.
+    pub state: String,
+    pub doc: Option<TenantDoc>,
+    pub created: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub by: String,
+    pub error: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+impl ApplyRecord {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id, "tenant": self.tenant, "mode": self.mode, "state": self.state,
+            "created": self.created, "started": self.started, "finished": self.finished,
+            "requested_by": self.by, "error": self.error, "steps": self.steps,
+        })
+    }
+
+    pub fn finished(&self) -> bool {
+        matches!(self.state.as_str(), "succeeded" | "failed")
+    }
+}
+
+impl TenantStore {
+    pub fn new(keys: Keys) -> Self {
+        Self { keys }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Queues apply `id` of `doc` (or a teardown); `false` when one is already in flight.
+    pub async fn queue(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+        id: &str,
+        mode: &str,
+        doc: &TenantDoc,
+        by: &str,
+    ) -> RedisResult<bool> {
+        let taken: bool = conn.hset_nx(self.keys.tenant(tenant), "busy", id).await?;
+        if !taken {
+            return Ok(false);
+        }
+        let doc_json = serde_json::to_string(doc).unwrap_or_default();
+        let created = now();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                self.keys.tenant_apply(tenant, id),
+                &[
+                    ("tenant", tenant),
+                    ("mode", mode),
+                    ("state", "queued"),
+                    ("doc", doc_json.as_str()),
+                    ("created", created.as_str()),
+                    ("by", by),
+                ],
+            )
+            .ignore();
+        let mut tenant_fields = vec![("apply", id), ("updated", created.as_str())];
+        if mode == MODE_APPLY {
+            tenant_fields.push(("doc", doc_json.as_str()));
+            tenant_fields.push(("state", "applying"));
+        } else {
+            tenant_fields.push(("state", "deleting"));
+        }
+        pipe.hset_multiple(self.keys.tenant(tenant), &tenant_fields)
+            .ignore()
+            .zadd(self.keys.tenants(), tenant, 0)
+            .ignore()
+            .cmd("XADD")
+            .arg(self.keys.tenant_queue())
+            .arg("*")
+            .arg(&[("tenant", tenant), ("apply", id)])
+            .ignore();
+        pipe.query_async::<()>(conn).await?;
+        Ok(true)
+    }
+
+    pub async fn apply(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+        id: &str,
+    ) -> RedisResult<Option<ApplyRecord>> {
+        let h: HashMap<String, String> = conn.hgetall(self.keys.tenant_apply(tenant, id)).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let mut steps: Vec<Step> = h
+            .iter()
+            .filter(|(k, _)| k.starts_with("s:"))
+            .filter_map(|(_, v)| serde_json::from_str(v).ok())
+            .collect();
+        steps.sort_by_key(|s| s.index);
+        let get = |k: &str| h.get(k).cloned();
+        Ok(Some(ApplyRecord {
+            id: id.to_owned(),
+            tenant: tenant.to_owned(),
+            mode: get("mode").unwrap_or_default(),
+            state: get("state").unwrap_or_default(),
+            doc: get("doc").and_then(|d| serde_json::from_str(&d).ok()),
+            created: get("created").unwrap_or_default(),
+            started: get("started"),
+            finished: get("finished"),
+            by: get("by").unwrap_or_default(),
+            error: get("error"),
+            steps,
+        }))
+    }
+
+    /// The tenant hash (desired doc, state, last apply, `config:<i>`); empty when unknown.
+    pub async fn tenant(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+    ) -> RedisResult<HashMap<String, String>> {
+        conn.hgetall(self.keys.tenant(tenant)).await
+    }
+
+    pub async fn ids(&self, conn: &mut ConnectionManager, tenant: &str) -> RedisResult<Ids> {
+        conn.hgetall(self.keys.tenant_ids(tenant)).await
+    }
+
+    pub async fn list(&self, conn: &mut ConnectionManager) -> RedisResult<Vec<String>> {
+        conn.zrange(self.keys.tenants(), 0, -1).await
+    }
+
+    pub async fn set_state(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+        id: &str,
+        fields: &[(&str, &str)],
+    ) -> RedisResult<()> {
+        conn.hset_multiple(self.keys.tenant_apply(tenant, id), fields)
+            .await
+    }
+
+    /// Ends an apply: its state, the tenant's state, and the tenant is free again.
+    pub async fn finish(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+        id: &str,
+        mode: &str,
+        error: Option<&str>,
+    ) -> RedisResult<()> {
+        let finished = now();
+        let state = if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        let mut fields = vec![("state", state), ("finished", finished.as_str())];
+        if let Some(e) = error {
+            fields.push(("error", e));
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(self.keys.tenant_apply(tenant, id), &fields)
+            .ignore();
+        match (mode, error) {
+            (MODE_DELETE, None) => {
+                pipe.del(self.keys.tenant(tenant))
+                    .ignore()
+                    .del(self.keys.tenant_ids(tenant))
+                    .ignore()
+                    .zrem(self.keys.tenants(), tenant)
+                    .ignore();
+            }
+            (_, e) => {
+                let tenant_state = if e.is_some() { "failed" } else { "applied" };
+                pipe.hset_multiple(
+                    self.keys.tenant(tenant),
+                    &[("state", tenant_state), ("updated", finished.as_str())],
+                )
+                .ignore()
+                .hdel(self.keys.tenant(tenant), "busy")
+                .ignore();
+            }
+        }
+        pipe.query_async(conn).await
+    }
+
+    /// Stores each installation's config and publishes the ones that changed (and the removed
+    /// ones) on the config stream. Returns how many entries were published.
+    pub async fn publish_configs(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+        configs: &BTreeMap<String, Value>,
+        signing_key: Option<&[u8]>,
+        maxlen: usize,
+    ) -> RedisResult<usize> {
+        let stored = self.tenant(conn, tenant).await?;
+        let mut published = 0;
+        for (installation, config) in configs {
+            let previous = stored
+                .get(&format!("config:{installation}"))
+                .and_then(|c| serde_json::from_str::<Value>(c).ok());
+            let change = match &previous {
+                None => "created",
+                Some(p) if p == config => continue,
+                Some(_) => "updated",
+            };
+            self.publish(
+                conn,
+                tenant,
+                installation,
+                change,
+                Some(config),
+                signing_key,
+                maxlen,
+            )
+            .await?;
+            published += 1;
+        }
+        for field in stored.keys() {
+            if let Some(installation) = field.strip_prefix("config:") {
+                if !configs.contains_key(installation) {
+                    self.publish(
+                        conn,
+                        tenant,
+                        installation,
+                        "deleted",
+                        None,
+                        signing_key,
+                        maxlen,
+                    )
+                    .await?;
+                    published += 1;
+                }
+            }
+        }
+        Ok(published)
+    }
+
+    /// One config stream entry (and the stored config follows it).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn publish(
+        &self,
+        conn: &mut ConnectionManager,
+        tenant: &str,
+        installation: &str,
+        change: &str,
+        config: Option<&Value>,
+        signing_key: Option<&[u8]>,
+        maxlen: usize,
+    ) -> RedisResult<()> {
+        let text = config
+            .map(Value::to_string)
+            .unwrap_or_else(|| "null".into());
+        let kind = config
+            .and_then(|c| c["kind"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        let sig = signing_key
+            .map(|k| {
+                hex::encode(crate::fanout::entry_signature(
+                    k,
+                    &format!("{tenant}/{installation}"),
+                    &text,
+                ))
+            })
+            .unwrap_or_default();
+        let at = now();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match config {
+            Some(_) => pipe
+                .hset(
+                    self.keys.tenant(tenant),
+                    format!("config:{installation}"),
+                    &text,
+                )
+                .ignore(),
+            None => pipe
+                .hdel(self.keys.tenant(tenant), format!("config:{installation}"))
+                .ignore(),
+        };
+        let mut fields = vec![
+            ("v", "1"),
+            ("tenant", tenant),
+            ("installation", installation),
+            ("kind", kind.as_str()),
+            ("change", change),
+            ("config", text.as_str()),
+            ("at", at.as_str()),
+        ];
+        if !sig.is_empty() {
+            fields.push(("sig", sig.as_str()));
+        }
+        pipe.cmd("XADD")
+            .arg(self.keys.config_stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(maxlen)
+            .arg("*")
+            .arg(&fields)
+            .ignore();
+        pipe.query_async(conn).await
+    }
+}
+
+/// Records steps of one apply in Redis; hands new client secrets to a waiting request over
+/// pub/sub (delivered or lost, never stored).
+pub struct RedisSink {
+    pub conn: ConnectionManager,
+    pub keys: Keys,
+    pub tenant: String,
+    pub apply: String,
+    /// Steps finished by an earlier run of this apply.
+    pub done: HashMap<String, Step>,
+}
+
+impl StepSink for RedisSink {
+    fn done(&self, key: &str) -> Option<Step> {
+        self.done.get(key).cloned()
+    }
+
+    async fn record(&mut self, step: &Step) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(
+                self.keys.tenant_apply(&self.tenant, &self.apply),
+                format!("s:{}", step.key),
+                serde_json::to_string(step).unwrap_or_default(),
+            )
+            .ignore();
+        let ids = self.keys.tenant_ids(&self.tenant);
+        if let Some(base) = step.key.strip_suffix(":delete") {
+            pipe.hdel(&ids, base).ignore();
+        } else if let (Some(id), false) = (&step.okta_id, step.key.ends_with(":assign")) {
+            if step.action != Action::Delete {
+                pipe.hset(&ids, &step.key, id).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut self.conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn secret(&mut self, installation: &str, secret: &str) -> String {
+        let message = json!({"installation": installation, "client_secret": secret}).to_string();
+        let receivers: RedisResult<u64> = self
+            .conn
+            .publish(self.keys.tenant_secret_channel(&self.apply), message)
+            .await;
+        match receivers {
+            Ok(n) if n > 0 => "client secret handed to the waiting request".into(),
+            _ => "client secret not delivered (nobody waited for it): rotate it to get one".into(),
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! Tenant provisioning (issue 18) against the Okta simulator and a real Redis: one call
+//! creates a tenant's groups, rule and apps; re-applying writes nothing; a killed apply
+//! resumes without doubles; drift is seen and healed; configs are scoped; secrets are shown
+//! once; the config stream gets one entry per change.
+
+use std::process::Command;
+use std::time::Duration;
+
+use okta_adapter::access::Role;
+use okta_sim::SimConfig;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn three_installations() -> Value {
+    json!({
+        "display_name": "Acme Corp",
+        "installations": {
+            "efs": {"kind": "efs", "redirect_uris": ["https://efs.acme.example/callback"],
+                    "settings": {"survey_quota": 50}},
+            "portal": {"kind": "portals", "redirect_uris": ["https://portal.acme.example/cb"],
+                       "post_logout_redirect_uris": ["https://portal.acme.example/"]},
+            "dv": {"kind": "dv", "redirect_uris": ["http://localhost:3000/cb"], "public_client": true}
+        }
+    })
+}
+
+impl TestApp {
+    async fn put_tenant(&self, key: &str, tenant: &str, query: &str, doc: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .put(self.url(&format!("/api/v1/tenants/{tenant}?{query}")))
+            .bearer_auth(key)
+            .json(doc)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn wait_for_apply(&self, key: &str, tenant: &str, apply: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, a) = self
+                .get_json(
+                    &format!("/api/v1/tenants/{tenant}/applies/{apply}"),
+                    Some(key),
+                )
+                .await;
+            if a["state"] == "succeeded" || a["state"] == "failed" {
+                return a;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "apply never ended: {a}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn config_stream(&self) -> String {
+        format!("{}:config", self.prefix)
+    }
+}
+
+fn writes(sim: &okta_sim::OktaSim) -> u64 {
+    sim.stats()["writes"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0)
+}
+
+async fn sim_get(sim: &okta_sim::OktaSim, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", sim.url()))
+        .header("authorization", "SSWS sim-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_call_creates_a_tenant_with_three_installations_and_reapplying_writes_nothing() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+
+    let (s, apply) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    assert_eq!(s, 200, "{apply}");
+    assert_eq!(apply["state"], "succeeded", "{apply}");
+    // groups, rule (+ activate), and per installation: app + group assignment.
+    assert_eq!(apply["steps"].as_array().unwrap().len(), 4 + 3 * 2);
+
+    assert_eq!(sim.groups_named("tenant-acme"), 1);
+    assert_eq!(sim.groups_named("tenant-acme-admins"), 1);
+    let rules = sim.rules_named("tenant-acme");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["status"], "ACTIVE", "the rule was activated");
+    assert_eq!(
+        rules[0]["conditions"]["expression"]["value"],
+        "user.tenant==\"acme\""
+    );
+    let (_, tenant) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    let users_group = tenant["okta_ids"]["group:users"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for installation in ["efs", "portal", "dv"] {
+        let apps = sim.apps_labelled(&format!("tenant-acme-{installation}"));
+        assert_eq!(apps.len(), 1, "{installation}");
+        let id = apps[0]["id"].as_str().unwrap();
+        let groups = sim_get(&sim, &format!("/api/v1/apps/{id}/groups")).await;
+        assert_eq!(groups[0]["id"], users_group.as_str(), "{installation}");
+    }
+    // Secrets of confidential clients were handed to this request, and are real ones.
+    let secrets = apply["secrets"]
+        .as_object()
+        .expect("secrets of created apps");
+    assert_eq!(secrets.len(), 2, "dv is a public client: {secrets:?}");
+    for (installation, secret) in secrets {
+        let app_id = &sim.apps_labelled(&format!("tenant-acme-{installation}"))[0]["id"];
+        assert!(sim.app_has_secret(app_id.as_str().unwrap(), secret.as_str().unwrap()));
+    }
+    assert_eq!(tenant["in_sync"], true, "{tenant}");
+    assert_eq!(app.entries(&app.config_stream()).await.len(), 3);
+
+    // Again, unchanged: reads only, no Okta write, no config entry.
+    let before = writes(&sim);
+    let (s, again) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    assert_eq!((s, again["state"].as_str()), (200, Some("succeeded")));
+    assert!(again["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["action"] == "unchanged"));
+    assert_eq!(writes(&sim), before, "re-apply wrote to Okta");
+    assert_eq!(app.entries(&app.config_stream()).await.len(), 3);
+    assert!(again.get("secrets").is_none() || again["secrets"].is_null());
+    let (_, plan) = app
+        .get_json("/api/v1/tenants/acme/plan", Some(&support))
+        .await;
+    assert_eq!(plan["changes"], 0, "{plan}");
+}
+
+#[tokio::test]
+async fn a_bad_document_is_refused_with_every_problem_and_nothing_is_queued() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let bad = json!({"installations": {"x": {"kind": "crm", "redirect_uris": ["http://evil/cb"]}}});
+    let (s, e) = app.put_tenant(&support, "acme", "", &bad).await;
+    assert_eq!(s, 400);
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`crm` is not a configured kind") && msg.contains("https"),
+        "{msg}"
+    );
+    let (s, _) = app
+        .put_tenant(&support, "Not_A_Tenant", "", &three_installations())
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    assert_eq!(s, 404);
+    assert_eq!(writes(&sim), 0);
+    // Dry run: a plan, no write.
+    let (s, plan) = app
+        .put_tenant(&support, "acme", "dry_run=true", &three_installations())
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(plan["changes"], 10, "{plan}");
+    assert!(plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["action"] != "unchanged"));
+    assert_eq!(writes(&sim), 0, "a plan never writes");
+    // Client admins and installations may not apply.
+    let admin = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+    let (s, _) = app
+        .put_tenant(&admin, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn an_app_deleted_by_hand_is_reported_as_drift_and_recreated_on_apply() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (s, _) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    assert_eq!(s, 200);
+    let old = sim.apps_labelled("tenant-acme-efs")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sim.delete_app_by_hand(&old));
+    let portal = sim.apps_labelled("tenant-acme-portal")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sim.set_redirect_uris_by_hand(&portal, &["https://evil.example/cb"]));
+
+    let (_, tenant) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    assert_eq!(tenant["in_sync"], false);
+    let drift: Vec<(String, String)> = tenant["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_string(),
+                s["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        drift.contains(&("app:efs".into(), "create".into())),
+        "{drift:?}"
+    );
+    assert!(
+        drift.contains(&("app:portal".into(), "update".into())),
+        "{drift:?}"
+    );
+
+    let (s, apply) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    assert_eq!(
+        (s, apply["state"].as_str()),
+        (200, Some("succeeded")),
+        "{apply}"
+    );
+    let now = sim.apps_labelled("tenant-acme-efs");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0]["id"], old.as_str());
+    assert_eq!(
+        sim.apps_labelled("tenant-acme-portal")[0]["settings"]["oauthClient"]["redirect_uris"],
+        json!(["https://portal.acme.example/cb"])
+    );
+    let (_, tenant) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    assert_eq!(tenant["in_sync"], true, "{tenant}");
+    // One config entry per change: 3 created, then efs updated (new client_id). The portal's
+    // config did not change (Okta was put back to the document), so it gets none.
+    let entries = app.entries(&app.config_stream()).await;
+    let changes: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| (e["installation"].clone(), e["change"].clone()))
+        .collect();
+    assert_eq!(entries.len(), 4, "{changes:?}");
+    assert_eq!(changes[3], ("efs".into(), "updated".into()));
+    let config: Value = serde_json::from_str(&entries[3]["config"]).unwrap();
+    assert_eq!(config["client_id"], now[0]["id"]);
+    assert_eq!(entries[3]["v"], "1");
+    assert_eq!(entries[3]["tenant"], "acme");
+    assert_eq!(entries[3]["kind"], "efs");
+}
+
+#[tokio::test]
+async fn configs_are_scoped_to_the_tenant_and_the_installation_key() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    for t in ["acme", "globex"] {
+        let (s, _) = app
+            .put_tenant(&support, t, "wait=30", &three_installations())
+            .await;
+        assert_eq!(s, 200);
+    }
+    let acme_admin = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+    let (s, config) = app
+        .get_json(
+            "/api/v1/tenants/acme/installations/efs/config",
+            Some(&acme_admin),
+        )
+        .await;
+    assert_eq!(s, 200);
+    for field in [
+        "issuer",
+        "authorization_server",
+        "client_id",
+        "redirect_uris",
+        "scopes",
+    ] {
+        assert!(!config[field].is_null(), "{field} missing: {config}");
+    }
+    assert!(config["groups"]["users"].is_string());
+    assert_eq!(config["settings"]["survey_quota"], 50);
+    assert!(config.get("client_secret").is_none(), "never the secret");
+    // Another tenant's config looks missing to a client admin.
+    let (s, _) = app
+        .get_json(
+            "/api/v1/tenants/globex/installations/efs/config",
+            Some(&acme_admin),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .get_json("/api/v1/tenants/globex", Some(&acme_admin))
+        .await;
+    assert_eq!(s, 404);
+
+    // An installation key reads its own config and nothing else.
+    let mut conn = app.state.redis.clone();
+    let (efs_key, _) = app
+        .state
+        .key_store
+        .create_installation(&mut conn, "acme", "efs")
+        .await
+        .unwrap()
+        .unwrap();
+    let (s, own) = app
+        .get_json(
+            "/api/v1/tenants/acme/installations/efs/config",
+            Some(&efs_key),
+        )
+        .await;
+    assert_eq!((s, &own["client_id"]), (200, &config["client_id"]));
+    for other in [
+        "/api/v1/tenants/acme/installations/portal/config",
+        "/api/v1/tenants/globex/installations/efs/config",
+        "/api/v1/tenants/acme",
+    ] {
+        let (s, _) = app.get_json(other, Some(&efs_key)).await;
+        assert!(s == 404 || s == 403, "{other}: {s}");
+    }
+    let (s, _) = app.get_json("/api/v1/users", Some(&efs_key)).await;
+    assert_eq!(s, 403, "an installation key reads no users");
+    let (s, _) = app.get_json("/api/v1/tenants", Some(&acme_admin)).await;
+    assert_eq!(s, 403);
+    let (s, list) = app.get_json("/api/v1/tenants", Some(&support)).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["tenants"].as_array().unwrap().len(), 2);
+    assert_eq!(list["tenants"][0]["installations"]["efs"]["kind"], "efs");
+}
+
+#[tokio::test]
+async fn rotating_a_secret_shows_the_new_one_once_and_retires_the_old() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (_, apply) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    let first = apply["secrets"]["efs"].as_str().unwrap().to_string();
+    let admin = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+    let (s, rotated) = app
+        .post_json(
+            "/api/v1/tenants/acme/installations/efs/rotate-secret",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{rotated}");
+    let second = rotated["client_secret"].as_str().unwrap();
+    let app_id = rotated["client_id"].as_str().unwrap();
+    assert_ne!(second, first);
+    assert!(sim.app_has_secret(app_id, second));
+    assert!(
+        !sim.app_has_secret(app_id, &first),
+        "the old secret is retired"
+    );
+    // Shown once: nothing the adapter answers or stores later contains it.
+    let (_, tenant) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    assert!(!tenant.to_string().contains(second));
+    let mut conn = app.conn().await;
+    let keys: Vec<String> = redis::AsyncCommands::keys(&mut conn, format!("{}:*", app.prefix))
+        .await
+        .unwrap();
+    for k in keys {
+        let dump: Option<Vec<u8>> = redis::cmd("DUMP")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let dump = String::from_utf8_lossy(&dump.unwrap_or_default()).to_string();
+        assert!(
+            !dump.contains(second) && !dump.contains(&first),
+            "secret stored in {k}"
+        );
+    }
+    let entries = app.entries(&app.config_stream()).await;
+    assert_eq!(entries.last().unwrap()["change"], "secret-rotated");
+    // Another tenant's admin cannot rotate it; a public client has no secret.
+    let globex = api_key(&app, Role::ClientAdmin, Some("globex")).await;
+    let (s, _) = app
+        .post_json(
+            "/api/v1/tenants/acme/installations/efs/rotate-secret",
+            &globex,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .post_json(
+            "/api/v1/tenants/acme/installations/dv/rotate-secret",
+            &support,
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+}
+
+#[tokio::test]
+async fn delete_needs_confirmation_and_removes_apps_rule_and_groups_but_never_users() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (_, _) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    // A user of the tenant, put into its group by the rule.
+    let okta = app.state.okta.clone().unwrap();
+    let user = okta
+        .create_user(
+            okta_adapter::okta::rate::Lane::Interactive,
+            &json!({"login": "a@acme.example", "email": "a@acme.example", "tenant": "acme"}),
+            &okta_adapter::okta::client::Credentials::None,
+            true,
+        )
+        .await
+        .unwrap();
+    let uid = user["id"].as_str().unwrap();
+    let (_, tenant) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    let gid = tenant["okta_ids"]["group:users"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        sim.group_members(&gid),
+        vec![uid.to_string()],
+        "the rule put the user in"
+    );
+    let status_before = sim.user_status(uid);
+    let del = |q: &'static str| {
+        let app = &app;
+        let support = support.clone();
+        async move {
+            let resp = app
+                .client
+                .delete(app.url(&format!("/api/v1/tenants/acme{q}")))
+                .bearer_auth(&support)
+                .send()
+                .await
+                .unwrap();
+            let s = resp.status().as_u16();
+            (s, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let before = writes(&sim);
+    assert_eq!(del("").await.0, 400);
+    assert_eq!(del("?confirm=globex").await.0, 400);
+    assert_eq!(writes(&sim), before, "no confirmation, no change");
+    let (s, apply) = del("?confirm=acme").await;
+    assert_eq!(s, 202, "{apply}");
+    let done = app
+        .wait_for_apply(&support, "acme", apply["id"].as_str().unwrap(), 30)
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(sim.groups_named("tenant-acme"), 0);
+    assert_eq!(sim.groups_named("tenant-acme-admins"), 0);
+    assert!(sim.rules_named("tenant-acme").is_empty());
+    assert!(sim.apps_labelled("tenant-acme-efs").is_empty());
+    assert!(status_before.is_some());
+    assert_eq!(
+        sim.user_status(uid),
+        status_before,
+        "users stay as they were"
+    );
+    let (s, _) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    assert_eq!(s, 404);
+    let deleted = app
+        .entries(&app.config_stream())
+        .await
+        .into_iter()
+        .filter(|e| e["change"] == "deleted")
+        .count();
+    assert_eq!(deleted, 3);
+}
+
+#[tokio::test]
+async fn an_apply_killed_midway_resumes_with_exactly_one_group_and_one_app_each() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let sim_config = SimConfig {
+        latency: Duration::from_millis(60),
+        ..SimConfig::default()
+    };
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        sim_config,
+        "[provisioning]\nworkers = false\n",
+    )
+    .await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (s, apply) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 202, "{apply}");
+    let id = apply["id"].as_str().unwrap().to_string();
+    let spawn_worker = || {
+        Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+            .arg("serve")
+            .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
+            .env("OKTA_ADAPTER__HTTP__LISTEN", "127.0.0.1:0")
+            .env("OKTA_ADAPTER__HOOKS__SECRETS", "[\"x\"]")
+            .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
+            .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
+            .env("OKTA_ADAPTER__JOBS__CLAIM_IDLE_MS", "300")
+            .env("OKTA_ADAPTER__PROJECTION__ENABLED", "false")
+            .env("OKTA_ADAPTER__LOG__LEVEL", "error")
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn_worker();
+    let midway = eventually(30, || async {
+        let (_, a) = app
+            .get_json(
+                &format!("/api/v1/tenants/acme/applies/{id}"),
+                Some(&support),
+            )
+            .await;
+        a["steps"].as_array().map_or(0, Vec::len) >= 5
+    })
+    .await;
+    assert!(midway);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (_, at_crash) = app
+        .get_json(
+            &format!("/api/v1/tenants/acme/applies/{id}"),
+            Some(&support),
+        )
+        .await;
+    assert_eq!(at_crash["state"], "running", "killed mid-apply: {at_crash}");
+
+    let mut second = spawn_worker();
+    let done = app.wait_for_apply(&support, "acme", &id, 60).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(sim.groups_named("tenant-acme"), 1);
+    assert_eq!(sim.groups_named("tenant-acme-admins"), 1);
+    assert_eq!(sim.rules_named("tenant-acme").len(), 1);
+    for installation in ["efs", "portal", "dv"] {
+        assert_eq!(
+            sim.apps_labelled(&format!("tenant-acme-{installation}"))
+                .len(),
+            1,
+            "{installation}"
+        );
+    }
+    let keys: Vec<&str> = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 10, "each step once: {keys:?}");
+}
