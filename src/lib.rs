@@ -29,6 +29,8 @@
 //!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
 //! - [`cli`] — every `okta-adapter` command but `serve` (keys, import, report, credentials,
 //!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
+//! - [`spool`] — the local disk spool: deliveries Redis cannot take are fsync'd to a file and
+//!   answered 204, then drained into Redis in order through the same ingest step.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
@@ -53,6 +55,7 @@ pub mod okta;
 pub mod projection;
 pub mod reporting;
 pub mod shutdown;
+pub mod spool;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -33,6 +33,8 @@ use crate::store::RedisUnreachable;
 pub enum StartupError {
     #[error(transparent)]
     Redis(#[from] RedisUnreachable),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolOpenError),
     #[error("cannot listen on {addr} (http.listen): {source}")]
     Listen {
         addr: String,
@@ -70,6 +72,10 @@ impl Application {
             .ensure_consumer_groups()
             .await
             .map_err(|source| RedisUnreachable::new(&state.settings.redis.url, source))?;
+        if state.settings.spool.enabled {
+            let spool = crate::spool::Spool::open(&state.settings.spool)?;
+            let _ = state.spool.set(spool);
+        }
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Listen {
@@ -141,6 +147,14 @@ impl Application {
                 .spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
         });
         let reporting = self.spawn_reporting(&cancel, &background.handle());
+        let spool_drain = self.state.spool.get().map(|spool| {
+            tokio::spawn(spool.clone().run_drain(
+                self.state.clone(),
+                |s: &AppState| &s.ingestor,
+                self.state.redis.clone(),
+                cancel.clone(),
+            ))
+        });
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let acceptor = crate::http::slow_client::HeaderTimeoutAcceptor::new(
@@ -152,7 +166,7 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
-        for task in [projection, jobs].into_iter().flatten() {
+        for task in [projection, jobs, spool_drain].into_iter().flatten() {
             let _ = task.await;
         }
         let _ = cleanup.await;

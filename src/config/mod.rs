@@ -13,6 +13,7 @@
 //! Secrets are `SecretString` (and the parsed SMTP URL hides its password), so `Debug` never
 //! prints them.
 
+mod delivery;
 mod load;
 mod validate;
 pub mod values;
@@ -26,6 +27,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
+pub use delivery::{Durability, SpoolSettings};
 pub use load::ConfigError;
 pub use values::{CronSchedule, SmtpUrl};
 
@@ -59,6 +61,8 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub report: ReportSettings,
     pub smtp: SmtpSettings,
+    /// Local disk spool while Redis is unavailable (`docs/delivery.md`).
+    pub spool: SpoolSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +124,9 @@ pub struct HookSettings {
     pub signing_key: SecretString,
     pub dedup_window_secs: u64,
     pub max_events_per_write: usize,
+    /// What a 204 waits for: Redis memory, its AOF, or N replicas (`docs/delivery.md`).
+    #[serde(default)]
+    pub durability: Durability,
 }
 
 #[derive(Debug, Clone, Deserialize)]

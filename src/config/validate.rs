@@ -172,6 +172,7 @@ impl Settings {
             problems.push("jobs.max_record_bytes and jobs.stale_upload_secs: must be > 0".into());
         }
         self.validate_report(&mut problems);
+        self.validate_delivery(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

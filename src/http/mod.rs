@@ -22,6 +22,7 @@ pub mod ops;
 pub mod raw_json;
 pub mod reports;
 pub mod slow_client;
+pub mod spooled;
 pub mod state;
 pub mod tags;
 pub mod users;

@@ -35,6 +35,37 @@ pub struct Readiness {
     /// `ok` or the reason Redis is not usable.
     pub redis: String,
     pub groups: Vec<GroupCheck>,
+    /// The local spool, when `spool.enabled`: deliveries waiting on disk for Redis.
+    pub spool: Option<SpoolDetail>,
+}
+
+#[derive(Debug, Object)]
+pub struct SpoolDetail {
+    /// `empty`, `spooling` (deliveries wait for Redis) or `full` (new ones get 503).
+    pub state: String,
+    pub pending_batches: u64,
+    pub pending_bytes: u64,
+    pub oldest_age_secs: u64,
+    pub max_bytes: u64,
+}
+
+fn spool_detail(state: &AppState) -> Option<SpoolDetail> {
+    let st = state.spool.get()?.status();
+    let full = st.pending_bytes + state.settings.http.max_body_bytes as u64 > st.max_bytes;
+    Some(SpoolDetail {
+        state: if full {
+            "full"
+        } else if st.pending_batches > 0 {
+            "spooling"
+        } else {
+            "empty"
+        }
+        .into(),
+        pending_batches: st.pending_batches,
+        pending_bytes: st.pending_bytes,
+        oldest_age_secs: st.oldest_age_secs,
+        max_bytes: st.max_bytes,
+    })
 }
 
 #[derive(Debug, ApiResponse)]
@@ -73,10 +104,22 @@ impl OpsApi {
         let mut conn = self.state.redis.clone();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
         if let Err(e) = ping {
+            let spool = spool_detail(&self.state);
+            // With room in the spool, deliveries are still accepted (and fsync'd): stay ready.
+            if spool.as_ref().is_some_and(|s| s.state != "full") {
+                tracing::warn!(error = %e, "readyz: Redis unreachable; ready because event hook deliveries go to the local spool");
+                return ReadyResponse::Ready(Json(Readiness {
+                    status: "ready".into(),
+                    redis: format!("unreachable (deliveries are spooled to disk): {e}"),
+                    groups: vec![],
+                    spool,
+                }));
+            }
             return ReadyResponse::NotReady(Json(Readiness {
                 status: "not_ready".into(),
                 redis: format!("unreachable: {e}"),
                 groups: vec![],
+                spool,
             }));
         }
         let mut groups = Vec::new();
@@ -101,6 +144,7 @@ impl OpsApi {
             status: if ok { "ready" } else { "not_ready" }.into(),
             redis: "ok".into(),
             groups,
+            spool: spool_detail(&self.state),
         };
         if ok {
             ReadyResponse::Ready(Json(body))

@@ -11,4 +11,5 @@ mod okta;
 mod ops;
 mod projection;
 mod reports;
+mod spool;
 mod users;
