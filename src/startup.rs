@@ -35,6 +35,9 @@ pub enum StartupError {
     Redis(#[from] RedisUnreachable),
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolOpenError),
+    /// `hooks.durability` asks for what this Redis cannot give.
+    #[error("{0}")]
+    Durability(String),
     #[error("cannot listen on {addr} (http.listen): {source}")]
     Listen {
         addr: String,
@@ -72,6 +75,7 @@ impl Application {
             .ensure_consumer_groups()
             .await
             .map_err(|source| RedisUnreachable::new(&state.settings.redis.url, source))?;
+        check_durability(&state).await?;
         if state.settings.spool.enabled {
             let spool = crate::spool::Spool::open(&state.settings.spool)?;
             let _ = state.spool.set(spool);
@@ -211,6 +215,26 @@ impl Application {
         }
         tasks
     }
+}
+
+/// Reads Redis's persistence and replication and decides what a 204 waits for
+/// (`hooks.durability`); a setting Redis cannot honour stops the start with the reason.
+async fn check_durability(state: &AppState) -> Result<(), StartupError> {
+    use crate::fanout::durability::{plan, RedisPersistence};
+    let mut conn = state.redis.clone();
+    let redis = RedisPersistence::probe(&mut conn)
+        .await
+        .map_err(|source| RedisUnreachable::new(&state.settings.redis.url, source))?;
+    let setting = state.settings.hooks.durability;
+    // Leaves room inside redis.response_timeout_ms for the script itself.
+    let timeout_ms = (state.settings.redis.response_timeout_ms * 2 / 3).max(1);
+    let (step, warnings) = plan(setting, &redis, timeout_ms).map_err(StartupError::Durability)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(durability = %setting, redis = %redis.describe(), "what a 204 to Okta waits for");
+    state.ingestor.set_wait_step(step);
+    Ok(())
 }
 
 /// Deletes legacy password hashes once Okta reports their import (see `inline::credentials`).

@@ -37,6 +37,34 @@ pub struct Readiness {
     pub groups: Vec<GroupCheck>,
     /// The local spool, when `spool.enabled`: deliveries waiting on disk for Redis.
     pub spool: Option<SpoolDetail>,
+    /// `hooks.durability` and what Redis offers for it (when Redis answers).
+    pub durability: Option<DurabilityDetail>,
+}
+
+#[derive(Debug, Object)]
+pub struct DurabilityDetail {
+    /// `memory`, `aof` or `replicas:N`.
+    pub setting: String,
+    /// Redis version, role, AOF and fsync policy, connected replicas.
+    pub redis: String,
+    /// Warnings: what a Redis crash would lose with this setting (empty = nothing acknowledged).
+    pub warnings: Vec<String>,
+}
+
+async fn durability_detail(state: &AppState) -> Option<DurabilityDetail> {
+    use crate::fanout::durability::{plan, RedisPersistence};
+    let mut conn = state.redis.clone();
+    let redis = RedisPersistence::probe(&mut conn).await.ok()?;
+    let setting = state.settings.hooks.durability;
+    let warnings = match plan(setting, &redis, 0) {
+        Ok((_, w)) => w,
+        Err(e) => vec![e],
+    };
+    Some(DurabilityDetail {
+        setting: setting.to_string(),
+        redis: redis.describe(),
+        warnings,
+    })
 }
 
 #[derive(Debug, Object)]
@@ -113,6 +141,7 @@ impl OpsApi {
                     redis: format!("unreachable (deliveries are spooled to disk): {e}"),
                     groups: vec![],
                     spool,
+                    durability: None,
                 }));
             }
             return ReadyResponse::NotReady(Json(Readiness {
@@ -120,6 +149,7 @@ impl OpsApi {
                 redis: format!("unreachable: {e}"),
                 groups: vec![],
                 spool,
+                durability: None,
             }));
         }
         let mut groups = Vec::new();
@@ -145,6 +175,7 @@ impl OpsApi {
             redis: "ok".into(),
             groups,
             spool: spool_detail(&self.state),
+            durability: durability_detail(&self.state).await,
         };
         if ok {
             ReadyResponse::Ready(Json(body))

@@ -3,6 +3,7 @@
 
 mod cli;
 mod consumer;
+mod durability;
 mod event_hook;
 mod helpers;
 mod inline_hooks;
