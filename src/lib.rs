@@ -29,6 +29,8 @@
 //!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
 //! - [`cli`] — every `okta-adapter` command but `serve` (keys, import, report, credentials,
 //!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
+//! - [`backfill`] — System Log polling (following Okta's `next` link) through the same ingest
+//!   step: fills the holes Okta's one retry left; continuous, or on demand from a time.
 //! - [`spool`] — the local disk spool: deliveries Redis cannot take are fsync'd to a file and
 //!   answered 204, then drained into Redis in order through the same ingest step.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
@@ -41,6 +43,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod access;
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod consumers;

@@ -151,6 +151,26 @@ impl Application {
                 .spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
         });
         let reporting = self.spawn_reporting(&cancel, &background.handle());
+        let backfill = match (&self.state.okta, self.state.settings.backfill.enabled) {
+            (Some(okta), true) => {
+                let backfill = crate::backfill::Backfill::new(
+                    okta.clone(),
+                    self.state.keys.clone(),
+                    self.state.settings.backfill.clone(),
+                );
+                Some(tokio::spawn(backfill.run(
+                    self.state.clone(),
+                    |s: &AppState| &s.ingestor,
+                    self.state.redis.clone(),
+                    cancel.clone(),
+                )))
+            }
+            (None, true) => {
+                tracing::warn!("backfill.enabled but Okta is not configured (okta.org_url, credentials): no System Log backfill");
+                None
+            }
+            _ => None,
+        };
         let spool_drain = self.state.spool.get().map(|spool| {
             tokio::spawn(spool.clone().run_drain(
                 self.state.clone(),
@@ -170,7 +190,10 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
-        for task in [projection, jobs, spool_drain].into_iter().flatten() {
+        for task in [projection, jobs, spool_drain, backfill]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         let _ = cleanup.await;

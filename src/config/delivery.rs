@@ -19,6 +19,22 @@ pub struct SpoolSettings {
     pub drain_pause_ms: u64,
 }
 
+/// `[backfill]`: System Log polling that fills what event hooks missed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillSettings {
+    /// Poll continuously (needs `okta.org_url` and credentials).
+    pub enabled: bool,
+    /// Seconds between continuous rounds.
+    pub interval_secs: u64,
+    /// Events per System Log page (`limit`, 1–1000).
+    pub page_limit: u32,
+    /// Pages one round reads at most; the next round continues from the stored `next` link.
+    pub max_pages_per_round: u32,
+    /// With no stored watermark, the first round starts this many minutes back.
+    pub initial_lookback_mins: u64,
+}
+
 /// `hooks.durability`: what a 204 waits for besides the ingest script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -79,6 +95,16 @@ impl super::Settings {
         }
         if spool.drain_interval_ms == 0 {
             problems.push("spool.drain_interval_ms: must be > 0".into());
+        }
+        let backfill = &self.backfill;
+        if !(1..=1000).contains(&backfill.page_limit) {
+            problems
+                .push("backfill.page_limit: must be between 1 and 1000 (Okta's maximum)".into());
+        }
+        if backfill.interval_secs == 0 || backfill.max_pages_per_round == 0 {
+            problems.push(
+                "backfill.interval_secs and backfill.max_pages_per_round: must be > 0".into(),
+            );
         }
     }
 }

@@ -27,7 +27,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-pub use delivery::{Durability, SpoolSettings};
+pub use delivery::{BackfillSettings, Durability, SpoolSettings};
 pub use load::ConfigError;
 pub use values::{CronSchedule, SmtpUrl};
 
@@ -63,6 +63,8 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     /// Local disk spool while Redis is unavailable (`docs/delivery.md`).
     pub spool: SpoolSettings,
+    /// System Log backfill (`docs/delivery.md`).
+    pub backfill: BackfillSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod backfill;
 pub mod contract;
 pub mod error;
 pub mod event_hook;
@@ -47,6 +48,7 @@ pub type Apis = (
     keys::KeysApi,
     reports::ReportsApi,
     ops::OpsApi,
+    backfill::BackfillApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -74,7 +76,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             reports::ReportsApi {
                 state: state.clone(),
             },
-            ops::OpsApi { state },
+            ops::OpsApi {
+                state: state.clone(),
+            },
+            backfill::BackfillApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),

@@ -16,4 +16,6 @@ pub enum ApiTags {
     Reports,
     /// Health, readiness and metrics.
     Operations,
+    /// Never lose an event: System Log backfill, replay and dead-letter redrive (operator keys).
+    Delivery,
 }

@@ -237,6 +237,16 @@ impl Keys {
     pub fn api_keys(&self) -> String {
         format!("{}:apikeys", self.prefix)
     }
+
+    /// String: the System Log `next` link continuous backfill polls from (issue 16).
+    pub fn backfill_watermark(&self) -> String {
+        format!("{}:backfill:watermark", self.prefix)
+    }
+
+    /// String with a TTL: the replica running the current continuous backfill round.
+    pub fn backfill_lease(&self) -> String {
+        format!("{}:backfill:lease", self.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One integration-test binary: a real adapter over real HTTP against a real `redis-server`
 //! started by the helpers (one per test, on a free port, killed when the test ends).
 
+mod backfill;
 mod cli;
 mod consumer;
 mod durability;
