@@ -31,6 +31,8 @@
 //!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
 //! - [`backfill`] — System Log polling (following Okta's `next` link) through the same ingest
 //!   step: fills the holes Okta's one retry left; continuous, or on demand from a time.
+//! - [`replay`] — replay firehose entries into a route stream or a new consumer group; list,
+//!   delete and redrive dead letters.
 //! - [`spool`] — the local disk spool: deliveries Redis cannot take are fsync'd to a file and
 //!   answered 204, then drained into Redis in order through the same ingest step.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
@@ -56,6 +58,7 @@ pub mod jobs;
 pub mod maintenance;
 pub mod okta;
 pub mod projection;
+pub mod replay;
 pub mod reporting;
 pub mod shutdown;
 pub mod spool;

@@ -21,6 +21,7 @@ pub mod jwt;
 pub mod keys;
 pub mod ops;
 pub mod raw_json;
+pub mod replay;
 pub mod reports;
 pub mod slow_client;
 pub mod spooled;
@@ -49,6 +50,7 @@ pub type Apis = (
     reports::ReportsApi,
     ops::OpsApi,
     backfill::BackfillApi,
+    replay::ReplayApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -79,7 +81,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             ops::OpsApi {
                 state: state.clone(),
             },
-            backfill::BackfillApi { state },
+            backfill::BackfillApi {
+                state: state.clone(),
+            },
+            replay::ReplayApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),

@@ -243,6 +243,12 @@ impl Keys {
         format!("{}:backfill:watermark", self.prefix)
     }
 
+    /// Stream of entries replayed for a new consumer group of that name (issue 16):
+    /// `<prefix>:{events}:replay:<name>`.
+    pub fn replay(&self, name: &str) -> String {
+        format!("{}:{{events}}:replay:{name}", self.prefix)
+    }
+
     /// String with a TTL: the replica running the current continuous backfill round.
     pub fn backfill_lease(&self) -> String {
         format!("{}:backfill:lease", self.prefix)
