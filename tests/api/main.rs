@@ -12,6 +12,7 @@ mod jobs;
 mod okta;
 mod ops;
 mod projection;
+mod properties;
 mod replay;
 mod reports;
 mod spool;
