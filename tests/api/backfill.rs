@@ -210,3 +210,45 @@ async fn the_backfill_command_fills_the_holes_since_a_time() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
 }
+
+/// Benchmark (ignored): `cargo test --test api bench_backfill -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn bench_backfill_rate_against_the_simulator() {
+    let redis = TestRedis::start();
+    let sim = SimConfig {
+        event_hook_drop_rate: 0.5,
+        logs_limit: 1000,
+        users_create_list_limit: 1_000_000,
+        ..Default::default()
+    };
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        sim,
+        "[projection]\nenabled = false\n[backfill]\nmax_pages_per_round = 1000\n",
+    )
+    .await;
+    create_users(&sim, "bench", 3000).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let backfill = Backfill::new(
+        app.state.okta.clone().unwrap(),
+        app.state.keys.clone(),
+        app.state.settings.backfill.clone(),
+    );
+    let mut conn = app.state.redis.clone();
+    let started = std::time::Instant::now();
+    let r = backfill
+        .round(&app.state.ingestor, &mut conn, Start::Watermark)
+        .await
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "backfill: {} events ({} new, {} present) in {} pages, {secs:.2} s = {:.0} events/s",
+        r.events,
+        r.new,
+        r.present,
+        r.pages,
+        r.events as f64 / secs
+    );
+}

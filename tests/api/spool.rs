@@ -369,3 +369,61 @@ fn spool_file_len(dir: &std::path::Path) -> u64 {
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum()
 }
+
+/// Benchmark (ignored; run alone): `cargo test --test api bench_spool -- --ignored --nocapture`.
+/// Deliveries/s into Redis, then into the spool with Redis down, then the drain rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_spool_ingest_and_drain() {
+    let mut redis = TestRedis::start();
+    let app = spawn_app_with(&redis, "[projection]\nenabled = false\n").await;
+    let url = app.url("/hooks/okta/events");
+    let body = |tag: String| lifecycle_batch(&tag, 50).to_string();
+    async fn load(
+        url: &str,
+        secs: u64,
+        tag: &str,
+        body: impl Fn(String) -> String + Sync,
+    ) -> usize {
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let body = &body;
+        let tasks = (0..8).map(|t| {
+            let client = client.clone();
+            async move {
+                let mut ok = 0;
+                let mut i = 0;
+                while std::time::Instant::now() < deadline {
+                    let r = client
+                        .post(url)
+                        .header("authorization", SECRET)
+                        .body(body(format!("{tag}{t}-{i}")))
+                        .send()
+                        .await;
+                    i += 1;
+                    if r.is_ok_and(|r| r.status() == 204) {
+                        ok += 1;
+                    }
+                }
+                ok
+            }
+        });
+        futures::future::join_all(tasks).await.into_iter().sum()
+    }
+    let secs = 3;
+    let normal = load(&url, secs, "n", body).await;
+    redis.server.stop();
+    let spooled = load(&url, secs, "s", body).await;
+    let spool = app.state.spool.get().unwrap().clone();
+    redis.server.restart().unwrap();
+    let started = std::time::Instant::now();
+    assert!(eventually(120, || async { spool.status().pending_batches == 0 }).await);
+    let drain = started.elapsed().as_secs_f64();
+    let (n, s) = (normal as f64 / secs as f64, spooled as f64 / secs as f64);
+    eprintln!(
+        "normal ingest: {n:.0} deliveries/s ({:.0} events/s); while spooling: {s:.0} deliveries/s ({:.0}%); drain: {spooled} deliveries in {drain:.2} s = {:.0} deliveries/s",
+        n * 50.0,
+        100.0 * s / n,
+        spooled as f64 / drain
+    );
+}
