@@ -34,6 +34,12 @@
 //!   sessions with CSRF; the API's principal, scoping and status rules.
 //! - [`selfservice`] — public pages where an end user resets their own MFA by a single-use
 //!   emailed link (per-tenant switch, limits per login and IP, same answer for every login).
+//! - [`backfill`] — System Log polling (following Okta's `next` link) through the same ingest
+//!   step: fills the holes Okta's one retry left; continuous, or on demand from a time.
+//! - [`replay`] — replay firehose entries into a route stream or a new consumer group; list,
+//!   delete and redrive dead letters.
+//! - [`spool`] — the local disk spool: deliveries Redis cannot take are fsync'd to a file and
+//!   answered 204, then drained into Redis in order through the same ingest step.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
@@ -44,6 +50,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod access;
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod console;
@@ -57,9 +64,11 @@ pub mod jobs;
 pub mod maintenance;
 pub mod okta;
 pub mod projection;
+pub mod replay;
 pub mod reporting;
 pub mod selfservice;
 pub mod shutdown;
+pub mod spool;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

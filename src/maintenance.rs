@@ -46,6 +46,12 @@ pub async fn maintenance_loop(state: Arc<AppState>, cancel: CancellationToken) {
         if let Err(e) = crate::http::ops::record_stream_lengths(&state).await {
             tracing::warn!(error = %e, "stream length refresh failed");
         }
+        // Dead letters wait for an operator (replay::redrive); alert on this gauge.
+        let depth: redis::RedisResult<u64> =
+            redis::AsyncCommands::xlen(&mut conn, state.keys.dead_letter()).await;
+        if let Ok(depth) = depth {
+            metrics::gauge!("okta_adapter_dead_letter_depth").set(depth as f64);
+        }
         state.metrics.run_upkeep();
     }
 }

@@ -33,6 +33,11 @@ use crate::store::RedisUnreachable;
 pub enum StartupError {
     #[error(transparent)]
     Redis(#[from] RedisUnreachable),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolOpenError),
+    /// `hooks.durability` asks for what this Redis cannot give.
+    #[error("{0}")]
+    Durability(String),
     #[error("cannot listen on {addr} (http.listen): {source}")]
     Listen {
         addr: String,
@@ -70,6 +75,11 @@ impl Application {
             .ensure_consumer_groups()
             .await
             .map_err(|source| RedisUnreachable::new(&state.settings.redis.url, source))?;
+        check_durability(&state).await?;
+        if state.settings.spool.enabled {
+            let spool = crate::spool::Spool::open(&state.settings.spool)?;
+            let _ = state.spool.set(spool);
+        }
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Listen {
@@ -154,6 +164,34 @@ impl Application {
                 .spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
         });
         let reporting = self.spawn_reporting(&cancel, &background.handle());
+        let backfill = match (&self.state.okta, self.state.settings.backfill.enabled) {
+            (Some(okta), true) => {
+                let backfill = crate::backfill::Backfill::new(
+                    okta.clone(),
+                    self.state.keys.clone(),
+                    self.state.settings.backfill.clone(),
+                );
+                Some(tokio::spawn(backfill.run(
+                    self.state.clone(),
+                    |s: &AppState| &s.ingestor,
+                    self.state.redis.clone(),
+                    cancel.clone(),
+                )))
+            }
+            (None, true) => {
+                tracing::warn!("backfill.enabled but Okta is not configured (okta.org_url, credentials): no System Log backfill");
+                None
+            }
+            _ => None,
+        };
+        let spool_drain = self.state.spool.get().map(|spool| {
+            tokio::spawn(spool.clone().run_drain(
+                self.state.clone(),
+                |s: &AppState| &s.ingestor,
+                self.state.redis.clone(),
+                cancel.clone(),
+            ))
+        });
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
         tracing::info!(addr = %self.local_addr, "okta-adapter listening");
         let acceptor = crate::http::slow_client::HeaderTimeoutAcceptor::new(
@@ -165,7 +203,10 @@ impl Application {
             .await;
         cancel.cancel();
         let _ = maintenance.await;
-        for task in [projection, jobs, tenants].into_iter().flatten() {
+        for task in [projection, jobs, tenants, spool_drain, backfill]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         let _ = cleanup.await;
@@ -210,6 +251,26 @@ impl Application {
         }
         tasks
     }
+}
+
+/// Reads Redis's persistence and replication and decides what a 204 waits for
+/// (`hooks.durability`); a setting Redis cannot honour stops the start with the reason.
+async fn check_durability(state: &AppState) -> Result<(), StartupError> {
+    use crate::fanout::durability::{plan, RedisPersistence};
+    let mut conn = state.redis.clone();
+    let redis = RedisPersistence::probe(&mut conn)
+        .await
+        .map_err(|source| RedisUnreachable::new(&state.settings.redis.url, source))?;
+    let setting = state.settings.hooks.durability;
+    // Leaves room inside redis.response_timeout_ms for the script itself.
+    let timeout_ms = (state.settings.redis.response_timeout_ms * 2 / 3).max(1);
+    let (step, warnings) = plan(setting, &redis, timeout_ms).map_err(StartupError::Durability)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(durability = %setting, redis = %redis.describe(), "what a 204 to Okta waits for");
+    state.ingestor.set_wait_step(step);
+    Ok(())
 }
 
 /// Deletes legacy password hashes once Okta reports their import (see `inline::credentials`).

@@ -162,6 +162,27 @@ const COUNTERS: &[CounterSpec] = &[
         &[],
         "Legacy password hashes deleted after import.",
     ),
+    // The local spool (issue 16).
+    (
+        "okta_adapter_spool_batches_total",
+        &[],
+        "Event hook deliveries spooled to disk while Redis was unavailable.",
+    ),
+    (
+        "okta_adapter_spool_full_total",
+        &[],
+        "Deliveries refused (503) because the spool was full.",
+    ),
+    (
+        "okta_adapter_spool_torn_records_total",
+        &[],
+        "Spool files found with a torn last record (cut off at start).",
+    ),
+    (
+        "okta_adapter_spool_drained_batches_total",
+        &[],
+        "Spooled deliveries written to Redis by the drain task.",
+    ),
 ];
 
 /// Describes and zero-registers [`COUNTERS`]; called once, when the recorder is installed.

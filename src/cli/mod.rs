@@ -20,6 +20,7 @@ macro_rules! out {
     }};
 }
 
+pub mod backfill;
 pub mod config;
 pub mod credentials;
 pub mod dev;
@@ -84,6 +85,13 @@ pub enum Command {
     /// Run a bulk job from a file (CSV with a header row, or JSON lines) with a progress bar:
     /// the same queue and workers as POST /api/v1/jobs.
     Import(import::ImportArgs),
+    /// Run Okta's System Log since a time through the ingest step (after an outage): events the
+    /// event hook missed are written once, the rest are recognised as duplicates.
+    Backfill {
+        /// Start of the range: `2026-12-01T00:00Z` (UTC), RFC 3339, or a date.
+        #[arg(long)]
+        since: String,
+    },
 }
 
 /// Runs every command but `serve` (which `main` runs: it is the service, not a tool).
@@ -98,6 +106,7 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> anyhow::Result<()
         Command::Projections { command } => projections::run(config, command).await,
         Command::Import(args) => import::run(config, args).await,
         Command::Report { month, send } => report::run(config, &month, send).await,
+        Command::Backfill { since } => backfill::run(config, &since).await,
     }
 }
 

@@ -14,6 +14,7 @@
 //! prints them.
 
 pub mod console;
+mod delivery;
 mod load;
 pub mod self_service;
 mod validate;
@@ -28,6 +29,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
+pub use delivery::{BackfillSettings, Durability, SpoolSettings};
 pub use load::ConfigError;
 pub use self_service::SelfServiceSettings;
 pub use values::{CronSchedule, SmtpUrl};
@@ -70,6 +72,10 @@ pub struct Settings {
     /// Tenant provisioning (`/api/v1/tenants`); every key has a default.
     #[serde(default)]
     pub provisioning: ProvisioningSettings,
+    /// Local disk spool while Redis is unavailable (`docs/delivery.md`).
+    pub spool: SpoolSettings,
+    /// System Log backfill (`docs/delivery.md`).
+    pub backfill: BackfillSettings,
 }
 
 /// `[provisioning]`: tenants as declared resources (groups, rule, one OIDC app per installation).
@@ -167,6 +173,9 @@ pub struct HookSettings {
     pub signing_key: SecretString,
     pub dedup_window_secs: u64,
     pub max_events_per_write: usize,
+    /// What a 204 waits for: Redis memory, its AOF, or N replicas (`docs/delivery.md`).
+    #[serde(default)]
+    pub durability: Durability,
 }
 
 #[derive(Debug, Clone, Deserialize)]

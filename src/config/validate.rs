@@ -173,6 +173,7 @@ impl Settings {
         }
         self.validate_report(&mut problems);
         problems.extend(self.console.problems());
+        self.validate_delivery(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -127,7 +127,11 @@ pub async fn run(
         okta_org_url: format!("http://{}", sim_listener.local_addr()?),
         okta_api_token: SIM_TOKEN.into(),
     };
-    let (settings, notes) = dev_settings(config, &endpoints)?;
+    let (mut settings, notes) = dev_settings(config, &endpoints)?;
+    // The default spool directory is relative; dev keeps its files under its data folder.
+    if settings.spool.dir == "spool" {
+        settings.spool.dir = data_dir.join("spool").display().to_string();
+    }
     endpoints.prefix = settings.redis.prefix.clone();
     crate::telemetry::init_logs(&settings.log);
 

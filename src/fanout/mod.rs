@@ -11,6 +11,7 @@
 //! [`Ingestor::trim_dedup`] (run by the maintenance loop) removes uuids older than the window.
 //! [`labels`] bounds the event-type labels of the ingest metrics.
 
+pub mod durability;
 pub mod labels;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -94,6 +95,9 @@ pub struct Ingestor {
     script: Script,
     trim_script: Script,
     type_labels: labels::TypeLabels,
+    /// What a write waits for after the script (`hooks.durability`); set once at start from
+    /// what Redis offers (see [`durability`]); unset = nothing.
+    wait: std::sync::OnceLock<durability::WaitStep>,
 }
 
 impl Ingestor {
@@ -125,12 +129,18 @@ impl Ingestor {
             script: Script::new(INGEST_SCRIPT),
             trim_script: Script::new(DEDUP_TRIM_SCRIPT),
             type_labels: labels::TypeLabels::new(&settings.routes),
+            wait: std::sync::OnceLock::new(),
             keys,
         }
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Sets what every write waits for after its script (once, at start).
+    pub fn set_wait_step(&self, step: durability::WaitStep) {
+        let _ = self.wait.set(step);
     }
 
     /// The metric label for `event_type`: its name when known, else `other` (see [`labels`]).
@@ -287,6 +297,9 @@ impl Ingestor {
                 }
             }));
         }
+        // Also after an all-duplicate write: a retry must not get its 204 before the first
+        // attempt's writes are as durable as promised.
+        durability::wait(self.wait.get().copied().unwrap_or_default(), conn).await?;
         Ok(outcomes)
     }
 

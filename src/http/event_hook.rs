@@ -120,17 +120,22 @@ impl EventHookApi {
                 .increment(1);
         }
         let started = Instant::now();
+        let received = chrono::Utc::now();
         let mut conn = state.redis.clone();
-        let outcomes = state
-            .ingestor
-            .write(&mut conn, &events, chrono::Utc::now())
-            .await
-            .map_err(|e| {
-                state.hook_stats.record_unavailable(events.len());
+        let outcomes = match state.ingestor.write(&mut conn, &events, received).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
                 counter!("okta_adapter_redis_errors_total", "op" => "ingest").increment(1);
-                tracing::warn!(error = %e, events = events.len(), "event hook delivery not stored; answering 503");
-                HttpError::unavailable("events could not be stored; retry the delivery")
-            })?;
+                return super::spooled::spool_or_unavailable(
+                    state,
+                    &e,
+                    &bytes,
+                    events.len(),
+                    received,
+                )
+                .await;
+            }
+        };
         let write_time = started.elapsed();
         histogram!("okta_adapter_ingest_write_seconds").record(write_time.as_secs_f64());
         let mut duplicates = 0usize;

@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod backfill;
 pub mod contract;
 pub mod error;
 pub mod event_hook;
@@ -21,8 +22,10 @@ pub mod jwt;
 pub mod keys;
 pub mod ops;
 pub mod raw_json;
+pub mod replay;
 pub mod reports;
 pub mod slow_client;
+pub mod spooled;
 pub mod state;
 pub mod tags;
 pub mod tenants;
@@ -51,6 +54,8 @@ pub type Apis = (
     crate::console::links::ConsoleLinksApi,
     helpdesk::HelpdeskApi,
     tenants::TenantsApi,
+    backfill::BackfillApi,
+    replay::ReplayApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -85,7 +90,13 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             helpdesk::HelpdeskApi::new(state.clone()),
-            tenants::TenantsApi { state },
+            tenants::TenantsApi {
+                state: state.clone(),
+            },
+            backfill::BackfillApi {
+                state: state.clone(),
+            },
+            replay::ReplayApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),

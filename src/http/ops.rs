@@ -35,6 +35,65 @@ pub struct Readiness {
     /// `ok` or the reason Redis is not usable.
     pub redis: String,
     pub groups: Vec<GroupCheck>,
+    /// The local spool, when `spool.enabled`: deliveries waiting on disk for Redis.
+    pub spool: Option<SpoolDetail>,
+    /// `hooks.durability` and what Redis offers for it (when Redis answers).
+    pub durability: Option<DurabilityDetail>,
+}
+
+#[derive(Debug, Object)]
+pub struct DurabilityDetail {
+    /// `memory`, `aof` or `replicas:N`.
+    pub setting: String,
+    /// Redis version, role, AOF and fsync policy, connected replicas.
+    pub redis: String,
+    /// Warnings: what a Redis crash would lose with this setting (empty = nothing acknowledged).
+    pub warnings: Vec<String>,
+}
+
+async fn durability_detail(state: &AppState) -> Option<DurabilityDetail> {
+    use crate::fanout::durability::{plan, RedisPersistence};
+    let mut conn = state.redis.clone();
+    let redis = RedisPersistence::probe(&mut conn).await.ok()?;
+    let setting = state.settings.hooks.durability;
+    let warnings = match plan(setting, &redis, 0) {
+        Ok((_, w)) => w,
+        Err(e) => vec![e],
+    };
+    Some(DurabilityDetail {
+        setting: setting.to_string(),
+        redis: redis.describe(),
+        warnings,
+    })
+}
+
+#[derive(Debug, Object)]
+pub struct SpoolDetail {
+    /// `empty`, `spooling` (deliveries wait for Redis) or `full` (new ones get 503).
+    pub state: String,
+    pub pending_batches: u64,
+    pub pending_bytes: u64,
+    pub oldest_age_secs: u64,
+    pub max_bytes: u64,
+}
+
+fn spool_detail(state: &AppState) -> Option<SpoolDetail> {
+    let st = state.spool.get()?.status();
+    let full = st.pending_bytes + state.settings.http.max_body_bytes as u64 > st.max_bytes;
+    Some(SpoolDetail {
+        state: if full {
+            "full"
+        } else if st.pending_batches > 0 {
+            "spooling"
+        } else {
+            "empty"
+        }
+        .into(),
+        pending_batches: st.pending_batches,
+        pending_bytes: st.pending_bytes,
+        oldest_age_secs: st.oldest_age_secs,
+        max_bytes: st.max_bytes,
+    })
 }
 
 #[derive(Debug, ApiResponse)]
@@ -73,10 +132,24 @@ impl OpsApi {
         let mut conn = self.state.redis.clone();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
         if let Err(e) = ping {
+            let spool = spool_detail(&self.state);
+            // With room in the spool, deliveries are still accepted (and fsync'd): stay ready.
+            if spool.as_ref().is_some_and(|s| s.state != "full") {
+                tracing::warn!(error = %e, "readyz: Redis unreachable; ready because event hook deliveries go to the local spool");
+                return ReadyResponse::Ready(Json(Readiness {
+                    status: "ready".into(),
+                    redis: format!("unreachable (deliveries are spooled to disk): {e}"),
+                    groups: vec![],
+                    spool,
+                    durability: None,
+                }));
+            }
             return ReadyResponse::NotReady(Json(Readiness {
                 status: "not_ready".into(),
                 redis: format!("unreachable: {e}"),
                 groups: vec![],
+                spool,
+                durability: None,
             }));
         }
         let mut groups = Vec::new();
@@ -101,6 +174,8 @@ impl OpsApi {
             status: if ok { "ready" } else { "not_ready" }.into(),
             redis: "ok".into(),
             groups,
+            spool: spool_detail(&self.state),
+            durability: durability_detail(&self.state).await,
         };
         if ok {
             ReadyResponse::Ready(Json(body))

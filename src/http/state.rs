@@ -44,6 +44,8 @@ pub struct AppState {
     pub hook_stats: Arc<HookStats>,
     /// Compiles and sends monthly reports (HTTP, scheduler).
     pub reporter: Arc<Reporter>,
+    /// The local spool, set by `startup` when `spool.enabled` (empty otherwise and in tools).
+    pub spool: std::sync::OnceLock<Arc<crate::spool::Spool>>,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
                 Transport::from_settings(&settings),
             )),
             keys: Keys::new(settings.redis.prefix.clone()),
+            spool: std::sync::OnceLock::new(),
             redis,
             settings,
         })

@@ -18,4 +18,6 @@ pub enum ApiTags {
     Operations,
     /// Tenants as declared resources, installation configs, product resource access.
     Tenants,
+    /// Never lose an event: System Log backfill, replay and dead-letter redrive (operator keys).
+    Delivery,
 }

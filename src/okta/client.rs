@@ -139,6 +139,14 @@ impl OktaClient {
         })
     }
 
+    /// The path and query of `url` when it points into `okta.org_url` (a link Okta returned),
+    /// else `None`: the adapter never sends its credentials to another host.
+    pub fn relative_path(&self, url: &str) -> Option<String> {
+        url.strip_prefix(&self.base)
+            .filter(|rest| rest.starts_with('/'))
+            .map(str::to_owned)
+    }
+
     /// One API call with scheduling and retries. `Ok(None)` for an empty success body.
     pub async fn call(
         &self,
@@ -147,6 +155,23 @@ impl OktaClient {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, OktaError> {
+        let (text, _) = self.call_raw(lane, method, path_and_query, body).await?;
+        Ok(if text.trim().is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        })
+    }
+
+    /// [`Self::call`] returning the success body unparsed and the response headers (the System
+    /// Log's `Link` header; events kept byte for byte).
+    pub async fn call_raw(
+        &self,
+        lane: Lane,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+    ) -> Result<(String, reqwest::header::HeaderMap), OktaError> {
         // An id of `.` or `..` (or an empty one) would make the URL resolve to another
         // endpoint — `/api/v1/groups/../users/{id}` is `/api/v1/users/{id}` — and percent-encoding
         // does not help (URL parsers treat `%2E%2E` as `..`). Such an id names nothing in Okta.
@@ -195,6 +220,7 @@ impl OktaClient {
             };
             let status = resp.status();
             let headers = RateHeaders::from_headers(resp.headers());
+            let response_headers = resp.headers().clone();
             let too_many = status.as_u16() == 429;
             if let Err(e) = self
                 .rate
@@ -205,11 +231,7 @@ impl OktaClient {
             }
             let text = resp.text().await.unwrap_or_default();
             if status.is_success() {
-                return Ok(if text.trim().is_empty() {
-                    None
-                } else {
-                    Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
-                });
+                return Ok((text, response_headers));
             }
             let err = api_error(status.as_u16(), &text);
             if status.as_u16() == 401 && self.forget_token().await && attempt < self.max_attempts {

@@ -37,6 +37,7 @@ pub fn bucket_for(method: &str, path: &str) -> &'static str {
         (_, Some(r)) if r.starts_with('/') => "users-by-id",
         _ if path.starts_with("/api/v1/groups") => "groups",
         _ if path.starts_with("/api/v1/apps") => "apps",
+        _ if path.starts_with("/api/v1/logs") => "logs",
         _ => "other",
     }
 }

@@ -237,6 +237,22 @@ impl Keys {
     pub fn api_keys(&self) -> String {
         format!("{}:apikeys", self.prefix)
     }
+
+    /// String: the System Log `next` link continuous backfill polls from (issue 16).
+    pub fn backfill_watermark(&self) -> String {
+        format!("{}:backfill:watermark", self.prefix)
+    }
+
+    /// Stream of entries replayed for a new consumer group of that name (issue 16):
+    /// `<prefix>:{events}:replay:<name>`.
+    pub fn replay(&self, name: &str) -> String {
+        format!("{}:{{events}}:replay:{name}", self.prefix)
+    }
+
+    /// String with a TTL: the replica running the current continuous backfill round.
+    pub fn backfill_lease(&self) -> String {
+        format!("{}:backfill:lease", self.prefix)
+    }
 }
 
 /// The web console's keys (`src/console/`). Every secret it hands out (session id, sign-in

@@ -90,7 +90,14 @@ claim_idle_ms = 500
 enabled = false
 block_ms = 100
 claim_idle_ms = 500
-"#
+[spool]
+dir = "{spool_dir}"
+drain_interval_ms = 100
+"#,
+        // One spool directory per prefix: an app restarted on the same prefix finds its files.
+        spool_dir = std::env::temp_dir()
+            .join(format!("okta-adapter-spool-{prefix}"))
+            .display()
     );
     let merged = merge_toml(&base, extra);
     Settings::from_toml_overrides(&merged).expect("test settings are valid")

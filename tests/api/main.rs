@@ -1,8 +1,10 @@
 //! One integration-test binary: a real adapter over real HTTP against a real `redis-server`
 //! started by the helpers (one per test, on a free port, killed when the test ends).
 
+mod backfill;
 mod cli;
 mod consumer;
+mod durability;
 mod event_hook;
 mod helpdesk;
 mod helpers;
@@ -11,8 +13,11 @@ mod jobs;
 mod okta;
 mod ops;
 mod projection;
+mod properties;
+mod replay;
 mod reports;
 mod tenants;
+mod spool;
 mod users;
 // The web console over HTTP (browser tests: tests/browser/).
 mod console;

@@ -44,6 +44,7 @@ mod apps;
 mod factors;
 mod groups;
 pub mod oidc;
+mod logs;
 mod users;
 // Tenant provisioning: OIDC apps (with client secrets and group assignments) and group rules.
 mod oidc_apps;
@@ -83,6 +84,11 @@ pub struct SimConfig {
     pub oauth_app: Option<(String, String)>,
     /// An OIDC web app people sign in to (`oidc`): the console's, in tests and `dev`.
     pub oidc_app: Option<oidc::OidcApp>,
+    /// `GET /api/v1/logs` (Okta's System Log bucket is small).
+    pub logs_limit: u32,
+    /// Share of event hook deliveries "lost" (never posted; 0.0–1.0), spread evenly: what
+    /// System Log backfill must win back. Each leaves an `event_hook.delivery` FAILURE event.
+    pub event_hook_drop_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -102,6 +108,8 @@ impl Default for SimConfig {
             event_hook: None,
             oauth_app: None,
             oidc_app: None,
+            logs_limit: 60,
+            event_hook_drop_rate: 0.0,
         }
     }
 }
@@ -210,6 +218,8 @@ struct Sim {
     state: Mutex<SimState>,
     in_flight: AtomicUsize,
     events: Option<mpsc::UnboundedSender<Value>>,
+    /// Every event generated, for `GET /api/v1/logs`.
+    log: Arc<logs::SystemLog>,
 }
 
 /// A running simulator.
@@ -226,9 +236,11 @@ impl OktaSim {
         listener: tokio::net::TcpListener,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let log = Arc::new(logs::SystemLog::default());
         let events = config.event_hook.clone().map(|(url, secret)| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(deliver_events(url, secret, rx));
+            let drop_rate = config.event_hook_drop_rate;
+            tokio::spawn(deliver_events(url, secret, rx, log.clone(), drop_rate));
             tx
         });
         let sim = Arc::new(Sim {
@@ -237,6 +249,7 @@ impl OktaSim {
             state: Mutex::new(SimState::default()),
             in_flight: AtomicUsize::new(0),
             events,
+            log,
         });
         let app = Route::new().at("/*path", serve.data(sim.clone()));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -257,6 +270,21 @@ impl OktaSim {
             sim,
             stop: Some(tx),
         })
+    }
+
+    /// Uuids of the events in deliveries the simulator dropped (`event_hook_drop_rate`).
+    pub fn dropped_events(&self) -> Vec<String> {
+        self.sim.log.dropped_events()
+    }
+
+    /// Deliveries dropped so far.
+    pub fn dropped_deliveries(&self) -> u64 {
+        self.sim.log.dropped_deliveries()
+    }
+
+    /// Events in the System Log (generated ones plus delivery failures).
+    pub fn log_len(&self) -> usize {
+        self.sim.log.len()
     }
 
     pub fn url(&self) -> String {
@@ -429,6 +457,7 @@ fn bucket(method: &Method, segments: &[&str]) -> &'static str {
         (_, ["api", "v1", "users", ..]) => "users-by-id",
         (_, ["api", "v1", "groups", ..]) => "groups",
         (_, ["api", "v1", "apps", ..]) => "apps",
+        ("GET", ["api", "v1", "logs"]) => "logs",
         _ => "other",
     }
 }
@@ -440,6 +469,7 @@ fn limit_of(config: &SimConfig, bucket: &str) -> u32 {
         "users-by-id" => config.users_by_id_limit,
         "groups" => config.groups_limit,
         "apps" => config.apps_limit,
+        "logs" => config.logs_limit,
         _ => config.other_limit,
     }
 }
@@ -746,6 +776,10 @@ fn route_api(
             groups::group_membership(sim, st, m, gid, uid)
         }
         ("POST", ["api", "v1", "apps", aid, "users"]) => apps::assign_app(sim, st, aid, body),
+        ("GET", ["api", "v1", "logs"]) => {
+            drop(st);
+            sim.log.list(&sim.url, query)
+        }
         ("DELETE", ["api", "v1", "apps", aid, "users", uid]) => {
             apps::unassign_app(sim, st, aid, uid)
         }
@@ -775,7 +809,6 @@ fn emit(sim: &Sim, event_type: &str, user: &SimUser, extra_target: Option<Value>
 
 /// Queues a System Log event about `user` with more targets after the `User` one.
 fn emit_targets(sim: &Sim, event_type: &str, user: &SimUser, extra_targets: Vec<Value>) {
-    let Some(tx) = &sim.events else { return };
     let mut targets = vec![json!({
         "id": user.id, "type": "User", "alternateId": user.login(),
         "displayName": format!("{} {}", user.profile["firstName"].as_str().unwrap_or(""), user.profile["lastName"].as_str().unwrap_or("")).trim().to_string(),
@@ -796,11 +829,20 @@ fn emit_targets(sim: &Sim, event_type: &str, user: &SimUser, extra_targets: Vec<
         "transaction": {"type": "WEB", "id": rand_id(20), "detail": {}},
         "debugContext": {"debugData": {"requestId": rand_id(20)}},
     });
-    let _ = tx.send(event);
+    sim.log.record(event.clone());
+    if let Some(tx) = &sim.events {
+        let _ = tx.send(event);
+    }
 }
 
 /// Posts queued events, in order, in batches of whatever has accumulated (as Okta batches).
-async fn deliver_events(url: String, secret: String, mut rx: mpsc::UnboundedReceiver<Value>) {
+async fn deliver_events(
+    url: String,
+    secret: String,
+    mut rx: mpsc::UnboundedReceiver<Value>,
+    log: Arc<logs::SystemLog>,
+    drop_rate: f64,
+) {
     let client = reqwest::Client::new();
     while let Some(first) = rx.recv().await {
         let mut events = vec![first];
@@ -809,6 +851,9 @@ async fn deliver_events(url: String, secret: String, mut rx: mpsc::UnboundedRece
             if events.len() >= 200 {
                 break;
             }
+        }
+        if log.drop_delivery(drop_rate, &events) {
+            continue;
         }
         let delivery = json!({
             "eventType": "com.okta.event_hook",

@@ -1,0 +1,254 @@
+//! System Log backfill (issue 16): the simulator drops 10 % of its event hook deliveries; one
+//! backfill round puts every event in the firehose exactly once and counts exactly the dropped.
+
+use std::collections::HashSet;
+
+use okta_adapter::access::Role;
+use okta_adapter::backfill::{Backfill, Start};
+use okta_sim::SimConfig;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Creates `n` users in the simulator (one `user.lifecycle.create` event each).
+async fn create_users(sim: &okta_sim::OktaSim, tag: &str, n: usize) {
+    let client = reqwest::Client::new();
+    for i in 0..n {
+        let login = format!("{tag}{i}@example.com");
+        let resp = client
+            .post(format!("{}/api/v1/users?activate=false", sim.url()))
+            .header("authorization", "SSWS sim-token")
+            .json(&json!({"profile": {"login": login, "email": login, "firstName": "B", "lastName": "F"}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+}
+
+async fn firehose_uuids(app: &TestApp) -> Vec<String> {
+    let uuids = app.uuids(&app.firehose()).await;
+    let unique: HashSet<&String> = uuids.iter().collect();
+    assert_eq!(unique.len(), uuids.len(), "a uuid appears twice");
+    uuids
+}
+
+#[tokio::test]
+async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
+    let redis = TestRedis::start();
+    let sim = SimConfig {
+        event_hook_drop_rate: 0.1,
+        ..Default::default()
+    };
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        sim,
+        "[backfill]\npage_limit = 7\n[projection]\nenabled = false\n",
+    )
+    .await;
+    create_users(&sim, "bf", 60).await;
+    let delivered = |dropped: usize| 60 - dropped;
+    assert!(
+        eventually(10, || async {
+            firehose_uuids(&app).await.len() == delivered(sim.dropped_events().len())
+        })
+        .await,
+        "the hook delivered what was not dropped"
+    );
+    let dropped = sim.dropped_events();
+    assert!(!dropped.is_empty(), "the simulator dropped deliveries");
+    let before: HashSet<String> = firehose_uuids(&app).await.into_iter().collect();
+    assert!(
+        dropped.iter().all(|u| !before.contains(u)),
+        "dropped = missing"
+    );
+
+    // One continuous round (from the watermark; none stored yet = initial look-back).
+    let backfill = Backfill::new(
+        app.state.okta.clone().unwrap(),
+        app.state.keys.clone(),
+        app.state.settings.backfill.clone(),
+    );
+    let mut conn = app.state.redis.clone();
+    let report = backfill
+        .round(&app.state.ingestor, &mut conn, Start::Watermark)
+        .await
+        .unwrap();
+    let failures = sim.dropped_deliveries();
+    assert_eq!(report.new, dropped.len() as u64, "{report:?}");
+    assert_eq!(report.present, 60 - dropped.len() as u64, "{report:?}");
+    assert_eq!(report.hook_delivery_failures, failures, "{report:?}");
+    assert!(
+        report.pages >= 60 / 7,
+        "followed the next links: {report:?}"
+    );
+    let after = firehose_uuids(&app).await;
+    assert_eq!(
+        after.len(),
+        60 + failures as usize,
+        "every event once, plus Okta's failure records"
+    );
+    assert!(dropped.iter().all(|u| after.contains(u)));
+
+    // The next round starts at the stored watermark: only what is new since.
+    create_users(&sim, "bg", 20).await;
+    let dropped_now = sim.dropped_events().len();
+    assert!(
+        eventually(10, || async {
+            firehose_uuids(&app).await.len()
+                == 60 + failures as usize + 20 - (dropped_now - dropped.len())
+        })
+        .await
+    );
+    let second = backfill
+        .round(&app.state.ingestor, &mut conn, Start::Watermark)
+        .await
+        .unwrap();
+    let new_failures = sim.dropped_deliveries() - failures;
+    assert_eq!(second.events, 20 + new_failures, "{second:?}");
+    assert_eq!(
+        second.new as usize,
+        dropped_now - dropped.len(),
+        "{second:?}"
+    );
+
+    // On demand over the whole range: everything is already there.
+    let operator = api_key(&app, Role::Operator, None).await;
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let (status, body) = app
+        .post_json(
+            "/api/v1/backfill",
+            &operator,
+            Some(json!({ "since": since })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new"], 0, "{body}");
+    assert_eq!(body["present"], 80, "{body}");
+    assert_eq!(
+        firehose_uuids(&app).await.len(),
+        sim.log_len(),
+        "the firehose mirrors the log"
+    );
+    let metrics = app.metrics().await;
+    let new_metric = format!(
+        "okta_adapter_backfill_events_total{{outcome=\"new\"}} {}",
+        dropped_now
+    );
+    assert!(metrics.contains(&new_metric), "{new_metric} in\n{metrics}");
+    assert!(metrics.contains("okta_adapter_event_hook_delivery_failures_total"));
+
+    // Bad input and the wrong role change nothing.
+    let (status, body) = app
+        .post_json(
+            "/api/v1/backfill",
+            &operator,
+            Some(json!({ "since": "yesterday" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let support = api_key(&app, Role::Support, None).await;
+    let (status, _) = app
+        .post_json(
+            "/api/v1/backfill",
+            &support,
+            Some(json!({ "since": since })),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn the_backfill_command_fills_the_holes_since_a_time() {
+    let redis = TestRedis::start();
+    let sim = SimConfig {
+        event_hook_drop_rate: 0.25,
+        ..Default::default()
+    };
+    let prefix = random_prefix();
+    let (app, sim) = spawn_app_with_okta(&redis.url(), &prefix, sim, "").await;
+    create_users(&sim, "cli", 12).await;
+    let dropped = sim.dropped_events().len();
+    assert!(dropped > 0);
+    assert!(
+        eventually(10, || async {
+            firehose_uuids(&app).await.len() == 12 - dropped
+        })
+        .await
+    );
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%MZ")
+        .to_string();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+        .args(["backfill", "--since", &since])
+        .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+        .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
+        .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
+        .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
+        .env("OKTA_ADAPTER__LOG__LEVEL", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["new"], dropped, "{report}");
+    assert_eq!(report["present"], 12 - dropped, "{report}");
+    assert!(
+        stderr.contains("new (missed by the event hook)"),
+        "{stderr}"
+    );
+    assert_eq!(firehose_uuids(&app).await.len(), sim.log_len());
+
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+        .args(["backfill", "--since", "last tuesday"])
+        .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+}
+
+/// Benchmark (ignored): `cargo test --test api bench_backfill -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn bench_backfill_rate_against_the_simulator() {
+    let redis = TestRedis::start();
+    let sim = SimConfig {
+        event_hook_drop_rate: 0.5,
+        logs_limit: 1000,
+        users_create_list_limit: 1_000_000,
+        ..Default::default()
+    };
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        sim,
+        "[projection]\nenabled = false\n[backfill]\nmax_pages_per_round = 1000\n",
+    )
+    .await;
+    create_users(&sim, "bench", 3000).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let backfill = Backfill::new(
+        app.state.okta.clone().unwrap(),
+        app.state.keys.clone(),
+        app.state.settings.backfill.clone(),
+    );
+    let mut conn = app.state.redis.clone();
+    let started = std::time::Instant::now();
+    let r = backfill
+        .round(&app.state.ingestor, &mut conn, Start::Watermark)
+        .await
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "backfill: {} events ({} new, {} present) in {} pages, {secs:.2} s = {:.0} events/s",
+        r.events,
+        r.new,
+        r.present,
+        r.pages,
+        r.events as f64 / secs
+    );
+}
