@@ -14,6 +14,7 @@
 //! prints them.
 
 mod load;
+pub mod secret_files;
 mod validate;
 pub mod values;
 
