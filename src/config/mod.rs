@@ -14,6 +14,7 @@
 //! prints them.
 
 mod load;
+pub mod roles;
 pub mod secret_files;
 mod validate;
 pub mod values;
@@ -60,6 +61,16 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub report: ReportSettings,
     pub smtp: SmtpSettings,
+    /// Which roles this process runs (`serve --roles` overrides it).
+    #[serde(default)]
+    pub process: ProcessSettings,
+}
+
+/// `[process]`: the parts of the adapter this process runs (see [`roles`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSettings {
+    pub roles: roles::Roles,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod ops;
 pub mod raw_json;
 pub mod reports;
+pub mod role_gate;
 pub mod slow_client;
 pub mod state;
 pub mod tags;
@@ -148,6 +149,7 @@ fn optional_is_nullable(v: &mut serde_json::Value) {
 pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let document = openapi_document(state.clone());
     let body_idle = std::time::Duration::from_millis(state.settings.http.header_read_timeout_ms);
+    let roles = state.settings.process.roles.clone();
     let api = api_service(state);
     let docs = api.swagger_ui();
     let contract = Arc::new(contract::Contract::from_spec(&document));
@@ -203,6 +205,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 Ok(response)
             }
         })
+        .with(role_gate::RoleGate::new(roles))
 }
 
 /// poem's own errors (unknown path, wrong method, bad parameter) as the adapter's JSON error.

@@ -12,3 +12,6 @@ mod ops;
 mod projection;
 mod reports;
 mod users;
+// deploy (issue 17): real serve processes, process roles
+mod processes;
+mod roles;
