@@ -12,9 +12,9 @@
 
 use std::fmt;
 
+use crate::store::RedisConn;
 use chrono::{SecondsFormat, Utc};
 use rand::RngCore;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -121,7 +121,7 @@ impl KeyStore {
     /// Creates a key; returns the token (shown once) and what is stored.
     pub async fn create(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         role: Role,
         tenant: Option<&str>,
     ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
@@ -144,28 +144,33 @@ impl KeyStore {
             created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             revoked: false,
         };
-        let stored: RedisResult<()> = redis::pipe()
-            .atomic()
-            .hset_multiple(
-                self.keys.api_key(&id),
-                &[
-                    ("digest", digest_hex(&secret)),
-                    ("role", role.as_str().to_owned()),
-                    ("tenant", tenant.unwrap_or("").to_owned()),
-                    ("created", info.created.clone()),
-                    ("revoked", "0".to_owned()),
-                ],
-            )
-            .sadd(self.keys.api_keys(), &id)
-            .query_async(conn)
-            .await;
+        // Two steps, the listing first: the key hash and the id set are on different cluster
+        // slots, so no transaction can span them. A crash between the two leaves a listed id
+        // without a hash (skipped by `list`, never accepted), never a usable key no one can list.
+        let listed: RedisResult<()> = conn.sadd(self.keys.api_keys(), &id).await;
+        let stored: RedisResult<()> = match listed {
+            Ok(()) => {
+                conn.hset_multiple(
+                    self.keys.api_key(&id),
+                    &[
+                        ("digest", digest_hex(&secret)),
+                        ("role", role.as_str().to_owned()),
+                        ("tenant", tenant.unwrap_or("").to_owned()),
+                        ("created", info.created.clone()),
+                        ("revoked", "0".to_owned()),
+                    ],
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         Ok(stored.map(|()| (format!("oka_{id}_{secret}"), info)))
     }
 
     /// The caller behind `token`, or `None` for an unknown, malformed or revoked key.
     pub async fn authenticate(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         token: &str,
     ) -> RedisResult<Option<Principal>> {
         let Some((id, secret)) = token
@@ -219,7 +224,7 @@ impl KeyStore {
         }))
     }
 
-    pub async fn list(&self, conn: &mut ConnectionManager) -> RedisResult<Vec<ApiKeyInfo>> {
+    pub async fn list(&self, conn: &mut RedisConn) -> RedisResult<Vec<ApiKeyInfo>> {
         let mut ids: Vec<String> = conn.smembers(self.keys.api_keys()).await?;
         ids.sort();
         if ids.is_empty() {
@@ -247,7 +252,7 @@ impl KeyStore {
     }
 
     /// Revokes a key; `false` when there is no such key.
-    pub async fn revoke(&self, conn: &mut ConnectionManager, id: &str) -> RedisResult<bool> {
+    pub async fn revoke(&self, conn: &mut RedisConn, id: &str) -> RedisResult<bool> {
         let exists: bool = conn.exists(self.keys.api_key(id)).await?;
         if exists {
             let _: () = conn.hset(self.keys.api_key(id), "revoked", "1").await?;
@@ -270,11 +275,7 @@ pub struct AuditEntry<'a> {
 }
 
 /// Appends to the audit stream.
-pub async fn audit(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    e: AuditEntry<'_>,
-) -> RedisResult<()> {
+pub async fn audit(conn: &mut RedisConn, keys: &Keys, e: AuditEntry<'_>) -> RedisResult<()> {
     let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     redis::cmd("XADD")
         .arg(keys.audit())

@@ -117,6 +117,12 @@ pub struct RedisSettings {
     pub response_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub maintenance_interval_secs: u64,
+    /// Redis Cluster: `url` is one seed node, `cluster_nodes` more (docs/deploy.md).
+    #[serde(default)]
+    pub cluster: bool,
+    /// More seed nodes of the cluster (URLs; secrets, as they may carry a password).
+    #[serde(default, deserialize_with = "one_or_many_secrets")]
+    pub cluster_nodes: Vec<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -79,7 +79,7 @@ fn results_csv(rows: &[RowResult], header: bool) -> Result<Vec<u8>, csv::Error> 
 /// Cancels the job if the upload ends any way but through `disarm` — including the request
 /// future being dropped (client gone, server stopping), when no code after the `await` runs.
 struct UploadGuard {
-    job: Option<(JobStore, redis::aio::ConnectionManager, String)>,
+    job: Option<(JobStore, crate::store::RedisConn, String)>,
 }
 
 impl UploadGuard {

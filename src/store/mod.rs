@@ -1,9 +1,11 @@
 //! Redis access: key names, connections, and consumer-group upkeep.
 
+pub mod conn;
 pub mod consumer;
 pub mod keys;
 pub mod redis_conn;
 
+pub use conn::RedisConn;
 pub use keys::Keys;
 pub use redis_conn::{
     connect, connect_lazy, connect_or_explain, ensure_group, redacted_url, GroupStatus,

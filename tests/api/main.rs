@@ -13,5 +13,6 @@ mod projection;
 mod reports;
 mod users;
 // deploy (issue 17): real serve processes, process roles
+mod cluster;
 mod processes;
 mod roles;
