@@ -15,4 +15,5 @@ mod users;
 // deploy (issue 17): real serve processes, process roles
 mod cluster;
 mod processes;
+mod replicas;
 mod roles;

@@ -48,6 +48,9 @@ impl ServeProcess {
             .env("OKTA_ADAPTER__REPORT__CLAIM_IDLE_MS", "1000")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        if crate::cluster::cluster_mode() {
+            cmd.env("OKTA_ADAPTER__REDIS__CLUSTER", "true");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -105,6 +108,10 @@ pub fn create_key(redis_url: &str, prefix: &str, role: &str) -> String {
         .args(["keys", "create", "--role", role])
         .env("OKTA_ADAPTER__REDIS__URL", redis_url)
         .env("OKTA_ADAPTER__REDIS__PREFIX", prefix)
+        .env(
+            "OKTA_ADAPTER__REDIS__CLUSTER",
+            crate::cluster::cluster_mode().to_string(),
+        )
         .output()
         .unwrap();
     assert!(
