@@ -207,3 +207,96 @@ mod tests {
         assert_eq!(key_slot("foo{{bar}}zap"), key_slot("{bar"));
     }
 }
+
+/// Every Lua script and `MULTI` of the adapter with the keys it is given, checked against Redis
+/// Cluster's rule that they share one slot (CRC16 of the hash tag). A new script belongs here.
+#[cfg(test)]
+mod slot_tests {
+    use super::key_slot;
+    use crate::store::Keys;
+
+    fn one_slot(keys: &[String]) -> bool {
+        keys.iter().all(|k| key_slot(k) == key_slot(&keys[0]))
+    }
+
+    #[test]
+    fn every_script_s_keys_share_one_cluster_slot() {
+        let k = Keys::new("okta-adapter");
+        let scripts: Vec<(&str, Vec<String>)> = vec![
+            // fanout::INGEST_SCRIPT: firehose, user → tenant, dedup, every route stream.
+            (
+                "fanout ingest",
+                vec![
+                    k.firehose(),
+                    k.user_tenant(),
+                    k.dedup(),
+                    k.route("lifecycle"),
+                    k.route("credential-imports"),
+                    k.credential_imports(),
+                ],
+            ),
+            ("fanout dedup trim", vec![k.dedup()]),
+            ("projection apply", vec![k.user("00uA1")]),
+            ("okta rate", vec![k.okta_rate("users")]),
+            (
+                "job rows / results",
+                vec![k.job("j1"), k.job_results("j1"), k.job_attempts("j1")],
+            ),
+            (
+                "report count (aggregate)",
+                vec![
+                    k.report_counters("2026-11", "acme"),
+                    k.report_active("2026-11", "acme"),
+                    k.report_active_sample("2026-11", "acme"),
+                    k.report_tenants("2026-11"),
+                    k.report_hooks("2026-11"),
+                    k.firehose(),
+                    k.inline_decisions(),
+                    k.job_rows(),
+                ],
+            ),
+            ("report hook-stats MULTI", vec![k.report_hooks("2026-11")]),
+            (
+                "report lease renew/release",
+                vec![k.report_lease("2026-11")],
+            ),
+            (
+                "password import reserve/release",
+                vec![
+                    k.legacy_credential("Jane@Acme.example"),
+                    k.credential_failures("jane@acme.example"),
+                ],
+            ),
+        ];
+        for (name, keys) in &scripts {
+            assert!(one_slot(keys), "{name}: keys on several slots: {keys:?}");
+        }
+    }
+
+    /// Known gaps (docs/deploy.md): these still span slots, so on a cluster the job upload end
+    /// and the "report sent" record fail with CROSSSLOT. Fixing them changes key names, which
+    /// needs a migration of existing data. When one is fixed, move it to the test above.
+    #[test]
+    fn the_known_cross_slot_steps_are_still_listed() {
+        let k = Keys::new("okta-adapter");
+        assert!(!one_slot(&[k.job("j1"), k.jobs_validating()]));
+        assert!(!one_slot(&[
+            k.report_sent("2026-11"),
+            k.report_last_sent(),
+            k.report_attempt("2026-11"),
+        ]));
+    }
+
+    #[test]
+    fn per_user_and_per_job_keys_spread_over_the_slots() {
+        let k = Keys::new("okta-adapter");
+        let users: std::collections::HashSet<u16> = (0..100)
+            .map(|i| key_slot(&k.user(&format!("00u{i}"))))
+            .collect();
+        assert!(users.len() > 90, "{} slots for 100 users", users.len());
+        let jobs: std::collections::HashSet<u16> = (0..50)
+            .map(|i| key_slot(&k.job(&format!("j{i}"))))
+            .collect();
+        assert!(jobs.len() > 40);
+    }
+}
