@@ -144,25 +144,29 @@ impl KeyStore {
             created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             revoked: false,
         };
-        // Two steps, the listing first: the key hash and the id set are on different cluster
-        // slots, so no transaction can span them. A crash between the two leaves a listed id
-        // without a hash (skipped by `list`, never accepted), never a usable key no one can list.
-        let listed: RedisResult<()> = conn.sadd(self.keys.api_keys(), &id).await;
-        let stored: RedisResult<()> = match listed {
-            Ok(()) => {
-                conn.hset_multiple(
-                    self.keys.api_key(&id),
-                    &[
-                        ("digest", digest_hex(&secret)),
-                        ("role", role.as_str().to_owned()),
-                        ("tenant", tenant.unwrap_or("").to_owned()),
-                        ("created", info.created.clone()),
-                        ("revoked", "0".to_owned()),
-                    ],
-                )
-                .await
+        let fields = [
+            ("digest", digest_hex(&secret)),
+            ("role", role.as_str().to_owned()),
+            ("tenant", tenant.unwrap_or("").to_owned()),
+            ("created", info.created.clone()),
+            ("revoked", "0".to_owned()),
+        ];
+        let stored: RedisResult<()> = if conn.is_cluster() {
+            // Two steps, the listing first: on a cluster the key hash and the id set are on
+            // different slots, so no transaction can span them. A crash between the two leaves
+            // a listed id without a hash (skipped by `list`, never accepted), never a usable key
+            // no one can list.
+            match conn.sadd::<_, _, ()>(self.keys.api_keys(), &id).await {
+                Ok(()) => conn.hset_multiple(self.keys.api_key(&id), &fields).await,
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
+        } else {
+            redis::pipe()
+                .atomic()
+                .hset_multiple(self.keys.api_key(&id), &fields)
+                .sadd(self.keys.api_keys(), &id)
+                .query_async(conn)
+                .await
         };
         Ok(stored.map(|()| (format!("oka_{id}_{secret}"), info)))
     }
