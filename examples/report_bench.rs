@@ -108,7 +108,9 @@ async fn main() -> anyhow::Result<()> {
     // a busy machine; the benchmark waits instead of failing.
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_response_timeout(Some(std::time::Duration::from_secs(60)));
-    let mut conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+    let mut conn = okta_adapter::store::RedisConn::from(
+        redis::aio::ConnectionManager::new_with_config(client, config).await?,
+    );
     let keys = Keys::new(args.prefix.clone());
 
     // Zipf(1) tenant sizes: user u belongs to the tenant whose cumulative share covers it.

@@ -12,9 +12,9 @@
 
 use std::fmt;
 
+use crate::store::RedisConn;
 use chrono::{SecondsFormat, Utc};
 use rand::RngCore;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -166,7 +166,7 @@ impl KeyStore {
     /// Creates a key; returns the token (shown once) and what is stored.
     pub async fn create(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         role: Role,
         tenant: Option<&str>,
     ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
@@ -177,7 +177,7 @@ impl KeyStore {
     /// yet: the key reads nothing until it does).
     pub async fn create_installation(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         installation: &str,
     ) -> Result<RedisResult<(String, ApiKeyInfo)>, KeyError> {
@@ -197,7 +197,7 @@ impl KeyStore {
 
     async fn create_bound(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         role: Role,
         tenant: Option<&str>,
         installation: Option<&str>,
@@ -224,29 +224,38 @@ impl KeyStore {
             revoked: false,
             installation: installation.map(str::to_owned),
         };
-        let stored: RedisResult<()> = redis::pipe()
-            .atomic()
-            .hset_multiple(
-                self.keys.api_key(&id),
-                &[
-                    ("digest", digest_hex(&secret)),
-                    ("role", role.as_str().to_owned()),
-                    ("tenant", tenant.unwrap_or("").to_owned()),
-                    ("created", info.created.clone()),
-                    ("revoked", "0".to_owned()),
-                    ("installation", installation.unwrap_or("").to_owned()),
-                ],
-            )
-            .sadd(self.keys.api_keys(), &id)
-            .query_async(conn)
-            .await;
+        let fields = [
+            ("digest", digest_hex(&secret)),
+            ("role", role.as_str().to_owned()),
+            ("tenant", tenant.unwrap_or("").to_owned()),
+            ("created", info.created.clone()),
+            ("revoked", "0".to_owned()),
+            ("installation", installation.unwrap_or("").to_owned()),
+        ];
+        let stored: RedisResult<()> = if conn.is_cluster() {
+            // Two steps, the listing first: on a cluster the key hash and the id set are on
+            // different slots, so no transaction can span them. A crash between the two leaves
+            // a listed id without a hash (skipped by `list`, never accepted), never a usable key
+            // no one can list.
+            match conn.sadd::<_, _, ()>(self.keys.api_keys(), &id).await {
+                Ok(()) => conn.hset_multiple(self.keys.api_key(&id), &fields).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            redis::pipe()
+                .atomic()
+                .hset_multiple(self.keys.api_key(&id), &fields)
+                .sadd(self.keys.api_keys(), &id)
+                .query_async(conn)
+                .await
+        };
         Ok(stored.map(|()| (format!("oka_{id}_{secret}"), info)))
     }
 
     /// The caller behind `token`, or `None` for an unknown, malformed or revoked key.
     pub async fn authenticate(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         token: &str,
     ) -> RedisResult<Option<Principal>> {
         let Some((id, secret)) = token
@@ -302,7 +311,7 @@ impl KeyStore {
         }))
     }
 
-    pub async fn list(&self, conn: &mut ConnectionManager) -> RedisResult<Vec<ApiKeyInfo>> {
+    pub async fn list(&self, conn: &mut RedisConn) -> RedisResult<Vec<ApiKeyInfo>> {
         let mut ids: Vec<String> = conn.smembers(self.keys.api_keys()).await?;
         ids.sort();
         if ids.is_empty() {
@@ -333,7 +342,7 @@ impl KeyStore {
     /// The installation an `installation` key is bound to (`None` for other keys).
     pub async fn installation_of(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         key_id: &str,
     ) -> RedisResult<Option<String>> {
         let i: Option<String> = conn.hget(self.keys.api_key(key_id), "installation").await?;
@@ -341,7 +350,7 @@ impl KeyStore {
     }
 
     /// Revokes a key; `false` when there is no such key.
-    pub async fn revoke(&self, conn: &mut ConnectionManager, id: &str) -> RedisResult<bool> {
+    pub async fn revoke(&self, conn: &mut RedisConn, id: &str) -> RedisResult<bool> {
         let exists: bool = conn.exists(self.keys.api_key(id)).await?;
         if exists {
             let _: () = conn.hset(self.keys.api_key(id), "revoked", "1").await?;
@@ -365,7 +374,7 @@ pub struct AuditEntry<'a> {
 
 /// Appends to the audit stream.
 pub async fn audit(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     e: AuditEntry<'_>,
 ) -> RedisResult<()> {
@@ -388,7 +397,7 @@ pub struct AnonymousActor<'a> {
 
 /// Appends an end user's (keyless) action to the audit stream, in the same fields as [`audit`].
 pub async fn audit_anonymous(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     actor: AnonymousActor<'_>,
     action: &str,
@@ -402,7 +411,7 @@ pub async fn audit_anonymous(
 /// The one writer of audit records: `who` = key, role, tenant; `what` = action, subject,
 /// reason, detail.
 async fn write_audit(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     who: [&str; 3],
     what: [&str; 4],

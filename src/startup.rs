@@ -17,6 +17,7 @@ use poem::listener::TcpAcceptor;
 use poem::Server;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::roles::ProcessRole;
 use crate::config::Settings;
 use crate::consumers::ConsumerRuntime;
 use crate::domain::tenant::TenantResolver;
@@ -76,7 +77,14 @@ impl Application {
             .await
             .map_err(|source| RedisUnreachable::new(&state.settings.redis.url, source))?;
         check_durability(&state).await?;
-        if state.settings.spool.enabled {
+        // The spool takes event hook deliveries: only a process that serves hooks has one.
+        if state.settings.spool.enabled
+            && state
+                .settings
+                .process
+                .roles
+                .runs(crate::config::roles::ProcessRole::Hooks)
+        {
             let spool = crate::spool::Spool::open(&state.settings.spool)?;
             let _ = state.spool.set(spool);
         }
@@ -115,22 +123,29 @@ impl Application {
         let cancel = CancellationToken::new();
         let background = ConsumerRuntime::start()?;
         let maintenance = tokio::spawn(maintenance_loop(self.state.clone(), cancel.clone()));
-        let cleanup = tokio::spawn(credential_cleanup(self.state.clone(), cancel.clone()));
+        let roles = self.state.settings.process.roles.clone();
+        tracing::info!(%roles, "process roles");
+        let cleanup = roles
+            .runs(ProcessRole::Consumers)
+            .then(|| tokio::spawn(credential_cleanup(self.state.clone(), cancel.clone())));
         let state = self.state.clone();
         let writer_cancel = cancel.clone();
-        let decisions = tokio::spawn(async move {
-            let inline = &state.inline;
-            inline
-                .recorder
-                .run_writer(
-                    state.redis.clone(),
-                    inline.keys.clone(),
-                    inline.decisions_maxlen,
-                    writer_cancel,
-                )
-                .await;
+        let decisions = roles.runs(ProcessRole::Hooks).then(|| {
+            tokio::spawn(async move {
+                let inline = &state.inline;
+                inline
+                    .recorder
+                    .run_writer(
+                        state.redis.clone(),
+                        inline.keys.clone(),
+                        inline.decisions_maxlen,
+                        writer_cancel,
+                    )
+                    .await;
+            })
         });
-        let jobs = match (&self.state.okta, self.state.settings.jobs.workers) {
+        let workers = self.state.settings.jobs.workers && roles.runs(ProcessRole::Workers);
+        let jobs = match (&self.state.okta, workers) {
             (Some(okta), true) => {
                 let worker =
                     JobWorker::new(self.state.keys.clone(), okta.clone(), &self.state.settings);
@@ -141,7 +156,7 @@ impl Application {
             _ => None,
         };
         let tenants = match (&self.state.okta, self.state.settings.provisioning.workers) {
-            (Some(okta), true) => {
+            (Some(okta), true) if roles.runs(ProcessRole::Workers) => {
                 let worker = crate::tenants::worker::TenantWorker::new(
                     self.state.keys.clone(),
                     okta.clone(),
@@ -153,7 +168,9 @@ impl Application {
             }
             _ => None,
         };
-        let projection = self.state.settings.projection.enabled.then(|| {
+        let projection = (self.state.settings.projection.enabled
+            && roles.runs(ProcessRole::Consumers))
+        .then(|| {
             let consumer = ProjectionConsumer::new(
                 self.state.keys.clone(),
                 self.state.settings.projection.clone(),
@@ -164,8 +181,10 @@ impl Application {
                 .spawn(consumer.run(self.state.settings.redis.clone(), cancel.clone()))
         });
         let reporting = self.spawn_reporting(&cancel, &background.handle());
+        // Continuous backfill polls one watermark: run it with the scheduler role (ingest is
+        // idempotent, so two pollers would only waste the small logs bucket).
         let backfill = match (&self.state.okta, self.state.settings.backfill.enabled) {
-            (Some(okta), true) => {
+            (Some(okta), true) if roles.runs(ProcessRole::Scheduler) => {
                 let backfill = crate::backfill::Backfill::new(
                     okta.clone(),
                     self.state.keys.clone(),
@@ -178,7 +197,7 @@ impl Application {
                     cancel.clone(),
                 )))
             }
-            (None, true) => {
+            (None, true) if roles.runs(ProcessRole::Scheduler) => {
                 tracing::warn!("backfill.enabled but Okta is not configured (okta.org_url, credentials): no System Log backfill");
                 None
             }
@@ -209,8 +228,9 @@ impl Application {
         {
             let _ = task.await;
         }
-        let _ = cleanup.await;
-        let _ = decisions.await;
+        for task in [cleanup, decisions].into_iter().flatten() {
+            let _ = task.await;
+        }
         for task in reporting {
             let _ = task.await;
         }
@@ -221,8 +241,9 @@ impl Application {
 }
 
 impl Application {
-    /// The report tasks: hook-health flushes always (the handler counts either way); the
-    /// aggregation consumer and the scheduled sender when `report.enabled`.
+    /// The report tasks: hook-health flushes with the `hooks` role (the handler counts); the
+    /// aggregation consumer (`consumers` role) and the scheduled sender (`scheduler` role) when
+    /// `report.enabled`.
     fn spawn_reporting(
         &self,
         cancel: &CancellationToken,
@@ -231,17 +252,24 @@ impl Application {
         let state = &self.state;
         let keys = state.keys.clone();
         let tz = state.settings.report_timezone();
-        let mut tasks = vec![tokio::spawn(crate::reporting::run_hook_stats_flush(
-            state.hook_stats.clone(),
-            keys.clone(),
-            tz,
-            state.redis.clone(),
-            cancel.clone(),
-        ))];
-        if state.settings.report.enabled {
+        let roles = &state.settings.process.roles;
+        let mut tasks = Vec::new();
+        if roles.runs(ProcessRole::Hooks) {
+            tasks.push(tokio::spawn(crate::reporting::run_hook_stats_flush(
+                state.hook_stats.clone(),
+                keys.clone(),
+                tz,
+                state.redis.clone(),
+                cancel.clone(),
+            )));
+        }
+        let enabled = state.settings.report.enabled;
+        if enabled && roles.runs(ProcessRole::Consumers) {
             let consumer = AggregationConsumer::new(keys, state.settings.report.clone(), tz);
             tasks
                 .push(background.spawn(consumer.run(state.settings.redis.clone(), cancel.clone())));
+        }
+        if enabled && roles.runs(ProcessRole::Scheduler) {
             tasks.push(tokio::spawn(crate::reporting::run_scheduler(
                 state.settings.clone(),
                 state.reporter.clone(),

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use metrics::counter;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -101,7 +101,7 @@ impl Backfill {
     pub async fn round(
         &self,
         ingestor: &Ingestor,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         start: Start,
     ) -> Result<BackfillReport, BackfillError> {
         let limit = self.settings.page_limit;
@@ -158,7 +158,7 @@ impl Backfill {
     async fn ingest_page(
         &self,
         ingestor: &Ingestor,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         page: &[Box<RawValue>],
         report: &mut BackfillReport,
     ) -> Result<(), BackfillError> {
@@ -218,7 +218,7 @@ impl Backfill {
         self,
         owner: Arc<S>,
         ingestor: fn(&S) -> &Ingestor,
-        mut conn: ConnectionManager,
+        mut conn: RedisConn,
         cancel: CancellationToken,
     ) {
         let every = Duration::from_secs(self.settings.interval_secs);

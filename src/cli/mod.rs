@@ -24,6 +24,7 @@ pub mod backfill;
 pub mod config;
 pub mod credentials;
 pub mod dev;
+pub mod healthcheck;
 pub mod import;
 pub mod keys;
 pub mod projections;
@@ -47,7 +48,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the service (the default).
-    Serve,
+    Serve(ServeArgs),
     /// A working demo on this machine: its own private `redis-server` (never one already
     /// running; data in ./.okta-adapter-dev), the Okta simulator with demo users in two tenants,
     /// and the adapter wired to both; prints an operator, a support and a client-admin key and
@@ -92,12 +93,25 @@ pub enum Command {
         #[arg(long)]
         since: String,
     },
+    /// Exit 0 when this machine's adapter answers `GET /healthz` (the container HEALTHCHECK;
+    /// the image has no curl). Asks the address `http.listen` names, 0.0.0.0 as 127.0.0.1.
+    Healthcheck(healthcheck::HealthcheckArgs),
+}
+
+/// `serve`'s options.
+#[derive(clap::Args, Default)]
+pub struct ServeArgs {
+    /// The roles this process runs, e.g. `hooks,api` (default: `process.roles`, which is all of
+    /// hooks,api,console,consumers,workers,scheduler).
+    #[arg(long, value_parser = crate::config::roles::Roles::parse)]
+    pub roles: Option<crate::config::roles::Roles>,
 }
 
 /// Runs every command but `serve` (which `main` runs: it is the service, not a tool).
 pub async fn run(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve => anyhow::bail!("`serve` is run by main"),
+        Command::Serve(_) => anyhow::bail!("`serve` is run by main"),
+        Command::Healthcheck(args) => healthcheck::run(config, args).await,
         Command::Dev => dev::run(config.as_deref()).await,
         Command::CheckConfig => config::check_config(config),
         Command::Openapi => config::print_openapi(),

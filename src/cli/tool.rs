@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use secrecy::ExposeSecret;
 
 use crate::config::{Settings, ENV_CONFIG_FILE};
@@ -65,6 +65,6 @@ pub fn load_for_tool(config: Option<PathBuf>) -> anyhow::Result<Settings> {
 }
 
 /// The command's Redis connection, or the one "cannot reach Redis" message.
-pub async fn tool_connection(settings: &Settings) -> Result<ConnectionManager, RedisUnreachable> {
+pub async fn tool_connection(settings: &Settings) -> Result<RedisConn, RedisUnreachable> {
     store::connect_or_explain(&settings.redis).await
 }

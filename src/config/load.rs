@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
+use super::secret_files::SecretFiles;
 use super::{Settings, DEFAULT_TOML, ENV_CONFIG_FILE, ENV_PREFIX};
 
 /// What went wrong while loading configuration: one message per problem, each naming its key.
@@ -40,7 +41,7 @@ impl Settings {
         let file = file.map(Path::to_path_buf).or(env_file);
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(toml) = overrides {
-            figment = figment.merge(Toml::string(toml));
+            figment = figment.merge(SecretFiles::new(Toml::string(toml)));
         }
         if let Some(path) = &file {
             if !path.exists() {
@@ -49,14 +50,16 @@ impl Settings {
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file(path));
+            figment = figment.merge(SecretFiles::new(Toml::file(path)));
         }
-        Self::from_figment(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+        Self::from_figment(figment.merge(SecretFiles::new(Env::prefixed(ENV_PREFIX).split("__"))))
     }
 
     /// Loads defaults overlaid with a TOML string (tests and tools use this).
     pub fn from_toml_overrides(toml: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)))
+        Self::from_figment(
+            Figment::from(Toml::string(DEFAULT_TOML)).merge(SecretFiles::new(Toml::string(toml))),
+        )
     }
 
     fn from_figment(mut figment: Figment) -> Result<Self, ConfigError> {

@@ -17,6 +17,8 @@ pub mod console;
 mod delivery;
 mod load;
 pub mod self_service;
+pub mod roles;
+pub mod secret_files;
 mod validate;
 pub mod values;
 
@@ -76,6 +78,9 @@ pub struct Settings {
     pub spool: SpoolSettings,
     /// System Log backfill (`docs/delivery.md`).
     pub backfill: BackfillSettings,
+    /// Which roles this process runs (`serve --roles` overrides it).
+    #[serde(default)]
+    pub process: ProcessSettings,
 }
 
 /// `[provisioning]`: tenants as declared resources (groups, rule, one OIDC app per installation).
@@ -112,6 +117,13 @@ impl Default for ProvisioningSettings {
             workers: true,
         }
     }
+}
+
+/// `[process]`: the parts of the adapter this process runs (see [`roles`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSettings {
+    pub roles: roles::Roles,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +170,12 @@ pub struct RedisSettings {
     pub response_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub maintenance_interval_secs: u64,
+    /// Redis Cluster: `url` is one seed node, `cluster_nodes` more (docs/deploy.md).
+    #[serde(default)]
+    pub cluster: bool,
+    /// More seed nodes of the cluster (URLs; secrets, as they may carry a password).
+    #[serde(default, deserialize_with = "one_or_many_secrets")]
+    pub cluster_nodes: Vec<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -130,6 +130,10 @@ impl Settings {
         let url_ok = o.org_url.is_empty()
             || o.org_url.starts_with("https://")
             || o.org_url.starts_with("http://");
+        if !o.private_key.expose_secret().is_empty() && !o.private_key_file.is_empty() {
+            problems
+                .push("okta.private_key and okta.private_key_file are both set: keep one".into());
+        }
         if o.auth == "private_key_jwt" {
             if o.client_id.is_empty() {
                 problems.push("okta.client_id: required with auth = \"private_key_jwt\"".into());

@@ -12,7 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 
 use super::session::{digest, random_token};
@@ -53,7 +53,7 @@ pub struct Link {
 
 /// Spends the link behind `token`: `Some` exactly once, `None` when unknown, used or expired.
 pub async fn redeem(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     token: &str,
 ) -> RedisResult<Option<Link>> {

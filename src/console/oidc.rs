@@ -17,7 +17,7 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
@@ -118,7 +118,7 @@ impl Oidc {
     /// The authorization URL to send the browser to; the PKCE verifier and nonce are kept.
     pub async fn start(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         keys: &Keys,
         redirect_uri: &str,
         login_hint: Option<&str>,
@@ -167,7 +167,7 @@ impl Oidc {
     /// Finishes a sign-in that `start` began: exactly once per `state`.
     pub async fn finish(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         keys: &Keys,
         state: &str,
         code: &str,

@@ -9,7 +9,7 @@
 
 use chrono::Utc;
 use rand::RngCore;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -71,7 +71,7 @@ impl SessionStore {
     /// Starts a session; returns the cookie value (shown to the browser only).
     pub async fn create(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         role: Role,
         tenant: Option<String>,
         who: &str,
@@ -114,7 +114,7 @@ impl SessionStore {
     /// its absolute lifetime.
     pub async fn load(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         token: &str,
     ) -> RedisResult<Option<Session>> {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -158,7 +158,7 @@ impl SessionStore {
     /// Ends a session.
     pub async fn destroy(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         session: &Session,
     ) -> RedisResult<()> {
         conn.del(self.keys.console_session(&session.digest)).await

@@ -13,7 +13,7 @@
 //!
 //! The probe runs at start and in `/readyz`.
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::RedisResult;
 
 use crate::config::Durability;
@@ -32,7 +32,7 @@ pub struct RedisPersistence {
 
 impl RedisPersistence {
     /// Reads `INFO server|persistence|replication` and `CONFIG GET appendfsync`.
-    pub async fn probe(conn: &mut ConnectionManager) -> RedisResult<Self> {
+    pub async fn probe(conn: &mut RedisConn) -> RedisResult<Self> {
         let mut info = String::new();
         for section in ["server", "persistence", "replication"] {
             let text: String = redis::cmd("INFO").arg(section).query_async(conn).await?;
@@ -177,7 +177,7 @@ pub fn plan(
 
 /// Runs the wait step on the connection that wrote. Too few acknowledgements is an error whose
 /// kind is I/O, so the handler treats it as "Redis cannot take it" (spool, or 503).
-pub async fn wait(step: WaitStep, conn: &mut ConnectionManager) -> RedisResult<()> {
+pub async fn wait(step: WaitStep, conn: &mut RedisConn) -> RedisResult<()> {
     match step {
         WaitStep::None => Ok(()),
         WaitStep::WaitAof { timeout_ms } => {

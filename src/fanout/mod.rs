@@ -14,9 +14,9 @@
 pub mod durability;
 pub mod labels;
 
+use crate::store::RedisConn;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{KeyInit, Mac};
-use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
 use serde_json::error::Category;
 use sha2::Sha256;
@@ -248,7 +248,7 @@ impl Ingestor {
     /// (a partly written event then appears twice in some streams: a duplicate, never a loss).
     pub async fn write(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         events: &[PreparedEvent<'_>],
         received: DateTime<Utc>,
     ) -> RedisResult<Vec<EventOutcome>> {
@@ -309,7 +309,7 @@ impl Ingestor {
     /// replaces it (tests).
     pub async fn trim_dedup(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         at: Option<DateTime<Utc>>,
     ) -> RedisResult<u64> {
         let mut removed = 0;

@@ -23,7 +23,7 @@ use poem_openapi::SecurityScheme;
 
 use super::error::HttpError;
 use super::jwt::{bearer_token, JwtVerifier};
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 
 use crate::access::{audit, AuditEntry, KeyStore, Principal, Role};
 use crate::store::Keys;
@@ -123,7 +123,7 @@ pub const AUDIT_REASON_HEADER: &str = "X-Audit-Reason";
 /// The caller behind the key, or 401.
 pub async fn principal(
     key_store: &KeyStore,
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     key: &ApiKey,
 ) -> Result<Principal, HttpError> {
     let mut conn = redis.clone();
@@ -144,7 +144,7 @@ pub fn require_role(p: Principal, roles: &[Role]) -> Result<Principal, HttpError
 
 /// Appends to the audit stream. The audited thing already happened, so a lost record is
 /// not an error for the caller — but it must be visible (log + metric).
-pub async fn record_audit(redis: &ConnectionManager, keys: &Keys, entry: AuditEntry<'_>) {
+pub async fn record_audit(redis: &RedisConn, keys: &Keys, entry: AuditEntry<'_>) {
     let mut conn = redis.clone();
     let subject = entry.subject.to_owned();
     if let Err(e) = audit(&mut conn, keys, entry).await {

@@ -235,7 +235,7 @@ impl JobsApi {
 /// The caller has checked that the job is visible.
 pub fn results_body(
     store: JobStore,
-    conn: redis::aio::ConnectionManager,
+    conn: crate::store::RedisConn,
     job: String,
     page: usize,
     csv: bool,

@@ -24,6 +24,7 @@ pub mod ops;
 pub mod raw_json;
 pub mod replay;
 pub mod reports;
+pub mod role_gate;
 pub mod slow_client;
 pub mod spooled;
 pub mod state;
@@ -174,6 +175,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let console = state.settings.console.clone();
     let console_state = state.clone();
     let self_service = crate::selfservice::routes(state.clone());
+    let roles = state.settings.process.roles.clone();
     let api = api_service(state);
     let docs = api.swagger_ui();
     let contract = Arc::new(contract::Contract::from_spec(&document));
@@ -234,6 +236,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             Ok(response)
         }
     })
+    .with(role_gate::RoleGate::new(roles))
 }
 
 /// poem's own errors (unknown path, wrong method, bad parameter) as the adapter's JSON error.

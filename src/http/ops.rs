@@ -8,6 +8,7 @@ use redis::AsyncCommands;
 
 use super::state::AppState;
 use super::tags::ApiTags;
+use crate::config::roles::ProcessRole;
 use crate::store::{ensure_group, GroupStatus};
 
 pub struct OpsApi {
@@ -34,7 +35,10 @@ pub struct Readiness {
     pub status: String,
     /// `ok` or the reason Redis is not usable.
     pub redis: String,
+    /// The consumer groups checked: only by a process with the `hooks` or `consumers` role.
     pub groups: Vec<GroupCheck>,
+    /// The roles this process runs (`process.roles`); readiness covers only these.
+    pub roles: Vec<String>,
     /// The local spool, when `spool.enabled`: deliveries waiting on disk for Redis.
     pub spool: Option<SpoolDetail>,
     /// `hooks.durability` and what Redis offers for it (when Redis answers).
@@ -121,7 +125,8 @@ impl OpsApi {
         })
     }
 
-    /// Readiness: Redis reachable and consumer groups present (missing ones are re-created).
+    /// Readiness of the roles this process runs: Redis reachable, and with the `hooks` or
+    /// `consumers` role the consumer groups present (missing ones are re-created).
     #[oai(
         path = "/readyz",
         method = "get",
@@ -129,6 +134,8 @@ impl OpsApi {
         tag = "ApiTags::Operations"
     )]
     async fn readyz(&self) -> ReadyResponse {
+        let process_roles = &self.state.settings.process.roles;
+        let roles: Vec<String> = process_roles.iter().map(|r| r.name().into()).collect();
         let mut conn = self.state.redis.clone();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
         if let Err(e) = ping {
@@ -142,6 +149,7 @@ impl OpsApi {
                     groups: vec![],
                     spool,
                     durability: None,
+                    roles,
                 }));
             }
             return ReadyResponse::NotReady(Json(Readiness {
@@ -150,11 +158,19 @@ impl OpsApi {
                 groups: vec![],
                 spool,
                 durability: None,
+                roles,
             }));
         }
         let mut groups = Vec::new();
         let mut ok = true;
-        for (stream, group) in self.state.consumer_groups() {
+        let checks_groups =
+            process_roles.runs(ProcessRole::Hooks) || process_roles.runs(ProcessRole::Consumers);
+        let wanted = if checks_groups {
+            self.state.consumer_groups()
+        } else {
+            Vec::new()
+        };
+        for (stream, group) in wanted {
             let status = match ensure_group(&mut conn, &stream, &group).await {
                 Ok(GroupStatus::Present) => "present",
                 Ok(GroupStatus::Created) => "recreated",
@@ -176,6 +192,7 @@ impl OpsApi {
             groups,
             spool: spool_detail(&self.state),
             durability: durability_detail(&self.state).await,
+            roles,
         };
         if ok {
             ReadyResponse::Ready(Json(body))

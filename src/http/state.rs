@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::store::RedisConn;
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::ConnectionManager;
 
 use super::auth::{self, ApiKey, HookAuth, InlineAuth};
 use super::error::HttpError;
@@ -28,7 +28,7 @@ use crate::telemetry;
 pub struct AppState {
     pub settings: Settings,
     /// Multiplexed connection with a response timeout (never used for blocking reads).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// Every Redis key under `redis.prefix`; handlers build their stores from it.
     pub keys: Keys,
     pub ingestor: Ingestor,
@@ -49,7 +49,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, redis: ConnectionManager) -> Arc<Self> {
+    pub fn new(settings: Settings, redis: RedisConn) -> Arc<Self> {
         let hook_auth = HookAuth::new(settings.hooks.auth_header.clone(), &settings.hooks.secrets);
         let jwt = settings
             .inline

@@ -24,7 +24,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
@@ -169,7 +169,7 @@ pub fn parse_json_lines(reader: impl BufRead, limits: &HashLimits) -> ParsedFile
 
 /// Writes the rows (SET, pipelined 1,000 at a time); returns how many were written.
 pub async fn store_credentials(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     rows: &[CredentialRow],
 ) -> RedisResult<usize> {
@@ -230,7 +230,7 @@ impl Cleanup {
 impl BatchHandler for Cleanup {
     /// Almost every entry is not a password import; apply what is, then acknowledge the whole
     /// batch at once (after applying, so a crash replays rather than loses).
-    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+    async fn handle(&self, conn: &mut RedisConn, batch: Batch) -> RedisResult<()> {
         for entry in &batch.entries {
             apply_entry(conn, &self.keys, entry).await?;
         }
@@ -245,7 +245,7 @@ impl BatchHandler for Cleanup {
 }
 
 async fn apply_entry(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     entry: &redis::streams::StreamId,
 ) -> RedisResult<()> {

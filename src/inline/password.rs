@@ -45,10 +45,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::store::RedisConn;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use redis::aio::ConnectionManager;
 use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -699,7 +699,7 @@ return 0";
 /// A reserved attempt; given back when dropped unless [`Reservation::keep`] was called (the
 /// password was judged). Dropping happens also when the request is abandoned at its deadline.
 struct Reservation {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
     armed: bool,
 }
@@ -743,7 +743,7 @@ impl PasswordImport {
     /// Decides one sign-in. Redis errors propagate (→ the safe `UNVERIFIED`).
     pub async fn decide(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         credential: ImportedCredential,
         deadline: Instant,
     ) -> Result<Decision, InlineFailure> {

@@ -13,8 +13,8 @@
 //! dropped and counted (`okta_adapter_inline_decisions_dropped_total`) — an answer to Okta always
 //! matters more than its record.
 
+use crate::store::RedisConn;
 use chrono::{SecondsFormat, Utc};
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +84,7 @@ impl DecisionRecorder {
     /// gets the queue; later calls return at once.
     pub async fn run_writer(
         &self,
-        mut conn: ConnectionManager,
+        mut conn: RedisConn,
         keys: Keys,
         maxlen: u64,
         cancel: CancellationToken,
@@ -126,7 +126,7 @@ impl Default for DecisionRecorder {
 }
 
 async fn write_batch(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     maxlen: u64,
     batch: &mut Vec<DecisionRecord>,

@@ -10,7 +10,7 @@
 //! - listing, progress, cancel (only while the job is open) and per-row results (failed rows
 //!   first, for a person looking for what went wrong).
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use tokio::io::AsyncRead;
 
 use super::groups::{GroupGuard, GroupRefusal, GroupScope};
@@ -66,14 +66,14 @@ pub fn job_not_found(id: &str) -> JobError {
 pub struct JobService<'a> {
     pub settings: &'a Settings,
     pub okta: Option<&'a OktaClient>,
-    pub redis: &'a ConnectionManager,
+    pub redis: &'a RedisConn,
     pub store: JobStore,
 }
 
 /// Cancels the job if the upload ends any way but through `disarm` — including the request
 /// future being dropped (client gone, server stopping), when no code after the `await` runs.
 struct UploadGuard {
-    job: Option<(JobStore, ConnectionManager, String)>,
+    job: Option<(JobStore, RedisConn, String)>,
 }
 
 impl UploadGuard {

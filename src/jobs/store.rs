@@ -16,9 +16,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::store::RedisConn;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::RngCore;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
@@ -214,7 +214,7 @@ impl JobStore {
     /// Creates a job in state `validating`.
     pub async fn create(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         kind: JobKind,
         options: &JobOptions,
         tenant: Option<&str>,
@@ -260,7 +260,7 @@ impl JobStore {
     /// `spec.max_record_bytes` held), queues valid rows and records invalid ones, in batches.
     pub async fn upload<R: AsyncRead + Unpin + Send>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         spec: UploadSpec<'_>,
         input: R,
@@ -371,7 +371,7 @@ impl JobStore {
     /// upload's sign of life.
     async fn flush(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         pending: &mut Pending,
     ) -> RedisResult<()> {
@@ -419,7 +419,7 @@ impl JobStore {
     /// cancelled meanwhile stays cancelled.
     pub async fn finish_upload(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         counts: UploadCounts,
     ) -> RedisResult<()> {
@@ -439,7 +439,7 @@ impl JobStore {
     /// `validating` is left alone. `true` when it was cancelled.
     pub async fn abandon_upload(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         reason: &str,
     ) -> RedisResult<bool> {
@@ -459,7 +459,7 @@ impl JobStore {
     /// at most 100 per call. Returns how many were cancelled.
     pub async fn settle_stale_uploads(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         stale: Duration,
     ) -> RedisResult<usize> {
         let cutoff = Utc::now().timestamp_millis() - stale.as_millis() as i64;
@@ -481,7 +481,7 @@ impl JobStore {
     }
 
     /// Stops a job: its remaining rows fail with `cancelled`. `false` if it already ended.
-    pub async fn cancel(&self, conn: &mut ConnectionManager, id: &str) -> RedisResult<bool> {
+    pub async fn cancel(&self, conn: &mut RedisConn, id: &str) -> RedisResult<bool> {
         let state: Option<String> = conn.hget(self.keys.job(id), "state").await?;
         match state.as_deref().and_then(JobState::parse) {
             Some(state) if state.is_open() => {
@@ -507,7 +507,7 @@ impl JobStore {
     /// Records a row's result once; `false` when it had one already.
     pub async fn record(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         result: &RowResult,
         counter: &str,
@@ -526,12 +526,7 @@ impl JobStore {
         Ok(recorded == 1)
     }
 
-    pub async fn has_result(
-        &self,
-        conn: &mut ConnectionManager,
-        id: &str,
-        line: u64,
-    ) -> RedisResult<bool> {
+    pub async fn has_result(&self, conn: &mut RedisConn, id: &str, line: u64) -> RedisResult<bool> {
         let n: u64 = conn.zcount(self.keys.job_results(id), line, line).await?;
         Ok(n > 0)
     }
@@ -539,27 +534,19 @@ impl JobStore {
     /// Raw job fields (kind, state, tenant, options, counters…).
     pub async fn fields(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
     ) -> RedisResult<HashMap<String, String>> {
         conn.hgetall(self.keys.job(id)).await
     }
 
-    pub async fn info(
-        &self,
-        conn: &mut ConnectionManager,
-        id: &str,
-    ) -> RedisResult<Option<JobInfo>> {
+    pub async fn info(&self, conn: &mut RedisConn, id: &str) -> RedisResult<Option<JobInfo>> {
         let f = self.fields(conn, id).await?;
         Ok(job_info(id, &f))
     }
 
     /// Recent jobs, newest first.
-    pub async fn list(
-        &self,
-        conn: &mut ConnectionManager,
-        limit: isize,
-    ) -> RedisResult<Vec<JobInfo>> {
+    pub async fn list(&self, conn: &mut RedisConn, limit: isize) -> RedisResult<Vec<JobInfo>> {
         let ids: Vec<String> = conn.zrevrange(self.keys.jobs(), 0, limit - 1).await?;
         let mut out = Vec::new();
         for id in ids {
@@ -573,7 +560,7 @@ impl JobStore {
     /// Results with line > `after`, in line order, at most `n`.
     pub async fn results_page(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         after: u64,
         n: usize,
@@ -596,7 +583,7 @@ impl JobStore {
     /// Appends a finished row to the stream reports read.
     pub async fn publish_row(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         kind: &str,
         tenant: &str,

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::streams::StreamId;
 use redis::{AsyncCommands, RedisResult};
 use serde_json::Value;
@@ -99,7 +99,7 @@ impl JobWorker {
 
     async fn run_entries(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         entries: Vec<StreamId>,
     ) -> RedisResult<usize> {
         if entries.is_empty() {
@@ -153,7 +153,7 @@ impl JobWorker {
 
     async fn run_row(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         job: &str,
         meta: &JobMeta,
         row: &JobRow,
@@ -193,12 +193,7 @@ impl JobWorker {
     }
 
     /// Sets the attempt marker; `false` when it was already set (this row ran before).
-    async fn mark_attempt(
-        &self,
-        conn: &mut ConnectionManager,
-        job: &str,
-        line: u64,
-    ) -> RedisResult<bool> {
+    async fn mark_attempt(&self, conn: &mut RedisConn, job: &str, line: u64) -> RedisResult<bool> {
         conn.hset_nx(self.store.keys().job_attempts(job), line, 1)
             .await
     }
@@ -206,7 +201,7 @@ impl JobWorker {
     /// The Okta id of a row's user (projection first, then Okta), scoped to the job's tenant.
     async fn resolve_user(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         meta: &JobMeta,
         row: &JobRow,
     ) -> Result<String, String> {
@@ -246,7 +241,7 @@ impl JobWorker {
     /// Finds the row's user (within the job's tenant) and runs the job's action on it.
     async fn resolve_and_run(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         meta: &JobMeta,
         row: &JobRow,
         replay: bool,
@@ -257,7 +252,7 @@ impl JobWorker {
 
     async fn execute(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         meta: &JobMeta,
         row: &JobRow,
         replay: bool,
@@ -437,7 +432,7 @@ impl JobWorker {
 }
 
 impl BatchHandler for JobWorker {
-    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+    async fn handle(&self, conn: &mut RedisConn, batch: Batch) -> RedisResult<()> {
         self.run_entries(conn, batch.entries).await.map(|_| ())
     }
 }

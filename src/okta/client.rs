@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::RedisConn;
 use rand::Rng;
-use redis::aio::ConnectionManager;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -97,14 +97,14 @@ pub struct OktaClient {
     base: String,
     auth: Auth,
     rate: RateLimiter,
-    redis: ConnectionManager,
+    redis: RedisConn,
     permits: Arc<Semaphore>,
     max_attempts: u32,
 }
 
 impl OktaClient {
     /// `None` when Okta is not configured (no `okta.org_url`, or no credentials).
-    pub fn new(settings: &OktaSettings, keys: Keys, redis: ConnectionManager) -> Option<Self> {
+    pub fn new(settings: &OktaSettings, keys: Keys, redis: RedisConn) -> Option<Self> {
         if settings.org_url.is_empty() {
             return None;
         }

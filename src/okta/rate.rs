@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
+use crate::store::RedisConn;
 use rand::Rng;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 
 use crate::config::OktaSettings;
@@ -93,12 +93,7 @@ impl RateLimiter {
     }
 
     /// Waits until `bucket` has room for one request in `lane`, and books it.
-    pub async fn acquire(
-        &self,
-        conn: &mut ConnectionManager,
-        bucket: &str,
-        lane: Lane,
-    ) -> RedisResult<()> {
+    pub async fn acquire(&self, conn: &mut RedisConn, bucket: &str, lane: Lane) -> RedisResult<()> {
         let key = self.keys.okta_rate(bucket);
         loop {
             let wait: u64 = self
@@ -128,7 +123,7 @@ impl RateLimiter {
     /// Feeds a response's rate headers back into the shared schedule.
     pub async fn observe(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         bucket: &str,
         h: RateHeaders,
         too_many: bool,
@@ -172,7 +167,7 @@ impl RateLimiter {
     }
 
     /// Clears a bucket's schedule (tests).
-    pub async fn reset(&self, conn: &mut ConnectionManager, bucket: &str) -> RedisResult<()> {
+    pub async fn reset(&self, conn: &mut RedisConn, bucket: &str) -> RedisResult<()> {
         conn.del(self.keys.okta_rate(bucket)).await
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 
 use super::read::assemble_record;
@@ -65,7 +65,7 @@ fn glob_escape(s: &str) -> String {
 }
 
 /// Tenants that have users in the projection, sorted (at most [`MAX_TENANTS`]).
-pub async fn known_tenants(conn: &mut ConnectionManager, keys: &Keys) -> RedisResult<Vec<String>> {
+pub async fn known_tenants(conn: &mut RedisConn, keys: &Keys) -> RedisResult<Vec<String>> {
     let prefix = keys.tenant_index("");
     let pattern = format!("{}*", glob_escape(&prefix));
     let mut tenants = Vec::new();
@@ -97,7 +97,7 @@ pub async fn known_tenants(conn: &mut ConnectionManager, keys: &Keys) -> RedisRe
 
 /// One tenant's users by status, reading at most `budget` of them.
 pub async fn tenant_counts(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     tenant: &str,
     budget: usize,
@@ -151,7 +151,7 @@ pub async fn tenant_counts(
 
 /// The overview for `who`: every tenant it may see, each with its counts.
 pub async fn tenant_overview(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     who: &Principal,
     budget: usize,

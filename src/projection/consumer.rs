@@ -13,8 +13,8 @@
 
 use std::time::Instant;
 
+use crate::store::RedisConn;
 use metrics::{counter, histogram};
-use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
@@ -77,11 +77,7 @@ impl ProjectionConsumer {
     }
 
     /// Applies one batch and acknowledges what was applied or dead-lettered.
-    async fn process(
-        &self,
-        conn: &mut ConnectionManager,
-        batch: &Batch,
-    ) -> RedisResult<RoundStats> {
+    async fn process(&self, conn: &mut RedisConn, batch: &Batch) -> RedisResult<RoundStats> {
         let mut stats = RoundStats::default();
         if batch.entries.is_empty() {
             return Ok(stats);
@@ -159,7 +155,7 @@ impl ProjectionConsumer {
 }
 
 impl BatchHandler for ProjectionConsumer {
-    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+    async fn handle(&self, conn: &mut RedisConn, batch: Batch) -> RedisResult<()> {
         self.process(conn, &batch).await.map(|_| ())
     }
 }

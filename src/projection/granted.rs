@@ -1,7 +1,7 @@
 //! How each of a user's groups, apps and factors came to them, read from the detail registers
 //! (`d:<member register>`, see `update::member_detail`) next to the record's members.
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::RedisResult;
 
 use super::update::{field, STAMP_LEN};
@@ -58,7 +58,7 @@ pub struct Granted {
 
 /// The details of `members` (registers under `prefix`) of the user `record`, in one `HMGET`.
 pub async fn granted(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     record: &UserRecord,
     prefix: &str,

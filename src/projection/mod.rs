@@ -20,7 +20,7 @@ pub mod update;
 pub mod view;
 pub mod write;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::RedisResult;
 
 pub use view::{UserRecord, UserView};
@@ -29,7 +29,7 @@ use crate::store::Keys;
 
 /// Finds a user's projection by Okta id, login or email (for inline hooks).
 pub async fn find_user(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     id_login_or_email: &str,
 ) -> RedisResult<Option<UserView>> {

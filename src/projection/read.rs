@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::RedisConn;
 use chrono::{DateTime, SecondsFormat, Utc};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 
 use super::codec::{decode_event, type_of_code, EventEntry, EVENT_PREFIX};
@@ -243,7 +243,7 @@ impl Reader {
     /// The user with this Okta id, with their timeline (newest first, at most `limit`).
     pub async fn get_by_id(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id: &str,
         timeline_limit: usize,
     ) -> RedisResult<Option<(UserRecord, Vec<TimelineEntry>)>> {
@@ -254,7 +254,7 @@ impl Reader {
     /// Finds a user by Okta id, login or email (case-insensitive for login and email).
     pub async fn find(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id_login_or_email: &str,
         timeline_limit: usize,
     ) -> RedisResult<Option<(UserRecord, Vec<TimelineEntry>)>> {
@@ -267,7 +267,7 @@ impl Reader {
     /// [`Self::find`], and the projection's freshness read in the same round trip.
     pub async fn find_with_freshness(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         id_login_or_email: &str,
         timeline_limit: usize,
     ) -> RedisResult<(Option<(UserRecord, Vec<TimelineEntry>)>, Option<String>)> {
@@ -280,7 +280,7 @@ impl Reader {
     /// first round trip.
     async fn find_inner(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         q: &str,
         timeline_limit: usize,
         freshness: bool,
@@ -331,7 +331,7 @@ impl Reader {
     /// still `None` (it is then filled in). Returns the replies to `add`'s commands.
     async fn round_trip(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         fresh: &mut Option<Option<String>>,
         add: impl FnOnce(&mut redis::Pipeline),
     ) -> RedisResult<Vec<redis::Value>> {
@@ -353,11 +353,7 @@ impl Reader {
 
     /// A page of users in login order, optionally one tenant's, a login prefix, a status.
     /// `after` is the cursor returned by the previous page.
-    pub async fn list(
-        &self,
-        conn: &mut ConnectionManager,
-        query: &ListQuery<'_>,
-    ) -> RedisResult<ListPage> {
+    pub async fn list(&self, conn: &mut RedisConn, query: &ListQuery<'_>) -> RedisResult<ListPage> {
         let index = match query.tenant {
             Some(t) => self.keys.tenant_index(t),
             None => self.keys.users_index(),
@@ -436,7 +432,7 @@ impl Reader {
     }
 
     /// Time of the newest event any projection applied.
-    pub async fn freshness(&self, conn: &mut ConnectionManager) -> RedisResult<Option<String>> {
+    pub async fn freshness(&self, conn: &mut RedisConn) -> RedisResult<Option<String>> {
         let stamp: Option<String> = conn.get(self.keys.projection_freshness()).await?;
         Ok(stamp.as_deref().and_then(stamp_time))
     }

@@ -9,7 +9,7 @@
 //! next event of the user re-adds whatever a crash between the two pipelines, or two replicas'
 //! index pipelines running in the opposite order of their scripts, left missing.
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult, Script};
 
 use super::codec::EVENT_PREFIX;
@@ -42,7 +42,7 @@ impl Applier {
     /// Applies every update; a failing update does not stop the others.
     pub async fn apply(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         updates: &[ProjectionUpdate],
     ) -> RedisResult<ApplyResults> {
         if updates.is_empty() {
@@ -89,7 +89,7 @@ impl Applier {
 
     async fn run_scripts(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         updates: &[ProjectionUpdate],
     ) -> RedisResult<Vec<RedisResult<Vec<String>>>> {
         let mut pipe = redis::pipe();
@@ -161,7 +161,7 @@ pub fn fields_for_new_user(update: &ProjectionUpdate) -> Vec<(String, String)> {
 /// Rebuilds every projection from the firehose: drops projection keys, then replays the
 /// firehose in order. Safe while consumers run (applying twice changes nothing).
 pub async fn rebuild(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     timeline_len: usize,
     tenants: &TenantResolver,

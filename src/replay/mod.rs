@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{AsyncCommands, RedisResult};
 use serde::Serialize;
@@ -75,7 +75,7 @@ pub struct ReplayReport {
 
 /// Copies matching firehose entries into `stream` (nothing written when `dry_run`).
 pub async fn replay(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     filter: &ReplayFilter,
     target: &ReplayTarget,
@@ -170,7 +170,7 @@ fn dead_letter_of(entry: &StreamId) -> DeadLetter {
 
 /// Dead-letter records, oldest first, at most `limit`, optionally of one reason only.
 pub async fn list_dead_letters(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     reason: Option<&str>,
     limit: usize,
@@ -190,7 +190,7 @@ pub async fn list_dead_letters(
 
 /// Deletes dead-letter records; returns how many existed.
 pub async fn delete_dead_letters(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     ids: &[String],
 ) -> RedisResult<u64> {
@@ -212,7 +212,7 @@ pub struct Redriven {
 
 /// Redrives dead-letter records (`ids`, or every record with `reason`) to the projection.
 pub async fn redrive(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     applier: &Applier,
     tenants: &TenantResolver,

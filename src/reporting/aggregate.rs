@@ -18,9 +18,9 @@
 
 use std::collections::HashMap;
 
+use crate::store::RedisConn;
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
-use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
 use sha2::{Digest, Sha256};
 
@@ -328,7 +328,7 @@ impl Counter {
     /// Without a gate (benchmark, hook-health flushes) every entry is counted.
     pub async fn apply(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         gate: Option<AckGate<'_>>,
         entries: &[(String, Vec<Op>)],
     ) -> RedisResult<u64> {

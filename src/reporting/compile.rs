@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use crate::store::RedisConn;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use poem_openapi::Object;
-use redis::aio::ConnectionManager;
 use redis::RedisResult;
 use serde::Serialize;
 
@@ -215,7 +215,7 @@ type Hash = HashMap<String, u64>;
 /// Compiles the report of `month`, also when nothing was recorded for it (then with warnings).
 /// `expected_tenants` (the configured tenant ids) get a row, and a warning, even without events.
 pub async fn compile_monthly_report(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     tz: Tz,
     month: ReportMonth,
@@ -423,7 +423,7 @@ fn warnings(
 
 /// Which of the sampled users have at least one factor in their projection now.
 async fn users_with_factors(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     samples: &[Vec<String>],
 ) -> RedisResult<HashSet<String>> {

@@ -8,9 +8,9 @@
 //! counted but not acknowledged. An entry that cannot be read counts for nothing and is acknowledged (so, unlike
 //! the projection, nothing here can be poison).
 
+use crate::store::RedisConn;
 use chrono_tz::Tz;
 use metrics::counter;
-use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
@@ -74,7 +74,7 @@ impl AggregationConsumer {
     }
 
     /// Creates the group on all three streams (from `0`) where it is missing.
-    pub async fn ensure_groups(&self, conn: &mut ConnectionManager) -> RedisResult<()> {
+    pub async fn ensure_groups(&self, conn: &mut RedisConn) -> RedisResult<()> {
         self.group.ensure_groups(conn).await
     }
 
@@ -85,7 +85,7 @@ impl AggregationConsumer {
 
     async fn count(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         stream: &str,
         source: Source,
         entries: &[StreamId],
@@ -125,7 +125,7 @@ impl AggregationConsumer {
 }
 
 impl BatchHandler for AggregationConsumer {
-    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+    async fn handle(&self, conn: &mut RedisConn, batch: Batch) -> RedisResult<()> {
         if let Some(source) = self.source(&batch.stream) {
             self.count(conn, &batch.stream, source, &batch.entries)
                 .await?;

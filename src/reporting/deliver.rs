@@ -21,13 +21,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::store::RedisConn;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -201,7 +201,7 @@ impl Reporter {
 
     pub async fn compile(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         month: ReportMonth,
     ) -> RedisResult<MonthlyReport> {
         compile_monthly_report(
@@ -217,7 +217,7 @@ impl Reporter {
 
     pub async fn sent_record(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         month: ReportMonth,
     ) -> RedisResult<Option<SentRecord>> {
         let raw: Option<String> = conn.get(self.keys.report_sent(&month.to_string())).await?;
@@ -225,7 +225,7 @@ impl Reporter {
     }
 
     /// Unix time of the newest report any replica sent.
-    pub async fn last_sent(&self, conn: &mut ConnectionManager) -> RedisResult<Option<i64>> {
+    pub async fn last_sent(&self, conn: &mut RedisConn) -> RedisResult<Option<i64>> {
         conn.get(self.keys.report_last_sent()).await
     }
 
@@ -236,7 +236,7 @@ impl Reporter {
     /// first run (`SET NX`).
     pub async fn scheduler_should_send(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         month: ReportMonth,
     ) -> RedisResult<bool> {
         let since_key = self.keys.report_scheduled_since();
@@ -256,7 +256,7 @@ impl Reporter {
     /// Sends `month` unless it was sent; `max_attempts` = None retries until `cancel`.
     pub async fn send_once(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         month: ReportMonth,
         max_attempts: Option<u32>,
         cancel: &CancellationToken,
@@ -296,7 +296,7 @@ impl Reporter {
 
     async fn send_holding_lease(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         month: ReportMonth,
         max_attempts: Option<u32>,
         cancel: &CancellationToken,

@@ -11,9 +11,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::store::RedisConn;
 use chrono::Utc;
 use chrono_tz::Tz;
-use redis::aio::ConnectionManager;
 use redis::RedisResult;
 
 use super::aggregate::{hook_field, LATENCY_BUCKETS_MS};
@@ -50,12 +50,7 @@ impl HookStats {
     }
 
     /// Writes what was counted since the last flush into the current month's hook hash.
-    pub async fn flush(
-        &self,
-        conn: &mut ConnectionManager,
-        keys: &Keys,
-        tz: Tz,
-    ) -> RedisResult<()> {
+    pub async fn flush(&self, conn: &mut RedisConn, keys: &Keys, tz: Tz) -> RedisResult<()> {
         let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
         let mut taken: Vec<(String, &AtomicU64, u64)> = vec![
             (

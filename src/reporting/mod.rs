@@ -29,8 +29,8 @@ pub mod words;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::RedisConn;
 use chrono::Utc;
-use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,7 @@ const HOOK_STATS_FLUSH: Duration = Duration::from_secs(2);
 pub async fn run_scheduler(
     settings: Settings,
     reporter: Arc<Reporter>,
-    mut conn: ConnectionManager,
+    mut conn: RedisConn,
     cancel: CancellationToken,
 ) {
     let cron = settings.report.schedule.cron();
@@ -125,7 +125,7 @@ pub async fn run_hook_stats_flush(
     stats: Arc<hook_stats::HookStats>,
     keys: crate::store::Keys,
     tz: chrono_tz::Tz,
-    mut conn: ConnectionManager,
+    mut conn: RedisConn,
     cancel: CancellationToken,
 ) {
     loop {

@@ -7,7 +7,7 @@
 //! (exactly once per month, see [`super::deliver`]).
 
 use chrono::Utc;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use tokio_util::sync::CancellationToken;
 
 use super::compile::MonthlyReport;
@@ -73,7 +73,7 @@ pub fn current_month(reporter: &Reporter) -> ReportMonth {
 /// The report's numbers for a month.
 pub async fn compile_report(
     reporter: &Reporter,
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     who: &Principal,
     month: ReportMonth,
 ) -> Result<MonthlyReport, ReportError> {
@@ -88,7 +88,7 @@ pub async fn compile_report(
 /// off the async threads).
 pub async fn preview_report_html(
     reporter: &Reporter,
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     who: &Principal,
     month: ReportMonth,
 ) -> Result<String, ReportError> {
@@ -109,7 +109,7 @@ pub async fn render_html(report: MonthlyReport) -> Result<String, ReportError> {
 /// Sends a month's report now unless it was already sent (one SMTP attempt).
 pub async fn send_report(
     reporter: &Reporter,
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     who: &Principal,
     month: ReportMonth,
 ) -> Result<Sent, ReportError> {

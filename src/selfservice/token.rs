@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rand::RngCore;
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -59,7 +59,7 @@ pub fn well_formed(token: &str) -> bool {
 /// Issues a new link for `target`, replacing (deleting) the user's previous one. Returns the
 /// token: it exists only in the email from here on.
 pub async fn issue(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     target: &LinkTarget,
     ttl: Duration,
@@ -102,7 +102,7 @@ pub async fn issue(
 
 /// The link's target, if the link is current (not used, replaced or expired).
 pub async fn peek(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     token: &str,
 ) -> RedisResult<Option<LinkTarget>> {
@@ -117,7 +117,7 @@ pub async fn peek(
 
 /// Uses the link up: its target if this call was the one that removed it, else `None`.
 pub async fn claim(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     token: &str,
 ) -> RedisResult<Option<LinkTarget>> {

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use metrics::{counter, gauge};
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -272,7 +272,7 @@ impl Spool {
         self: Arc<Self>,
         owner: Arc<S>,
         ingestor: fn(&S) -> &Ingestor,
-        mut conn: ConnectionManager,
+        mut conn: RedisConn,
         cancel: CancellationToken,
     ) {
         let ingestor = ingestor(&owner);
@@ -312,7 +312,7 @@ impl Spool {
     async fn drain_all(
         &self,
         ingestor: &Ingestor,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         cancel: &CancellationToken,
     ) -> Result<(), redis::RedisError> {
         // Files of dead processes first: they hold the oldest deliveries.
@@ -389,7 +389,7 @@ impl Spool {
     async fn drain_one(
         &self,
         ingestor: &Ingestor,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         batch: &record::SpooledBatch<'_>,
     ) -> Result<(), redis::RedisError> {
         let events = match ingestor.prepare(batch.body) {

@@ -22,15 +22,14 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
     StreamReadOptions, StreamReadReply,
 };
 use redis::{AsyncCommands, RedisResult};
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
+use super::conn::RedisConn;
 use super::redis_conn::ensure_group;
 use crate::config::RedisSettings;
 
@@ -44,19 +43,9 @@ pub const DEAD_LETTER_MAXLEN: usize = 100_000;
 pub const ENTRIES_PER_YIELD: usize = 32;
 
 /// A connection for blocking reads: no 500 ms default timeout, but never unbounded either.
-pub async fn blocking_connection(
-    redis: &RedisSettings,
-    block_ms: u64,
-) -> RedisResult<ConnectionManager> {
-    let client = redis::Client::open(redis.url.expose_secret())?;
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_millis(
-            block_ms + redis.response_timeout_ms.max(1000),
-        )))
-        .set_connection_timeout(Some(Duration::from_millis(redis.connect_timeout_ms)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_with_config(client, config).await
+pub async fn blocking_connection(redis: &RedisSettings, block_ms: u64) -> RedisResult<RedisConn> {
+    let timeout = Duration::from_millis(block_ms + redis.response_timeout_ms.max(1000));
+    super::redis_conn::connect_with_timeout(redis, timeout).await
 }
 
 /// [`blocking_connection`], retried every second until it works; `None` once cancelled.
@@ -65,7 +54,7 @@ pub async fn connect_until_cancelled(
     block_ms: u64,
     who: &str,
     cancel: &CancellationToken,
-) -> Option<ConnectionManager> {
+) -> Option<RedisConn> {
     loop {
         match blocking_connection(redis, block_ms).await {
             Ok(c) => return Some(c),
@@ -171,7 +160,7 @@ impl Batch {
 pub trait BatchHandler: Send + Sync {
     fn handle(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         batch: Batch,
     ) -> impl Future<Output = RedisResult<()>> + Send;
 }
@@ -197,7 +186,7 @@ pub struct GroupConsumer {
 
 impl GroupConsumer {
     /// Creates every group (from `0`) that is missing.
-    pub async fn ensure_groups(&self, conn: &mut ConnectionManager) -> RedisResult<()> {
+    pub async fn ensure_groups(&self, conn: &mut RedisConn) -> RedisResult<()> {
         for stream in &self.streams {
             ensure_group(conn, stream, &self.group).await?;
         }
@@ -269,7 +258,7 @@ impl GroupConsumer {
     /// entries to `handler`; returns how many were read.
     pub async fn read_new<H: BatchHandler>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         handler: &H,
     ) -> RedisResult<usize> {
         let opts = StreamReadOptions::default()
@@ -299,7 +288,7 @@ impl GroupConsumer {
     /// them to `handler` with their delivery counts; returns how many were taken over.
     pub async fn reclaim<H: BatchHandler>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         handler: &H,
     ) -> RedisResult<usize> {
         let mut taken = 0;
@@ -344,7 +333,7 @@ impl GroupConsumer {
 
     async fn delivery_counts(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         stream: &str,
         entries: &[StreamId],
     ) -> RedisResult<HashMap<String, u64>> {
@@ -360,7 +349,7 @@ impl GroupConsumer {
     }
 
     /// Exports pending count, oldest pending age and group lag (of the first stream).
-    async fn record_lag(&self, conn: &mut ConnectionManager) -> RedisResult<()> {
+    async fn record_lag(&self, conn: &mut RedisConn) -> RedisResult<()> {
         let Some(stream) = self.streams.first() else {
             return Ok(());
         };

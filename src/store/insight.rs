@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{AsyncCommands, RedisResult, Value};
 
@@ -93,7 +93,7 @@ fn field_u64(map: &HashMap<String, Value>, name: &str) -> Option<u64> {
 
 /// Lengths of `streams` and every consumer group on them, in the order given.
 pub async fn stream_stats(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     streams: &[String],
 ) -> RedisResult<Vec<StreamStat>> {
     let mut out = Vec::with_capacity(streams.len());
@@ -147,7 +147,7 @@ fn dead_letter_of(e: &StreamId) -> DeadLetter {
 
 /// How many entries the dead-letter stream holds, and the newest `n`, newest first.
 pub async fn dead_letters(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     n: usize,
 ) -> RedisResult<(u64, Vec<DeadLetter>)> {
@@ -177,7 +177,7 @@ fn audit_of(e: &StreamId) -> AuditRecord {
 /// `scan` records (the log holds up to a million). `before` continues after a record id of an
 /// earlier page. Returns the records and the cursor of the next page (`None` at the end).
 pub async fn audit_log(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     filter: &AuditFilter,
     before: Option<&str>,

@@ -12,22 +12,60 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
 use redis::{AsyncCommands, RedisResult};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::conn::RedisConn;
 use crate::config::RedisSettings;
 
-/// Opens the shared connection. Fails (with Redis's own message) when Redis cannot be reached.
-pub async fn connect(settings: &RedisSettings) -> RedisResult<ConnectionManager> {
+/// Opens the shared connection (to one Redis, or with `redis.cluster` to the cluster). Fails
+/// (with Redis's own message) when Redis cannot be reached.
+pub async fn connect(settings: &RedisSettings) -> RedisResult<RedisConn> {
+    connect_with_timeout(
+        settings,
+        Duration::from_millis(settings.response_timeout_ms),
+    )
+    .await
+}
+
+/// [`connect`] with another response timeout (blocking stream reads need a longer one).
+pub async fn connect_with_timeout(
+    settings: &RedisSettings,
+    response_timeout: Duration,
+) -> RedisResult<RedisConn> {
+    if settings.cluster {
+        let conn = cluster_client(settings, response_timeout)?
+            .get_async_connection()
+            .await?;
+        return Ok(RedisConn::Cluster(conn));
+    }
     let client = redis::Client::open(settings.url.expose_secret())?;
-    ConnectionManager::new_with_config(client, manager_config(settings)).await
+    let config = manager_config(settings).set_response_timeout(Some(response_timeout));
+    Ok(RedisConn::Single(
+        ConnectionManager::new_with_config(client, config).await?,
+    ))
+}
+
+/// The cluster's seed nodes: `redis.url` and `redis.cluster_nodes`.
+fn cluster_client(
+    settings: &RedisSettings,
+    response_timeout: Duration,
+) -> RedisResult<ClusterClient> {
+    let nodes: Vec<&str> = std::iter::once(&settings.url)
+        .chain(&settings.cluster_nodes)
+        .map(|u| u.expose_secret())
+        .collect();
+    ClusterClient::builder(nodes)
+        .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .response_timeout(response_timeout)
+        .retries(3)
+        .build()
 }
 
 /// Like [`connect`], but an error says which Redis did not answer (password hidden) and what to
 /// do about it: the one message for every command that needs Redis at start.
-pub async fn connect_or_explain(
-    settings: &RedisSettings,
-) -> Result<ConnectionManager, RedisUnreachable> {
+pub async fn connect_or_explain(settings: &RedisSettings) -> Result<RedisConn, RedisUnreachable> {
     connect(settings)
         .await
         .map_err(|source| RedisUnreachable::new(&settings.url, source))
@@ -67,10 +105,15 @@ pub fn redacted_url(url: &str) -> String {
     }
 }
 
-/// Like [`connect`], but connects on first use (for commands that may never touch Redis).
-pub fn connect_lazy(settings: &RedisSettings) -> RedisResult<ConnectionManager> {
+/// Like [`connect`], but connects on first use (for commands that may never touch Redis, such
+/// as `openapi`). Always a single-node connection to `redis.url`: redis-rs has no lazy cluster
+/// connection, and a command that does use Redis connects with [`connect`].
+pub fn connect_lazy(settings: &RedisSettings) -> RedisResult<RedisConn> {
     let client = redis::Client::open(settings.url.expose_secret())?;
-    ConnectionManager::new_lazy_with_config(client, manager_config(settings))
+    Ok(RedisConn::Single(ConnectionManager::new_lazy_with_config(
+        client,
+        manager_config(settings),
+    )?))
 }
 
 fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
@@ -90,7 +133,7 @@ pub enum GroupStatus {
 
 /// Creates `group` on `stream` (and the stream) unless it exists.
 pub async fn ensure_group(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     stream: &str,
     group: &str,
 ) -> RedisResult<GroupStatus> {

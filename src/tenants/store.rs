@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{SecondsFormat, Utc};
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use serde_json::{json, Value};
 
@@ -86,7 +86,7 @@ impl TenantStore {
     /// Queues apply `id` of `doc` (or a teardown); `false` when one is already in flight.
     pub async fn queue(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         id: &str,
         mode: &str,
@@ -135,7 +135,7 @@ impl TenantStore {
 
     pub async fn apply(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         id: &str,
     ) -> RedisResult<Option<ApplyRecord>> {
@@ -168,23 +168,23 @@ impl TenantStore {
     /// The tenant hash (desired doc, state, last apply, `config:<i>`); empty when unknown.
     pub async fn tenant(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
     ) -> RedisResult<HashMap<String, String>> {
         conn.hgetall(self.keys.tenant(tenant)).await
     }
 
-    pub async fn ids(&self, conn: &mut ConnectionManager, tenant: &str) -> RedisResult<Ids> {
+    pub async fn ids(&self, conn: &mut RedisConn, tenant: &str) -> RedisResult<Ids> {
         conn.hgetall(self.keys.tenant_ids(tenant)).await
     }
 
-    pub async fn list(&self, conn: &mut ConnectionManager) -> RedisResult<Vec<String>> {
+    pub async fn list(&self, conn: &mut RedisConn) -> RedisResult<Vec<String>> {
         conn.zrange(self.keys.tenants(), 0, -1).await
     }
 
     pub async fn set_state(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         id: &str,
         fields: &[(&str, &str)],
@@ -196,7 +196,7 @@ impl TenantStore {
     /// Ends an apply: its state, the tenant's state, and the tenant is free again.
     pub async fn finish(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         id: &str,
         mode: &str,
@@ -243,7 +243,7 @@ impl TenantStore {
     /// ones) on the config stream. Returns how many entries were published.
     pub async fn publish_configs(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         configs: &BTreeMap<String, Value>,
         signing_key: Option<&[u8]>,
@@ -296,7 +296,7 @@ impl TenantStore {
     #[allow(clippy::too_many_arguments)]
     pub async fn publish(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         installation: &str,
         change: &str,
@@ -362,7 +362,7 @@ impl TenantStore {
 /// Records steps of one apply in Redis; hands new client secrets to a waiting request over
 /// pub/sub (delivered or lost, never stored).
 pub struct RedisSink {
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     pub keys: Keys,
     pub tenant: String,
     pub apply: String,

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +59,7 @@ impl TenantWorker {
     /// Runs one apply to its end (or returns a Redis error, leaving it pending).
     pub async fn run_apply(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         tenant: &str,
         id: &str,
     ) -> RedisResult<()> {
@@ -181,7 +181,7 @@ impl TenantWorker {
 }
 
 impl BatchHandler for TenantWorker {
-    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+    async fn handle(&self, conn: &mut RedisConn, batch: Batch) -> RedisResult<()> {
         for entry in &batch.entries {
             let f = entry_fields(entry);
             if let (Some(tenant), Some(apply)) = (f.get("tenant"), f.get("apply")) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use okta_adapter::config::Settings;
 use okta_adapter::store::consumer::{Batch, BatchHandler, GroupConsumer};
-use redis::aio::ConnectionManager;
+use okta_adapter::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +20,7 @@ struct Recorder {
 }
 
 impl BatchHandler for Recorder {
-    async fn handle(&self, conn: &mut ConnectionManager, batch: Batch) -> RedisResult<()> {
+    async fn handle(&self, conn: &mut RedisConn, batch: Batch) -> RedisResult<()> {
         let ids: Vec<String> = batch.entries.iter().map(|e| e.id.clone()).collect();
         {
             let mut seen = self.seen.lock().unwrap();

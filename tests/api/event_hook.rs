@@ -589,7 +589,7 @@ async fn a_consumer_group_deleted_behind_the_services_back_is_recreated() {
     let app = spawn_app(&redis).await;
     let stream = app.route("lifecycle");
     let mut conn = app.conn().await;
-    let groups = |mut c: redis::aio::MultiplexedConnection, s: String| async move {
+    let groups = |mut c: okta_adapter::store::RedisConn, s: String| async move {
         let info: redis::streams::StreamInfoGroupsReply =
             c.xinfo_groups(&s).await.unwrap_or_default();
         info.groups.into_iter().map(|g| g.name).collect::<Vec<_>>()

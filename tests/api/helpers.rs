@@ -10,7 +10,6 @@ use okta_adapter::config::Settings;
 use okta_adapter::dev::RedisServer;
 use okta_adapter::http::state::AppState;
 use okta_adapter::startup::Application;
-use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -22,6 +21,8 @@ pub const SECOND_SECRET: &str = "test-secret-2";
 pub struct TestRedis {
     pub server: RedisServer,
     _dir: tempfile::TempDir,
+    /// With `OKTA_ADAPTER_TEST_REDIS_CLUSTER=1` (see `cluster.rs`): the cluster `url()` names.
+    pub cluster: Option<crate::cluster::TestCluster>,
 }
 
 impl TestRedis {
@@ -37,19 +38,23 @@ impl TestRedis {
     fn start_with(persistent: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = RedisServer::start(dir.path(), persistent).expect("redis-server starts");
-        Self { server, _dir: dir }
+        let cluster = crate::cluster::cluster_mode().then(|| crate::cluster::TestCluster::start(3));
+        Self {
+            server,
+            _dir: dir,
+            cluster,
+        }
     }
 
     pub fn url(&self) -> String {
-        self.server.url()
+        match &self.cluster {
+            Some(cluster) => cluster.url(),
+            None => self.server.url(),
+        }
     }
 
-    pub async fn conn(&self) -> MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    pub async fn conn(&self) -> okta_adapter::store::RedisConn {
+        crate::cluster::test_conn(&self.url()).await
     }
 }
 
@@ -99,6 +104,11 @@ drain_interval_ms = 100
             .join(format!("okta-adapter-spool-{prefix}"))
             .display()
     );
+    let base = if crate::cluster::cluster_mode() {
+        merge_toml(&base, "[redis]\ncluster = true\n")
+    } else {
+        base
+    };
     let merged = merge_toml(&base, extra);
     Settings::from_toml_overrides(&merged).expect("test settings are valid")
 }
@@ -210,12 +220,8 @@ impl TestApp {
         format!("{}:{{events}}:route:{name}", self.prefix)
     }
 
-    pub async fn conn(&self) -> MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    pub async fn conn(&self) -> okta_adapter::store::RedisConn {
+        crate::cluster::test_conn(&self.redis_url).await
     }
 
     /// Every entry of `stream`, as field → value maps, oldest first.

@@ -21,3 +21,8 @@ mod spool;
 mod users;
 // The web console over HTTP (browser tests: tests/browser/).
 mod console;
+// deploy (issue 17): real serve processes, process roles
+mod cluster;
+mod processes;
+mod replicas;
+mod roles;

@@ -322,7 +322,7 @@ fn arbitrary_update(i: usize, ty: &str, minute: u32, outcome: bool) -> Projectio
 }
 
 async fn project(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut okta_adapter::store::RedisConn,
     prefix: &str,
     updates: &[ProjectionUpdate],
 ) -> HashMap<String, String> {
@@ -354,8 +354,7 @@ async fn project(
 #[tokio::test]
 async fn two_events_with_the_same_stamp_give_the_same_projection_in_either_order() {
     let redis = TestRedis::start();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let mut conn = crate::cluster::test_conn(&redis.url()).await;
     // Same millisecond and (forced here) the same uuid hash: the stamps collide.
     let mut a = arbitrary_update(1, "user.lifecycle.suspend", 3, true);
     let mut b = arbitrary_update(2, "group.user_membership.add", 3, true);
@@ -389,10 +388,7 @@ async fn two_events_with_the_same_stamp_give_the_same_projection_in_either_order
 fn property_any_order_any_number_of_times_gives_the_same_projection() {
     let redis = TestRedis::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let conn = rt.block_on(async {
-        let client = redis::Client::open(redis.url()).unwrap();
-        redis::aio::ConnectionManager::new(client).await.unwrap()
-    });
+    let conn = rt.block_on(crate::cluster::test_conn(&redis.url()));
     let strategy = (
         proptest::collection::vec((0..TYPES.len(), 0u32..8, any::<bool>()), 1..14),
         any::<u64>(),

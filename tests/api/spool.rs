@@ -49,7 +49,7 @@ async fn post_batches(
 
 /// Firehose uuids; panics on a duplicate.
 async fn unique_firehose(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut (impl redis::aio::ConnectionLike + Send + Sync),
     stream: &str,
 ) -> Vec<String> {
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(stream).await.unwrap();
