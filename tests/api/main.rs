@@ -2,6 +2,7 @@
 //! started by the helpers (one per test, on a free port, killed when the test ends).
 
 mod cli;
+mod console_pages;
 mod consumer;
 mod event_hook;
 mod helpers;
