@@ -102,9 +102,42 @@ pub fn check_action(action: Action, status: Option<UserStatus>) -> Result<(), St
     }
 }
 
+/// The actions a person is offered for a user in `status` (the console's action bar): those
+/// [`check_action`] allows, narrowed to what makes sense to offer — unlock only when locked
+/// out, reset MFA only with factors enrolled (`has_factors`). An unknown status offers nothing:
+/// Okta would decide, but a button for every action would mislead.
+pub fn offered_actions(status: Option<UserStatus>, has_factors: bool) -> Vec<Action> {
+    let Some(s) = status else { return vec![] };
+    Action::ALL
+        .into_iter()
+        .filter(|a| check_action(*a, Some(s)).is_ok())
+        .filter(|a| match a {
+            Action::Unlock => s == LockedOut,
+            Action::ResetFactors => has_factors,
+            _ => true,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offered_actions_follow_the_status() {
+        use Action::*;
+        let active = offered_actions(Some(Active), false);
+        assert!(active.contains(&Suspend) && active.contains(&Deactivate));
+        assert!(!active.contains(&Unsuspend) && !active.contains(&Activate));
+        assert!(!active.contains(&Unlock), "unlock only when locked out");
+        assert!(!active.contains(&ResetFactors), "no factors, no reset");
+        assert!(offered_actions(Some(Active), true).contains(&ResetFactors));
+        let suspended = offered_actions(Some(Suspended), false);
+        assert!(suspended.contains(&Unsuspend) && !suspended.contains(&Suspend));
+        assert!(offered_actions(Some(LockedOut), false).contains(&Unlock));
+        assert!(offered_actions(Some(Deleted), true).is_empty());
+        assert!(offered_actions(None, true).is_empty());
+    }
 
     #[test]
     fn the_issue_example_reads_as_advice() {

@@ -160,68 +160,95 @@ impl ActionsApi {
         #[oai(name = "X-Audit-Reason")]
         audit_reason: Header<Option<String>>,
     ) -> Result<Json<ActionResult>, HttpError> {
-        let state = &self.state;
-        let who = state
+        let who = self
+            .state
             .require(&auth, &[Role::Support, Role::ClientAdmin])
             .await?;
-        let action = action.0;
-        if state.okta.is_none() {
-            return Err(HttpError::unavailable(
-                "Okta is not configured (okta.org_url, okta.api_token)",
-            ));
-        }
-        let mut conn = state.redis.clone();
-        let found = Reader::new(state.keys.clone())
-            .find(&mut conn, &id, 1)
-            .await
-            .map_err(|e| HttpError::redis("action-lookup", e))?;
-        let user = match found {
-            Some((u, _)) if who.can_see_tenant(u.tenant.as_deref()) => u,
-            _ => return Err(HttpError::not_found(format!("no user `{}`", id.0))),
-        };
-        let reason = audit_reason.0.as_deref();
-        let status = UserStatus::parse(&user.status);
-        if let Err(why) = check_action(action, status) {
-            self.audit(&who, action, &user.id, reason, &format!("refused: {why}"))
-                .await;
-            return Err(HttpError::conflict(why));
-        }
-        let outcome = run(state, action, &user.id, send_email.0).await;
-        let detail = match &outcome {
-            Ok(_) => "done".to_string(),
-            Err(e) => format!("failed: {e}"),
-        };
-        self.audit(&who, action, &user.id, reason, &detail).await;
-        metrics::counter!("okta_adapter_actions_total", "action" => action.as_str(), "result" => if outcome.is_ok() { "done" } else { "failed" }).increment(1);
-        let (okta, withheld) = withhold_credentials(outcome.map_err(|e| translate_okta_error(&e))?);
-        Ok(Json(ActionResult {
-            user_id: user.id,
-            action: action.as_str().into(),
-            result: "done".into(),
-            okta,
-            withheld,
-        }))
+        run_user_action(
+            &self.state,
+            &who,
+            &id,
+            action.0,
+            send_email.0,
+            audit_reason.0.as_deref(),
+        )
+        .await
+        .map(Json)
     }
 }
 
-impl ActionsApi {
-    async fn audit(
-        &self,
-        who: &Principal,
-        action: Action,
-        subject: &str,
-        reason: Option<&str>,
-        detail: &str,
-    ) {
-        let name = format!("action:{}", action.as_str());
-        self.state
-            .record_audit(AuditEntry {
-                who,
-                action: &name,
-                subject,
-                reason,
-                detail,
-            })
-            .await;
+/// Runs `action` on user `id` for `who` — the one path for the JSON API and the console:
+/// tenant scoping (another tenant's user is "no user"), the projected status check (409 with
+/// advice, no Okta call), the call in the interactive lane, the audit record with the result,
+/// and Okta's answer without account credentials.
+pub async fn run_user_action(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    action: Action,
+    send_email: bool,
+    reason: Option<&str>,
+) -> Result<ActionResult, HttpError> {
+    if state.okta.is_none() {
+        return Err(HttpError::unavailable(
+            "Okta is not configured (okta.org_url, okta.api_token)",
+        ));
     }
+    let mut conn = state.redis.clone();
+    let found = Reader::new(state.keys.clone())
+        .find(&mut conn, id, 1)
+        .await
+        .map_err(|e| HttpError::redis("action-lookup", e))?;
+    let user = match found {
+        Some((u, _)) if who.can_see_tenant(u.tenant.as_deref()) => u,
+        _ => return Err(HttpError::not_found(format!("no user `{id}`"))),
+    };
+    let status = UserStatus::parse(&user.status);
+    if let Err(why) = check_action(action, status) {
+        audit_action(
+            state,
+            who,
+            action,
+            &user.id,
+            reason,
+            &format!("refused: {why}"),
+        )
+        .await;
+        return Err(HttpError::conflict(why));
+    }
+    let outcome = run(state, action, &user.id, send_email).await;
+    let detail = match &outcome {
+        Ok(_) => "done".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    audit_action(state, who, action, &user.id, reason, &detail).await;
+    metrics::counter!("okta_adapter_actions_total", "action" => action.as_str(), "result" => if outcome.is_ok() { "done" } else { "failed" }).increment(1);
+    let (okta, withheld) = withhold_credentials(outcome.map_err(|e| translate_okta_error(&e))?);
+    Ok(ActionResult {
+        user_id: user.id,
+        action: action.as_str().into(),
+        result: "done".into(),
+        okta,
+        withheld,
+    })
+}
+
+async fn audit_action(
+    state: &AppState,
+    who: &Principal,
+    action: Action,
+    subject: &str,
+    reason: Option<&str>,
+    detail: &str,
+) {
+    let name = format!("action:{}", action.as_str());
+    state
+        .record_audit(AuditEntry {
+            who,
+            action: &name,
+            subject,
+            reason,
+            detail,
+        })
+        .await;
 }

@@ -86,10 +86,6 @@ fn no_such_user(id: &str) -> HttpError {
 }
 
 impl UsersApi {
-    fn reader(&self) -> Reader {
-        Reader::new(self.state.keys.clone())
-    }
-
     /// Finds the user and applies tenant scoping; also returns the projection's freshness.
     async fn visible_user(
         &self,
@@ -97,18 +93,7 @@ impl UsersApi {
         id: &str,
         timeline_limit: usize,
     ) -> Result<(UserRecord, Vec<TimelineEntry>, Option<String>), HttpError> {
-        let mut conn = self.state.redis.clone();
-        let (found, freshness) = self
-            .reader()
-            .find_with_freshness(&mut conn, id, timeline_limit)
-            .await
-            .map_err(|e| HttpError::redis("read-user", e))?;
-        match found {
-            Some((record, timeline)) if who.can_see_tenant(record.tenant.as_deref()) => {
-                Ok((record, timeline, freshness))
-            }
-            _ => Err(no_such_user(id)),
-        }
+        find_visible_user(&self.state, who, id, timeline_limit).await
     }
 
     async fn audit_read(
@@ -119,23 +104,7 @@ impl UsersApi {
         subject: &str,
         detail: &str,
     ) {
-        if who.role != Role::Support {
-            return;
-        }
-        self.state
-            .record_audit(AuditEntry {
-                who,
-                action,
-                subject,
-                reason,
-                detail,
-            })
-            .await;
-    }
-
-    async fn freshness(&self) -> Option<String> {
-        let mut conn = self.state.redis.clone();
-        self.reader().freshness(&mut conn).await.ok().flatten()
+        audit_user_read(&self.state, reason, who, action, subject, detail).await
     }
 }
 
@@ -244,62 +213,141 @@ impl UsersApi {
         audit_reason: Header<Option<String>>,
     ) -> Result<Json<UserList>, HttpError> {
         let who = self.state.require(&auth, USER_READERS).await?;
-        if let Some(t) = tenant.0.as_deref() {
-            // `tenant=` (empty) must not read as "no filter".
-            TenantId::parse(t).map_err(|e| HttpError::bad_request(format!("tenant: {e}")))?;
-        }
-        let tenant = match (who.role, tenant.0) {
-            (Role::ClientAdmin, Some(t)) if Some(&t) != who.tenant.as_ref() => {
-                return Err(HttpError::forbidden(
-                    "a client-admin key lists only its own tenant",
-                ));
-            }
-            // `authenticate` gives every client admin a tenant; should one ever lack it, it
-            // lists nothing rather than everything.
-            (Role::ClientAdmin, _) => match &who.tenant {
-                Some(t) => Some(t.clone()),
-                None => return Err(HttpError::forbidden("this client-admin key has no tenant")),
+        let list = list_visible_users(
+            &self.state,
+            &who,
+            UserListQuery {
+                tenant: tenant.0,
+                status: status.0,
+                login_prefix: login_prefix.0,
+                after: after.0,
+                limit: limit.0 as usize,
             },
-            (_, t) => t,
-        };
-        let cursor = match after.0.as_deref() {
-            None => None,
-            Some(c) => Some(
-                hex::decode(c)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| {
-                        HttpError::bad_request("`after` is not a cursor from a previous page")
-                    })?,
-            ),
-        };
-        let mut conn = self.state.redis.clone();
-        let page = self
-            .reader()
-            .list(
-                &mut conn,
-                &ListQuery {
-                    tenant: tenant.as_deref(),
-                    login_prefix: login_prefix.0.as_deref(),
-                    status: status.0,
-                    after: cursor.as_deref(),
-                    limit: limit.0 as usize,
-                    scan_budget: self.state.settings.projection.list_scan_budget,
-                },
-            )
-            .await
-            .map_err(|e| HttpError::redis("list-users", e))?;
-        let detail = format!("{} users", page.users.len());
+        )
+        .await?;
+        let detail = format!("{} users", list.users.len());
         self.audit_read(audit_reason.0.as_deref(), &who, "list-users", "", &detail)
             .await;
-        Ok(Json(UserList {
-            users: page.users,
-            next: page.next.map(hex::encode),
-            total_indexed: page.indexed,
-            scanned: page.scanned,
-            projection_freshness: self.freshness().await,
-        }))
+        Ok(Json(list))
     }
+}
+
+/// Finds the user `id` (Okta id, login or email) as `who` may see it: a user of another
+/// tenant is answered exactly like a missing one. Also returns the projection's freshness.
+/// The JSON API and the console both read users through this.
+pub async fn find_visible_user(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    timeline_limit: usize,
+) -> Result<(UserRecord, Vec<TimelineEntry>, Option<String>), HttpError> {
+    let mut conn = state.redis.clone();
+    let (found, freshness) = Reader::new(state.keys.clone())
+        .find_with_freshness(&mut conn, id, timeline_limit)
+        .await
+        .map_err(|e| HttpError::redis("read-user", e))?;
+    match found {
+        Some((record, timeline)) if who.can_see_tenant(record.tenant.as_deref()) => {
+            Ok((record, timeline, freshness))
+        }
+        _ => Err(no_such_user(id)),
+    }
+}
+
+/// Writes a `support` read of user data to the audit stream (other roles' reads are not
+/// audited).
+pub async fn audit_user_read(
+    state: &AppState,
+    reason: Option<&str>,
+    who: &Principal,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) {
+    if who.role != Role::Support {
+        return;
+    }
+    state
+        .record_audit(AuditEntry {
+            who,
+            action,
+            subject,
+            reason,
+            detail,
+        })
+        .await;
+}
+
+/// A user search, as the API's `list_users` takes it.
+#[derive(Debug, Default, Clone)]
+pub struct UserListQuery {
+    pub tenant: Option<String>,
+    pub status: Option<UserStatus>,
+    pub login_prefix: Option<String>,
+    /// The `next` cursor of the previous page (hex).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// Lists users as `who` may see them (a client admin: always and only their tenant; asking
+/// for another is 403). The JSON API and the console both list through this.
+pub async fn list_visible_users(
+    state: &AppState,
+    who: &Principal,
+    q: UserListQuery,
+) -> Result<UserList, HttpError> {
+    if let Some(t) = q.tenant.as_deref() {
+        // `tenant=` (empty) must not read as "no filter".
+        TenantId::parse(t).map_err(|e| HttpError::bad_request(format!("tenant: {e}")))?;
+    }
+    let tenant = match (who.role, q.tenant) {
+        (Role::ClientAdmin, Some(t)) if Some(&t) != who.tenant.as_ref() => {
+            return Err(HttpError::forbidden(
+                "a client-admin key lists only its own tenant",
+            ));
+        }
+        // `authenticate` gives every client admin a tenant; should one ever lack it, it
+        // lists nothing rather than everything.
+        (Role::ClientAdmin, _) => match &who.tenant {
+            Some(t) => Some(t.clone()),
+            None => return Err(HttpError::forbidden("this client-admin key has no tenant")),
+        },
+        (_, t) => t,
+    };
+    let cursor = match q.after.as_deref() {
+        None => None,
+        Some(c) => Some(
+            hex::decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    HttpError::bad_request("`after` is not a cursor from a previous page")
+                })?,
+        ),
+    };
+    let mut conn = state.redis.clone();
+    let reader = Reader::new(state.keys.clone());
+    let page = reader
+        .list(
+            &mut conn,
+            &ListQuery {
+                tenant: tenant.as_deref(),
+                login_prefix: q.login_prefix.as_deref(),
+                status: q.status,
+                after: cursor.as_deref(),
+                limit: q.limit,
+                scan_budget: state.settings.projection.list_scan_budget,
+            },
+        )
+        .await
+        .map_err(|e| HttpError::redis("list-users", e))?;
+    Ok(UserList {
+        users: page.users,
+        next: page.next.map(hex::encode),
+        total_indexed: page.indexed,
+        scanned: page.scanned,
+        projection_freshness: reader.freshness(&mut conn).await.ok().flatten(),
+    })
 }
 
 fn default_timeline_limit() -> u32 {

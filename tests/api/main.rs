@@ -13,3 +13,5 @@ mod ops;
 mod projection;
 mod reports;
 mod users;
+// The web console over HTTP (browser tests: tests/browser/).
+mod console;

@@ -39,6 +39,7 @@ use tokio::sync::mpsc;
 
 mod apps;
 mod groups;
+pub mod oidc;
 mod users;
 
 /// The simulator's state, locked for one request.
@@ -71,6 +72,8 @@ pub struct SimConfig {
     pub event_hook: Option<(String, String)>,
     /// An OAuth 2.0 service app allowed to use `private_key_jwt`: (client id, public key PEM).
     pub oauth_app: Option<(String, String)>,
+    /// An OIDC web app people sign in to (`oidc`): the console's, in tests and `dev`.
+    pub oidc_app: Option<oidc::OidcApp>,
 }
 
 impl Default for SimConfig {
@@ -88,6 +91,7 @@ impl Default for SimConfig {
             concurrency_limit: 0,
             event_hook: None,
             oauth_app: None,
+            oidc_app: None,
         }
     }
 }
@@ -174,6 +178,9 @@ struct SimState {
     /// Access tokens issued to the OAuth service app, and those still valid.
     tokens_issued: u64,
     access_tokens: HashSet<String>,
+    /// OIDC authorization codes not yet exchanged, and ID tokens issued.
+    oidc_codes: HashMap<String, oidc::PendingCode>,
+    id_tokens_issued: u64,
 }
 
 struct Sim {
@@ -421,7 +428,32 @@ async fn serve(req: &Request, body: Body, sim: poem::web::Data<&Arc<Sim>>) -> Re
     }
     if segments == ["oauth2", "v1", "token"] && req.method() == Method::POST {
         let form = body.into_string().await.unwrap_or_default();
+        if form_urlencoded::parse(form.as_bytes())
+            .any(|(k, v)| k == "grant_type" && v == "authorization_code")
+        {
+            let fields = form_urlencoded::parse(form.as_bytes())
+                .into_owned()
+                .collect();
+            let authorization = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            return oidc::token(&sim, authorization, &fields);
+        }
         return token_endpoint(&sim, &form);
+    }
+    // The org authorization server's OpenID Connect endpoints (`oidc`).
+    match (req.method().as_str(), segments.as_slice()) {
+        ("GET", [".well-known", "openid-configuration"]) => return oidc::discovery(&sim),
+        ("GET", ["oauth2", "v1", "keys"]) => return oidc::keys(),
+        ("GET", ["oauth2", "v1", "authorize"]) => {
+            let query: HashMap<String, String> =
+                form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            return oidc::authorize(&sim, &query);
+        }
+        _ => {}
     }
     let presented = req
         .headers()
