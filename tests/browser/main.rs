@@ -11,6 +11,8 @@
 // The API suite's helpers (spawn_app, TestRedis, jobs, events); it allows their dead code.
 #[path = "../api/helpers.rs"]
 mod helpers;
+// Jobs, Tenants, Reports and Operations pages (console-b).
+mod pages;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
