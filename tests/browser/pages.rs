@@ -54,7 +54,10 @@ async fn an_operator_watches_a_csv_job_fail_two_rows_by_line_and_uses_reports_an
     let driver = Driver::start();
     let b = driver.browser().await;
     sign_in(&b, &app, "olga@corp.example").await;
-    assert_eq!(h1(&b).await, "Jobs", "an operator starts on the Jobs page");
+    let nav = text_of(&b, By::Css("header nav")).await;
+    assert!(nav.contains("Jobs") && nav.contains("Operations"), "{nav}");
+    b.goto(app.url("/console/jobs")).await.unwrap();
+    assert_eq!(h1(&b).await, "Jobs");
 
     // Upload through the form: the file input gets a real file.
     let dir = tempfile::tempdir().unwrap();
