@@ -557,3 +557,75 @@ async fn the_report_preview_is_the_rendered_email_under_its_own_policy() {
     let (status, _, _) = op.post_form("/reports/2026-01/send", &[], false).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn an_operator_sends_a_months_report_once_from_the_reports_page() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[report]\nenabled = true\nschedule = \"0 0 0 29 2 *\"\n\
+         recipients = [\"owner@example.com\"]\nfrom = \"IAM reports <reports@example.com>\"\n\
+         output_dir = \"{}\"\n[smtp]\nurl = \"{}\"\ntimeout_secs = 2\n",
+        out.path().display(),
+        smtp.url()
+    );
+    let app = spawn_app_with(&redis, &extra).await;
+    let op = sign_in(&app, Role::Operator, None).await;
+    let (status, _, body) = op.post_form("/reports/2026-01/send", &[], true).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("The 2026-01 report was sent"), "{body}");
+    assert!(body.contains("owner@example.com"), "{body}");
+    assert_eq!(smtp.received().len(), 1);
+    // Once per month: the second send says so and mails nothing.
+    let (status, _, body) = op.post_form("/reports/2026-01/send", &[], true).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("had already been sent"), "{body}");
+    assert_eq!(smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn an_operator_cancels_an_open_job_from_its_page_and_an_ended_job_cannot_be_cancelled() {
+    let redis = TestRedis::start();
+    // One worker and a 30 ms Okta: 200 rows take longer than the cancel after the upload.
+    let sim = SimConfig {
+        latency: Duration::from_millis(30),
+        ..SimConfig::default()
+    };
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        sim,
+        "[jobs]\nconcurrency = 1\n",
+    )
+    .await;
+    let op = sign_in(&app, Role::Operator, None).await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (s, job) = app
+        .upload_job(
+            &operator,
+            "kind=suspend",
+            "text/csv",
+            users_csv("nobody", 200),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (_, page) = op.get(&format!("/jobs/{id}")).await;
+    assert!(
+        page.contains("Cancel this job"),
+        "an open job offers cancel"
+    );
+    let (status, location, body) = op.post_form(&format!("/jobs/{id}/cancel"), &[], true).await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location.ends_with(&format!("/jobs/{id}")), "{location}");
+    let (_, page) = op.get(&format!("/jobs/{id}")).await;
+    assert!(page.contains("cancelled by request"), "{page}");
+    assert!(
+        !page.contains("Cancel this job"),
+        "an ended job offers no cancel"
+    );
+    let (status, _, body) = op.post_form(&format!("/jobs/{id}/cancel"), &[], true).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is already cancelled"), "{body}");
+}
