@@ -120,8 +120,12 @@ fn refusal(state: &ConsoleState, session: &Session, e: JobError) -> Response {
     }
 }
 
-fn list_context(jobs: Vec<JobInfo>) -> Serde<Vec<JobView>> {
-    Serde(jobs.into_iter().map(JobView::from).collect())
+/// The jobs as the table shows them, and whether any is still open (the table polls only
+/// then; an upload lands on its job's page, and the list is fresh when opened again).
+fn list_context(jobs: Vec<JobInfo>) -> (Serde<Vec<JobView>>, bool) {
+    let views: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
+    let any_open = views.iter().any(|j| j.open);
+    (Serde(views), any_open)
 }
 
 /// `GET /jobs`: the upload form and the jobs this person may see.
@@ -144,12 +148,12 @@ pub async fn jobs_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Respon
         .filter(|(v, _)| may_create || !matches!(*v, "create" | "phase:create"))
         .map(|(value, label)| context! { value => *value, label => *label })
         .collect();
-    state.page(&session, "Jobs", "/jobs").render(
-        &state.templates,
-        StatusCode::OK,
-        "jobs.html",
-        context! { jobs => list_context(list), kinds },
-    )
+    state
+        .page(&session, "Jobs", "/jobs")
+        .render(&state.templates, StatusCode::OK, "jobs.html", {
+            let (jobs, any_open) = list_context(list);
+            context! { jobs, any_open, kinds }
+        })
 }
 
 /// `GET /jobs/list`: the jobs table body, polled by the list page.
@@ -160,10 +164,13 @@ pub async fn jobs_fragment(req: &Request, state: Data<&Arc<ConsoleState>>) -> Re
         Err(r) => return r,
     };
     match jobs(&state).list_visible(&session.principal).await {
-        Ok(list) => state.templates.fragment(
-            "jobs_rows.html",
-            context! { page => context! { base => state.base.clone() }, jobs => list_context(list) },
-        ),
+        Ok(list) => {
+            let (jobs, any_open) = list_context(list);
+            state.templates.fragment(
+                "jobs_rows.html",
+                context! { page => context! { base => state.base.clone() }, jobs, any_open },
+            )
+        }
         Err(e) => refusal(&state, &session, e),
     }
 }

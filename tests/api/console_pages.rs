@@ -616,6 +616,11 @@ async fn an_operator_cancels_an_open_job_from_its_page_and_an_ended_job_cannot_b
         page.contains("Cancel this job"),
         "an open job offers cancel"
     );
+    let (_, list) = op.get("/jobs").await;
+    assert!(
+        list.contains("jobs/list\" hx-trigger=\"every 2s\""),
+        "the list polls while a job runs: {list}"
+    );
     let (status, location, body) = op.post_form(&format!("/jobs/{id}/cancel"), &[], true).await;
     assert_eq!(status, 303, "{body}");
     assert!(location.ends_with(&format!("/jobs/{id}")), "{location}");
@@ -624,6 +629,11 @@ async fn an_operator_cancels_an_open_job_from_its_page_and_an_ended_job_cannot_b
     assert!(
         !page.contains("Cancel this job"),
         "an ended job offers no cancel"
+    );
+    let (_, list) = op.get("/jobs").await;
+    assert!(
+        !list.contains("hx-trigger"),
+        "nothing runs, nothing polls: {list}"
     );
     let (status, _, body) = op.post_form(&format!("/jobs/{id}/cancel"), &[], true).await;
     assert_eq!(status, 400, "{body}");
