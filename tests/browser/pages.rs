@@ -25,6 +25,26 @@ async fn click(b: &WebDriver, by: By) {
     b.find(by).await.unwrap().click().await.unwrap();
 }
 
+/// Waits until the page's `<h1>` starts with `prefix` (after a click that navigates, the old
+/// page may still be there, or go stale while it is read).
+async fn wait_for_h1(b: &WebDriver, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = match b.find(By::Tag("h1")).await {
+            Ok(h) => h.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if now.starts_with(prefix) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed a heading starting {prefix:?} (shows {now:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the job page's state badge reads `done` (the page polls its progress and
 /// reloads itself when the job ends).
 async fn wait_for_job_done(b: &WebDriver) {
@@ -79,7 +99,7 @@ async fn an_operator_watches_a_csv_job_fail_two_rows_by_line_and_uses_reports_an
         By::Css("form[enctype='multipart/form-data'] button[type=submit]"),
     )
     .await;
-    assert!(h1(&b).await.starts_with("Job "), "on the job's page");
+    wait_for_h1(&b, "Job ").await;
     wait_for_job_done(&b).await;
 
     // The two broken rows come first, by line number, with their reasons.
@@ -157,7 +177,7 @@ async fn an_operator_watches_a_csv_job_fail_two_rows_by_line_and_uses_reports_an
         By::Css("form[action$='/operations/keys'] button[type=submit]"),
     )
     .await;
-    assert_eq!(h1(&b).await, "New API key");
+    wait_for_h1(&b, "New API key").await;
     let token = b
         .find(By::Id("new-token"))
         .await
@@ -182,7 +202,15 @@ async fn an_operator_watches_a_csv_job_fail_two_rows_by_line_and_uses_reports_an
     );
     click(&b, By::Css(format!("#key-{id} summary"))).await;
     click(&b, By::Css(format!("#key-{id} button.danger"))).await;
-    let notice = text_of(&b, By::Id("revoked-notice")).await;
+    wait_for_h1(&b, "Operations").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let notice = loop {
+        if let Ok(n) = b.find(By::Id("revoked-notice")).await {
+            break n.text().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "no revoke notice");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(notice.contains(&id), "{notice}");
     assert_eq!(
         app.get_json("/api/v1/users?limit=1", Some(&token)).await.0,
