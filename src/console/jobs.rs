@@ -23,7 +23,6 @@ use super::session::Session;
 use super::ConsoleState;
 use crate::http::jobs::results_body;
 use crate::jobs::request::{FormatHint, JobParams};
-use crate::jobs::rows::JobKind;
 use crate::jobs::service::{JobError, JobService, JOB_RUNNERS};
 use crate::jobs::store::{JobInfo, JobStore};
 
@@ -120,8 +119,12 @@ fn refusal(state: &ConsoleState, session: &Session, e: JobError) -> Response {
     }
 }
 
-fn list_context(jobs: Vec<JobInfo>) -> Serde<Vec<JobView>> {
-    Serde(jobs.into_iter().map(JobView::from).collect())
+/// The jobs as the table shows them, and whether any is still open (the table polls only
+/// then; an upload lands on its job's page, and the list is fresh when opened again).
+fn list_context(jobs: Vec<JobInfo>) -> (Serde<Vec<JobView>>, bool) {
+    let views: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
+    let any_open = views.iter().any(|j| j.open);
+    (Serde(views), any_open)
 }
 
 /// `GET /jobs`: the upload form and the jobs this person may see.
@@ -144,12 +147,12 @@ pub async fn jobs_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Respon
         .filter(|(v, _)| may_create || !matches!(*v, "create" | "phase:create"))
         .map(|(value, label)| context! { value => *value, label => *label })
         .collect();
-    state.page(&session, "Jobs", "/jobs").render(
-        &state.templates,
-        StatusCode::OK,
-        "jobs.html",
-        context! { jobs => list_context(list), kinds },
-    )
+    state
+        .page(&session, "Jobs", "/jobs")
+        .render(&state.templates, StatusCode::OK, "jobs.html", {
+            let (jobs, any_open) = list_context(list);
+            context! { jobs, any_open, kinds }
+        })
 }
 
 /// `GET /jobs/list`: the jobs table body, polled by the list page.
@@ -160,10 +163,13 @@ pub async fn jobs_fragment(req: &Request, state: Data<&Arc<ConsoleState>>) -> Re
         Err(r) => return r,
     };
     match jobs(&state).list_visible(&session.principal).await {
-        Ok(list) => state.templates.fragment(
-            "jobs_rows.html",
-            context! { page => context! { base => state.base.clone() }, jobs => list_context(list) },
-        ),
+        Ok(list) => {
+            let (jobs, any_open) = list_context(list);
+            state.templates.fragment(
+                "jobs_rows.html",
+                context! { page => context! { base => state.base.clone() }, jobs, any_open },
+            )
+        }
         Err(e) => refusal(&state, &session, e),
     }
 }
@@ -317,7 +323,11 @@ pub async fn job_page(
         .iter()
         .filter(|r| r.outcome == crate::jobs::rows::RowOutcome::Failed)
         .count();
-    let kind_label = JobKind::parse(&job.kind).map_or(job.kind.clone(), |k| k.as_str().to_owned());
+    // The upload form's words for the kind (`create` → "Create users").
+    let kind_label = KINDS
+        .iter()
+        .find(|(value, _)| *value == job.kind)
+        .map_or(job.kind.clone(), |(_, label)| (*label).to_owned());
     state
         .page(&session, format!("Job {}", job.id), "/jobs")
         .render(
@@ -417,5 +427,35 @@ pub async fn cancel_job(
     match jobs(&state).cancel(&session.principal, &id).await {
         Ok(job) => page::see_other(&format!("{}/jobs/{}", state.base, job.id)),
         Err(e) => refusal(&state, &session, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_reads_in_the_largest_sensible_units() {
+        assert_eq!(eta_words(0), "0 s");
+        assert_eq!(eta_words(59), "59 s");
+        assert_eq!(eta_words(61), "1 min 1 s");
+        assert_eq!(eta_words(3 * 3600 + 120), "3 h 2 min");
+    }
+
+    #[test]
+    fn every_kind_the_form_offers_is_one_the_api_takes() {
+        use crate::jobs::request::parse_job_request;
+        for (value, _) in KINDS {
+            let (kind, phase) = match value.strip_prefix("phase:") {
+                Some(p) => (None, Some(p)),
+                None => (Some(*value), None),
+            };
+            let parsed = parse_job_request(JobParams {
+                kind,
+                phase,
+                ..Default::default()
+            });
+            assert!(parsed.is_ok(), "{value}: {parsed:?}");
+        }
     }
 }

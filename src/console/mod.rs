@@ -92,8 +92,12 @@ impl ConsoleState {
         })
     }
 
-    /// The session of this request, if it has a live one.
+    /// The session of this request, if it has a live one (this use renews its idle timeout).
     pub async fn session(&self, req: &Request) -> Result<Option<Session>, Response> {
+        self.session_with(req, true).await
+    }
+
+    async fn session_with(&self, req: &Request, renew: bool) -> Result<Option<Session>, Response> {
         let Some(token) = req
             .headers()
             .get(header::COOKIE)
@@ -103,21 +107,43 @@ impl ConsoleState {
             return Ok(None);
         };
         let mut conn = self.app.redis.clone();
-        self.sessions.load(&mut conn, token).await.map_err(|e| {
-            page::unavailable(
-                &self.templates,
-                Page::anonymous(&self.base, "Unavailable"),
-                "console-session",
-                &e,
-            )
-        })
+        self.sessions
+            .load(&mut conn, token, renew)
+            .await
+            .map_err(|e| {
+                page::unavailable(
+                    &self.templates,
+                    Page::anonymous(&self.base, "Unavailable"),
+                    "console-session",
+                    &e,
+                )
+            })
     }
 
     /// The session, if its role is one of `roles`. Without a session: to the sign-in page
     /// (htmx requests get `HX-Redirect`, so a polling fragment takes the whole page there).
     /// With another role: the 403 page.
     pub async fn require(&self, req: &Request, roles: &[Role]) -> Result<Session, Response> {
-        let Some(session) = self.session(req).await? else {
+        self.require_with(req, roles, true).await
+    }
+
+    /// As [`Self::require`], for a page's background polling (`hx-trigger="every …"`): it
+    /// does not count as use, so it does not keep an abandoned page's session alive.
+    pub async fn require_polling(
+        &self,
+        req: &Request,
+        roles: &[Role],
+    ) -> Result<Session, Response> {
+        self.require_with(req, roles, false).await
+    }
+
+    async fn require_with(
+        &self,
+        req: &Request,
+        roles: &[Role],
+        renew: bool,
+    ) -> Result<Session, Response> {
+        let Some(session) = self.session_with(req, renew).await? else {
             return Err(self.to_sign_in(req));
         };
         if !roles.contains(&session.principal.role) {
@@ -208,18 +234,20 @@ pub async fn read_form(body: Body) -> HashMap<String, String> {
     form_urlencoded::parse(&bytes).into_owned().collect()
 }
 
+/// The start page: support staff and client admins go straight to Users; operators (who
+/// read no user records) get the list of their sections.
 #[handler]
 async fn home(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     match state.session(req).await {
-        Ok(Some(session)) => {
-            let role = session.principal.role;
-            let first = page::SECTIONS
-                .iter()
-                .find(|(_, _, roles)| roles.contains(&role))
-                .map(|(p, _, _)| *p)
-                .unwrap_or("/users");
-            page::see_other(&format!("{}{first}", state.base))
+        Ok(Some(session)) if session.principal.role != Role::Operator => {
+            page::see_other(&format!("{}/users", state.base))
         }
+        Ok(Some(session)) => state.page(&session, "Console", "").render(
+            &state.templates,
+            StatusCode::OK,
+            "home.html",
+            minijinja::context! {},
+        ),
         Ok(None) => page::see_other(&format!("{}/sign-in", state.base)),
         Err(resp) => resp,
     }

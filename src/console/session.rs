@@ -110,23 +110,32 @@ impl SessionStore {
         Ok((token, session))
     }
 
-    /// The session behind a cookie value, renewed; `None` when unknown, idle too long or past
-    /// its absolute lifetime.
+    /// The session behind a cookie value; `None` when unknown, idle too long or past its
+    /// absolute lifetime. With `renew`, this use restarts the idle timeout; a page's own
+    /// background polling does not renew, so an open page left alone still times out.
     pub async fn load(
         &self,
         conn: &mut RedisConn,
         token: &str,
+        renew: bool,
     ) -> RedisResult<Option<Session>> {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
         let digest = digest(token);
         let key = self.keys.console_session(&digest);
-        let (fields, _): (std::collections::HashMap<String, String>, i64) = redis::pipe()
-            .hgetall(&key)
-            .expire(&key, self.idle_secs as i64)
-            .query_async(conn)
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.hgetall(&key);
+        if renew {
+            // XX: never resurrects a session that expired in between.
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(self.idle_secs)
+                .arg("XX")
+                .ignore();
+        }
+        let (fields,): (std::collections::HashMap<String, String>,) =
+            pipe.query_async(conn).await?;
         let get = |f: &str| fields.get(f).cloned().unwrap_or_default();
         let Some(role) = Role::parse(&get("role")) else {
             return Ok(None);

@@ -347,7 +347,7 @@ pub async fn status_fragment(
     id: Path<String>,
     q: Query<StatusQuery>,
 ) -> Response {
-    let session = match state.require(req, READERS).await {
+    let session = match state.require_polling(req, READERS).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -404,7 +404,7 @@ pub async fn run_action(
         return r;
     }
     let htmx = req.headers().contains_key("hx-request");
-    let action = form.get("action").and_then(|a| Action::parse(a));
+    let action = form.get("op").and_then(|a| Action::parse(a));
     let reason = form
         .get("reason")
         .map(|r| r.trim())
@@ -412,7 +412,7 @@ pub async fn run_action(
     let outcome = match (action, reason, session.principal.role) {
         (None, _, _) => ActionOutcome {
             ok: false,
-            action: form.get("action").cloned().unwrap_or_default(),
+            action: form.get("op").cloned().unwrap_or_default(),
             message: "Unknown action.".into(),
             okta: None,
             withheld: vec![],

@@ -33,6 +33,9 @@ use crate::startup::{Application, StartupError};
 use crate::store::redacted_url;
 use okta_sim::{OktaSim, SimConfig};
 
+/// The simulated org's OIDC app for the console (`dev` only).
+const DEV_CONSOLE_CLIENT_ID: &str = "dev-console";
+const DEV_CONSOLE_CLIENT_SECRET: &str = "dev-console-secret";
 /// The demo's hook secret (Okta's `authorization` header value); any configured secret wins.
 pub const DEV_SECRET: &str = "dev-secret-change-me";
 
@@ -163,6 +166,23 @@ pub async fn run(
         SimConfig {
             token: SIM_TOKEN.into(),
             event_hook: Some((format!("{base}/hooks/okta/events"), hook_secret.clone())),
+            // The console's OIDC app, so "Sign in with Okta" works in `dev` too.
+            oidc_app: Some(okta_sim::oidc::OidcApp {
+                client_id: DEV_CONSOLE_CLIENT_ID.into(),
+                client_secret: DEV_CONSOLE_CLIENT_SECRET.into(),
+                redirect_uris: vec![],
+                users: vec![
+                    okta_sim::oidc::OidcUser::new(
+                        "support@demo.example",
+                        &["okta-adapter-support"],
+                    ),
+                    okta_sim::oidc::OidcUser::new(
+                        "operator@demo.example",
+                        &["okta-adapter-operators"],
+                    ),
+                    okta_sim::oidc::OidcUser::new("admin@acme.example", &["tenant-acme-admins"]),
+                ],
+            }),
             ..Default::default()
         },
         sim_listener,
@@ -255,6 +275,9 @@ fn dev_settings(
         .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     // The console's one-click local sign-in (docs/console.md); never on outside `dev`.
     settings.console.dev_sign_in = true;
+    settings.console.client_id = DEV_CONSOLE_CLIENT_ID.into();
+    settings.console.client_secret = DEV_CONSOLE_CLIENT_SECRET.into();
+    settings.console.client_secret_file = String::new();
     let mut notes = Vec::new();
     let configured = settings.redis.url.expose_secret().to_owned();
     if configured != endpoints.redis_url {
@@ -414,6 +437,11 @@ impl std::fmt::Display for Banner<'_> {
         let rule = "=".repeat(78);
         writeln!(f, "\n{rule}\nokta-adapter dev is up: the adapter, a private Redis and a simulated Okta org\n{rule}")?;
         writeln!(f, "Adapter   {base}   (Swagger UI: {base}/docs)")?;
+        writeln!(
+            f,
+            "Console   {base}/console/   (one-click local sign-in, or \"Sign in with Okta\" as \
+             support@demo.example, operator@demo.example or admin@acme.example)"
+        )?;
         writeln!(
             f,
             "Redis     {}   <- dev's own redis-server, NOT any Redis already running\n          \

@@ -3,6 +3,7 @@
 
 mod backfill;
 mod cli;
+mod console_pages;
 mod consumer;
 mod durability;
 mod event_hook;

@@ -1,0 +1,641 @@
+//! The console's Jobs, Tenants, Reports and Operations pages over real HTTP, real Redis and the
+//! Okta simulator: each page applies the JSON API's rules (roles, tenant scoping, job states),
+//! every state-changing form needs the session's CSRF token, and refusals change nothing.
+//! (The same flows in a real Chromium are in `tests/browser/`.)
+
+use std::time::{Duration, Instant};
+
+use okta_adapter::access::Role;
+use okta_adapter::console::session::{SessionStore, COOKIE};
+use okta_adapter::store::Keys;
+use okta_sim::SimConfig;
+
+use crate::helpers::*;
+
+/// A signed-in console session, as the sign-in flow would leave it.
+struct Browser {
+    cookie: String,
+    csrf: String,
+    client: reqwest::Client,
+    base: String,
+}
+
+async fn sign_in(app: &TestApp, role: Role, tenant: Option<&str>) -> Browser {
+    let s = &app.state.settings.console;
+    let store = SessionStore::new(
+        Keys::new(app.prefix.clone()),
+        s.idle_timeout_secs,
+        s.absolute_timeout_secs,
+    );
+    let mut conn = app.state.redis.clone();
+    let (token, session) = store
+        .create(
+            &mut conn,
+            role,
+            tenant.map(str::to_owned),
+            &format!("{role}@example.com"),
+        )
+        .await
+        .unwrap();
+    Browser {
+        cookie: format!("{COOKIE}={token}"),
+        csrf: session.csrf,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: app.url("/console"),
+    }
+}
+
+impl Browser {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn get_response(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a form; `csrf` false leaves the token out. Returns status, Location, body.
+    async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        csrf: bool,
+    ) -> (u16, String, String) {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        if csrf {
+            form.push(("csrf", &self.csrf));
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, resp.text().await.unwrap())
+    }
+
+    /// Uploads a job file as the Jobs page's form does (multipart, CSRF first, file last).
+    async fn upload(
+        &self,
+        fields: &[(&str, &str)],
+        file_name: &str,
+        file: &str,
+        csrf: bool,
+    ) -> (u16, String, String) {
+        let boundary = "----console-b-test-boundary";
+        let mut body = String::new();
+        let mut part = |name: &str, value: &str| {
+            body.push_str(&format!(
+                "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        };
+        if csrf {
+            part("csrf", &self.csrf);
+        }
+        for (k, v) in fields {
+            part(k, v);
+        }
+        body.push_str(&format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\ncontent-type: application/octet-stream\r\n\r\n{file}\r\n--{boundary}--\r\n"
+        ));
+        let resp = self
+            .client
+            .post(format!("{}/jobs", self.base))
+            .header("cookie", &self.cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, resp.text().await.unwrap())
+    }
+}
+
+/// Five users to create; lines 3 and 5 are broken (not an email, a missing email).
+const TWO_BROKEN: &str = "login,email,firstName,lastName\n\
+                          ok1@example.com,ok1@example.com,A,One\n\
+                          broken,ok2@example.com,B,Two\n\
+                          ok3@example.com,ok3@example.com,C,Three\n\
+                          ok4@example.com,,D,Four\n\
+                          ok5@example.com,ok5@example.com,E,Five\n";
+
+async fn wait_until_done(b: &Browser, id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, html) = b.get(&format!("/jobs/{id}")).await;
+        assert_eq!(status, 200, "{html}");
+        if html.contains("job-done\">done") {
+            return html;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not finish: {html}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_csv_runs_and_its_two_broken_rows_fail_by_line_number_listed_first() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let op = sign_in(&app, Role::Operator, None).await;
+
+    let (status, location, body) = op
+        .upload(
+            &[("kind", "create"), ("format", "auto")],
+            "users.csv",
+            TWO_BROKEN,
+            true,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let id = location.rsplit('/').next().unwrap().to_owned();
+    assert!(
+        location.ends_with(&format!("/console/jobs/{id}")),
+        "{location}"
+    );
+
+    let html = wait_until_done(&op, &id).await;
+    // The failed rows come first, by line number, then the others.
+    let line3 = html.find("<td>3</td>").expect("line 3 listed");
+    let line5 = html.find("<td>5</td>").expect("line 5 listed");
+    let line2 = html.find("<td>2</td>").expect("line 2 listed");
+    assert!(line3 < line5 && line5 < line2, "failed rows first: {html}");
+    assert!(html.contains("2 failed rows first"), "{html}");
+    assert!(
+        html.contains("line 3 login `broken` is not an email address"),
+        "{html}"
+    );
+    assert!(html.contains("line 5 missing email"), "{html}");
+    assert_eq!(
+        sim.user_status("ok5@example.com").as_deref(),
+        Some("STAGED")
+    );
+
+    // The list shows the job finished, and the download has every row in line order.
+    let (_, list) = op.get("/jobs").await;
+    // (minijinja escapes the `/` of the base as `&#x2f;`; browsers read it as `/`.)
+    assert!(list.contains(&format!("/jobs/{id}\"")), "{list}");
+    let resp = op.get_response(&format!("/jobs/{id}/results.csv")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let csv = resp.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "line,login,okta_id,outcome,error");
+    assert!(lines[2].starts_with("3,broken,,failed,"), "{csv}");
+    assert!(lines[4].starts_with("5,ok4@example.com,,failed,"), "{csv}");
+    assert_eq!(lines.len(), 6, "{csv}");
+}
+
+#[tokio::test]
+async fn an_upload_or_cancel_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let op = sign_in(&app, Role::Operator, None).await;
+    let (status, _, body) = op
+        .upload(&[("kind", "create")], "users.csv", TWO_BROKEN, false)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF"), "{body}");
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (_, jobs) = app.get_json("/api/v1/jobs", Some(&operator)).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 0, "nothing queued: {jobs}");
+
+    // A job queued through the API cannot be cancelled by a form without the token.
+    let (s, job) = app
+        .upload_job(&operator, "kind=create", "text/csv", users_csv("c", 200))
+        .await;
+    assert_eq!(s, 202);
+    let id = job["id"].as_str().unwrap();
+    let (status, _, _) = op
+        .post_form(&format!("/jobs/{id}/cancel"), &[], false)
+        .await;
+    assert_eq!(status, 403);
+    let (_, after) = app
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+        .await;
+    assert_ne!(after["state"], "cancelled", "{after}");
+}
+
+#[tokio::test]
+async fn a_client_admin_sees_only_its_tenants_jobs_and_is_refused_reports_and_operations() {
+    let redis = TestRedis::start();
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        SimConfig::default(),
+        "[jobs]\ntenant_profile_attribute = \"tenant\"\n",
+    )
+    .await;
+    let globex_key = api_key(&app, Role::ClientAdmin, Some("globex")).await;
+    let (s, job) = app
+        .upload_job(
+            &globex_key,
+            "kind=suspend",
+            "text/csv",
+            "login\nx@globex.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let globex_job = job["id"].as_str().unwrap().to_owned();
+
+    let acme = sign_in(&app, Role::ClientAdmin, Some("acme")).await;
+    let (_, list) = acme.get("/jobs").await;
+    assert!(
+        !list.contains(&globex_job),
+        "another tenant's job is not listed"
+    );
+    // By URL, and by a forged cancel: answered exactly like a job that does not exist.
+    let (status, page) = acme.get(&format!("/jobs/{globex_job}")).await;
+    let (missing_status, missing) = acme.get("/jobs/0000000000000000").await;
+    assert_eq!((status, missing_status), (404, 404));
+    assert_eq!(
+        page.replace(&globex_job, "ID"),
+        missing.replace("0000000000000000", "ID")
+    );
+    let (status, _, _) = acme
+        .post_form(&format!("/jobs/{globex_job}/cancel"), &[], true)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = acme.get(&format!("/jobs/{globex_job}/results.csv")).await;
+    assert_eq!(status, 404);
+    let (_, still) = app
+        .get_json(&format!("/api/v1/jobs/{globex_job}"), Some(&globex_key))
+        .await;
+    assert_ne!(still["reason"], "cancelled by request", "{still}");
+
+    for path in ["/operations", "/reports", "/reports/2026-01/preview"] {
+        let (status, body) = acme.get(path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, _, _) = acme
+        .post_form("/operations/keys", &[("role", "operator")], true)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = acme.post_form("/reports/2026-01/send", &[], true).await;
+    assert_eq!(status, 403);
+    // Support runs no jobs, as with the API.
+    let support = sign_in(&app, Role::Support, None).await;
+    assert_eq!(support.get("/jobs").await.0, 403);
+}
+
+#[tokio::test]
+async fn the_tenants_page_counts_users_by_status_and_a_client_admin_sees_only_its_own() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    let mut events = vec![];
+    for (i, (id, login, group, ty)) in [
+        (
+            "00uA1",
+            "alice@acme.com",
+            "tenant-acme",
+            "user.lifecycle.activate",
+        ),
+        (
+            "00uA2",
+            "adam@acme.com",
+            "tenant-acme",
+            "user.lifecycle.suspend",
+        ),
+        (
+            "00uA3",
+            "ann@acme.com",
+            "tenant-acme",
+            "user.lifecycle.activate",
+        ),
+        (
+            "00uG1",
+            "gina@globex.com",
+            "tenant-globex",
+            "user.lifecycle.activate",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events.push(group_add_event(&format!("g{i}"), (id, login), group));
+        events.push(log_event(&format!("a{i}"), ty, (id, login)));
+    }
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    for id in ["00uA1", "00uA2", "00uA3", "00uG1"] {
+        app.wait_for_user(&support_key, id, |u| {
+            u["tenant"].is_string() && u["status"] != ""
+        })
+        .await;
+    }
+    app.wait_for_user(&support_key, "00uA2", |u| u["status"] == "SUSPENDED")
+        .await;
+
+    let support = sign_in(&app, Role::Support, None).await;
+    let (status, html) = support.get("/tenants").await;
+    assert_eq!(status, 200, "{html}");
+    let row = |html: &str, tenant: &str| -> String {
+        let start = html
+            .find(&format!("<th scope=\"row\">{tenant}</th>"))
+            .unwrap_or_else(|| panic!("{tenant} row: {html}"));
+        html[start..start + html[start..].find("</tr>").unwrap()].to_owned()
+    };
+    let acme_row = row(&html, "acme");
+    // Columns: users, ACTIVE, SUSPENDED.
+    let cells: Vec<&str> = acme_row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.split("</td>").next().unwrap().trim())
+        .collect();
+    assert_eq!(cells, ["3", "2", "1"], "{acme_row}");
+    assert!(html.contains("<th scope=\"row\">globex</th>"));
+
+    let acme = sign_in(&app, Role::ClientAdmin, Some("acme")).await;
+    let (status, html) = acme.get("/tenants").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<th scope=\"row\">acme</th>"), "{html}");
+    assert!(!html.contains("globex"), "only its own tenant: {html}");
+}
+
+#[tokio::test]
+async fn an_operator_creates_a_key_shown_once_and_revokes_it_from_the_operations_page() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let op = sign_in(&app, Role::Operator, None).await;
+    let (status, html) = op.get("/operations").await;
+    assert_eq!(status, 200, "{html}");
+    for part in [
+        "Streams and consumer lag",
+        "Dead letters: <span id=\"dead-count\">0</span>",
+        "API keys",
+        "Audit log",
+    ] {
+        assert!(html.contains(part), "{part}: {html}");
+    }
+    assert!(html.contains(":firehose"), "the firehose is listed: {html}");
+
+    // A bad request changes nothing and says why.
+    let (status, _, body) = op
+        .post_form(
+            "/operations/keys",
+            &[("role", "client-admin"), ("tenant", "")],
+            true,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("needs --tenant") || body.contains("tenant"),
+        "{body}"
+    );
+
+    let (status, _, body) = op
+        .post_form(
+            "/operations/keys",
+            &[("role", "client-admin"), ("tenant", "acme")],
+            true,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body
+        .split("id=\"new-token\" class=\"token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("token shown")
+        .to_owned();
+    assert!(token.starts_with("oka_"), "{token}");
+    assert_eq!(
+        app.get_json("/api/v1/users?limit=1", Some(&token)).await.0,
+        200
+    );
+    let id = token[4..16].to_owned();
+
+    // The token is never shown again.
+    let (_, html) = op.get("/operations").await;
+    assert!(html.contains(&format!("key-{id}")), "{html}");
+    assert!(!html.contains(&token[17..]), "secret not shown again");
+
+    // Revoke without the token: refused; with it: the key stops working.
+    let (status, _, _) = op
+        .post_form(&format!("/operations/keys/{id}/revoke"), &[], false)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.get_json("/api/v1/users?limit=1", Some(&token)).await.0,
+        200
+    );
+    let (status, location, _) = op
+        .post_form(&format!("/operations/keys/{id}/revoke"), &[], true)
+        .await;
+    assert_eq!(status, 303);
+    assert!(location.contains(&format!("revoked={id}")), "{location}");
+    assert_eq!(
+        app.get_json("/api/v1/users?limit=1", Some(&token)).await.0,
+        401
+    );
+    let (status, _, _) = op
+        .post_form("/operations/keys/ffffffffffff/revoke", &[], true)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_audit_log_filters_by_action_and_user() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    // Records as the users API writes them for support reads (`access::audit`).
+    let support = okta_adapter::access::Principal {
+        key_id: "k1".into(),
+        role: Role::Support,
+        tenant: None,
+    };
+    let mut conn = app.state.redis.clone();
+    for id in ["00uAUD1", "00uAUD2"] {
+        okta_adapter::access::audit(
+            &mut conn,
+            &app.state.keys,
+            okta_adapter::access::AuditEntry {
+                who: &support,
+                action: "read-user",
+                subject: id,
+                reason: Some("ticket SUP-77"),
+                detail: "200",
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let op = sign_in(&app, Role::Operator, None).await;
+    let (_, all) = op.get("/operations").await;
+    assert!(all.contains("00uAUD1") && all.contains("00uAUD2"), "{all}");
+    let (_, one) = op.get("/operations?subject=00uAUD2&action=read").await;
+    assert!(one.contains("00uAUD2") && !one.contains("00uAUD1"), "{one}");
+    assert!(one.contains("ticket SUP-77"), "{one}");
+    let (_, none) = op.get("/operations?action=action:").await;
+    assert!(none.contains("No audit record matches"), "{none}");
+}
+
+#[tokio::test]
+async fn the_report_preview_is_the_rendered_email_under_its_own_policy() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let op = sign_in(&app, Role::Operator, None).await;
+    let (status, page) = op.get("/reports?month=2026-01").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<iframe id=\"report-preview\""), "{page}");
+    assert!(
+        page.contains("sandbox src=") && page.contains("reports/2026-01/preview\"></iframe>"),
+        "{page}"
+    );
+
+    let resp = op.get_response("/reports/2026-01/preview").await;
+    assert_eq!(resp.status(), 200);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("sandbox") && csp.contains("frame-ancestors 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("script-src"), "no script at all: {csp}");
+    assert_eq!(resp.headers()["x-frame-options"], "SAMEORIGIN");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("2026"), "{html}");
+    assert!(
+        html.contains("data:image/png;base64,"),
+        "the chart is inline"
+    );
+
+    // The console page itself may frame only its own origin.
+    let resp = op.get_response("/reports").await;
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+
+    // A month that has not started: a clear message, nothing compiled.
+    let (status, body) = op.get("/reports?month=2999-01").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("has not started yet"), "{body}");
+    // Sending needs the CSRF token.
+    let (status, _, _) = op.post_form("/reports/2026-01/send", &[], false).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_operator_sends_a_months_report_once_from_the_reports_page() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[report]\nenabled = true\nschedule = \"0 0 0 29 2 *\"\n\
+         recipients = [\"owner@example.com\"]\nfrom = \"IAM reports <reports@example.com>\"\n\
+         output_dir = \"{}\"\n[smtp]\nurl = \"{}\"\ntimeout_secs = 2\n",
+        out.path().display(),
+        smtp.url()
+    );
+    let app = spawn_app_with(&redis, &extra).await;
+    let op = sign_in(&app, Role::Operator, None).await;
+    let (status, _, body) = op.post_form("/reports/2026-01/send", &[], true).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("The 2026-01 report was sent"), "{body}");
+    assert!(body.contains("owner@example.com"), "{body}");
+    assert_eq!(smtp.received().len(), 1);
+    // Once per month: the second send says so and mails nothing.
+    let (status, _, body) = op.post_form("/reports/2026-01/send", &[], true).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("had already been sent"), "{body}");
+    assert_eq!(smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn an_operator_cancels_an_open_job_from_its_page_and_an_ended_job_cannot_be_cancelled() {
+    let redis = TestRedis::start();
+    // One worker and a 30 ms Okta: 200 rows take longer than the cancel after the upload.
+    let sim = SimConfig {
+        latency: Duration::from_millis(30),
+        ..SimConfig::default()
+    };
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        sim,
+        "[jobs]\nconcurrency = 1\n",
+    )
+    .await;
+    let op = sign_in(&app, Role::Operator, None).await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (s, job) = app
+        .upload_job(
+            &operator,
+            "kind=suspend",
+            "text/csv",
+            users_csv("nobody", 200),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (_, page) = op.get(&format!("/jobs/{id}")).await;
+    assert!(
+        page.contains("Cancel this job"),
+        "an open job offers cancel"
+    );
+    let (_, list) = op.get("/jobs").await;
+    assert!(
+        list.contains("jobs/list\" hx-trigger=\"every 2s\""),
+        "the list polls while a job runs: {list}"
+    );
+    let (status, location, body) = op.post_form(&format!("/jobs/{id}/cancel"), &[], true).await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location.ends_with(&format!("/jobs/{id}")), "{location}");
+    let (_, page) = op.get(&format!("/jobs/{id}")).await;
+    assert!(page.contains("cancelled by request"), "{page}");
+    assert!(
+        !page.contains("Cancel this job"),
+        "an ended job offers no cancel"
+    );
+    let (_, list) = op.get("/jobs").await;
+    assert!(
+        !list.contains("hx-trigger"),
+        "nothing runs, nothing polls: {list}"
+    );
+    let (status, _, body) = op.post_form(&format!("/jobs/{id}/cancel"), &[], true).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is already cancelled"), "{body}");
+}
