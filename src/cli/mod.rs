@@ -28,6 +28,7 @@ pub mod healthcheck;
 pub mod import;
 pub mod keys;
 pub mod projections;
+pub mod replay;
 pub mod report;
 pub mod tool;
 
@@ -93,6 +94,14 @@ pub enum Command {
         #[arg(long)]
         since: String,
     },
+    /// Replay firehose entries (by range, type, tenant, user) into a route stream or a new
+    /// consumer group; `--dry-run` counts first. Entries keep their uuid.
+    Replay(replay::ReplayArgs),
+    /// The dead-letter stream: list with reasons, redrive to the consumer, delete.
+    DeadLetter {
+        #[command(subcommand)]
+        command: replay::DeadLetterCommand,
+    },
     /// Exit 0 when this machine's adapter answers `GET /healthz` (the container HEALTHCHECK;
     /// the image has no curl). Asks the address `http.listen` names, 0.0.0.0 as 127.0.0.1.
     Healthcheck(healthcheck::HealthcheckArgs),
@@ -121,6 +130,8 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> anyhow::Result<()
         Command::Import(args) => import::run(config, args).await,
         Command::Report { month, send } => report::run(config, &month, send).await,
         Command::Backfill { since } => backfill::run(config, &since).await,
+        Command::Replay(args) => replay::run_replay(config, args).await,
+        Command::DeadLetter { command } => replay::run_dead_letter(config, command).await,
     }
 }
 

@@ -324,7 +324,14 @@ impl Spool {
                 .first()
                 .map(|a| a.path.clone());
             let Some(path) = next else { break };
-            let buf = tokio::fs::read(&path).await.unwrap_or_default();
+            let buf = match tokio::fs::read(&path).await {
+                Ok(buf) => buf,
+                Err(e) => {
+                    // Never delete what could not be read: try again next round.
+                    tracing::error!(error = %e, path = %path.display(), "spool file unreadable; retrying later");
+                    return Ok(());
+                }
+            };
             let scan = record::scan(&buf);
             for batch in &scan.records {
                 if cancel.is_cancelled() {
@@ -349,6 +356,10 @@ impl Spool {
             let from = self.shared.drained.load(Ordering::Acquire);
             if from < committed {
                 let buf = read_range(&self.active, from, committed).await;
+                if buf.is_empty() {
+                    tracing::error!(path = %self.active.display(), "spool file unreadable; retrying later");
+                    return Ok(());
+                }
                 let scan = record::scan(&buf);
                 let mut offset = from;
                 for batch in &scan.records {

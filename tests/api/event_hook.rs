@@ -620,7 +620,8 @@ where
 #[tokio::test]
 async fn redis_down_mid_test_gives_503_and_nothing_is_lost_or_doubled_after_recovery() {
     let mut redis = TestRedis::start_persistent();
-    let app = spawn_app(&redis).await;
+    // Without the spool (with it, the delivery is answered 204: tests/api/spool.rs).
+    let app = spawn_app_with(&redis, "[spool]\nenabled = false\n").await;
     let before = lifecycle_batch("before", 20);
     let during = lifecycle_batch("during", 20);
     assert_eq!(app.post_events(&before).await.status(), 204);
@@ -664,7 +665,8 @@ async fn redis_down_mid_test_gives_503_and_nothing_is_lost_or_doubled_after_reco
 #[tokio::test]
 async fn a_redis_restart_without_persistence_does_not_wedge_anything() {
     let mut redis = TestRedis::start();
-    let app = spawn_app(&redis).await;
+    // Without the spool, so the first 204 after the restart means "in Redis" (not "spooled").
+    let app = spawn_app_with(&redis, "[spool]\nenabled = false\n").await;
     assert_eq!(
         app.post_events(&lifecycle_batch("one", 2)).await.status(),
         204

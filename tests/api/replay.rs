@@ -189,3 +189,59 @@ async fn dead_letters_are_listed_with_reasons_redriven_to_the_projection_and_del
         .await
         .contains("okta_adapter_dead_letter_depth"));
 }
+
+#[tokio::test]
+async fn the_replay_and_dead_letter_commands_do_what_the_api_does() {
+    let redis = TestRedis::start();
+    let app = spawn_app_with(&redis, "[projection]\nenabled = false\n").await;
+    let events = (0..4)
+        .map(|i| {
+            log_event(
+                &format!("cli-{i}"),
+                "user.lifecycle.suspend",
+                ("00uC", "c@example.com"),
+            )
+        })
+        .collect();
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    let run = |args: &'static [&'static str]| {
+        let (url, prefix) = (redis.url(), app.prefix.clone());
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
+                .args(args)
+                .env("OKTA_ADAPTER__REDIS__URL", url)
+                .env("OKTA_ADAPTER__REDIS__PREFIX", prefix)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+        }
+    };
+    let dry = run(&[
+        "replay",
+        "--group",
+        "rebuild",
+        "--user",
+        "00uC",
+        "--dry-run",
+    ])
+    .await;
+    assert_eq!(
+        (dry["matched"].as_u64(), dry["written"].as_u64()),
+        (Some(4), Some(0))
+    );
+    let done = run(&["replay", "--group", "rebuild", "--user", "00uC"]).await;
+    assert_eq!(done["written"], 4);
+    let stream = format!("{}:{{events}}:replay:rebuild", app.prefix);
+    assert_eq!(
+        app.uuids(&stream).await,
+        ["cli-0", "cli-1", "cli-2", "cli-3"]
+    );
+    let list = run(&["dead-letter", "list"]).await;
+    assert_eq!(list["depth"], 0);
+}
