@@ -575,3 +575,113 @@ async fn an_apply_killed_midway_resumes_with_exactly_one_group_and_one_app_each(
         .collect();
     assert_eq!(keys.len(), 10, "each step once: {keys:?}");
 }
+
+/// Benchmark (ignored; numbers in docs/tenants.md): 200 tenants × 3 installations at Okta's
+/// apps-bucket limit scaled in time — 100 requests per 1 s window instead of per minute.
+/// Reports the share of the apps bucket's limit used, 429s after the first window, and the
+/// real-time estimate at Okta's 100/min.
+///
+/// `cargo test --test api tenants::provisioning_benchmark -- --ignored --nocapture`
+/// (`TENANT_BENCH_N` tenants, default 200; `TENANT_BENCH_HEADROOM`, default 0.02).
+#[tokio::test]
+#[ignore]
+async fn provisioning_benchmark() {
+    let n: usize = std::env::var("TENANT_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let headroom: f64 = std::env::var("TENANT_BENCH_HEADROOM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.02);
+    let redis = TestRedis::start();
+    let sim_config = SimConfig {
+        apps_limit: 100,
+        groups_limit: 500,
+        window: Duration::from_secs(1),
+        ..SimConfig::default()
+    };
+    // The adapter does not know the apps limit: it starts from okta.default_limit (600) and
+    // learns 100 from the first answers' X-Rate-Limit-Limit.
+    let extra = format!("[okta]\nheadroom = {headroom}\nmax_concurrency = 32\n[provisioning]\nconcurrency = 32\n[log]\nlevel = \"error\"\n");
+    let (app, sim) = spawn_app_with_okta(&redis.url(), &random_prefix(), sim_config, &extra).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let sim = std::sync::Arc::new(sim);
+    // Samples the apps bucket's accepted requests, to time the rate-bound part of the job.
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(
+        Vec::<(std::time::Instant, u64)>::new(),
+    ));
+    let sampler = {
+        let (sim, samples) = (sim.clone(), samples.clone());
+        tokio::spawn(async move {
+            loop {
+                let st = sim.stats();
+                let n = st["requests"]["apps"].as_u64().unwrap_or(0)
+                    - st["rejected_429"].as_u64().unwrap_or(0);
+                samples.lock().unwrap().push((std::time::Instant::now(), n));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut applies = vec![];
+    for i in 0..n {
+        let tenant = format!("bench{i:04}");
+        let (s, a) = app
+            .put_tenant(&support, &tenant, "", &three_installations())
+            .await;
+        assert_eq!(s, 202, "{a}");
+        applies.push((tenant, a["id"].as_str().unwrap().to_string()));
+    }
+    let queued = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(started.elapsed())).await;
+    let rejected_first_window = sim.stats()["rejected_429"].as_u64().unwrap();
+    for (tenant, id) in &applies {
+        let a = app.wait_for_apply(&support, tenant, id, 600).await;
+        assert_eq!(a["state"], "succeeded", "{a}");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    sampler.abort();
+    let samples = samples.lock().unwrap().clone();
+    let first = samples.iter().find(|(_, n)| *n > 0).copied().unwrap();
+    let total = samples.last().unwrap().1;
+    let last = samples.iter().find(|(_, n)| *n == total).copied().unwrap();
+    let busy = last.0.duration_since(first.0).as_secs_f64();
+    let steady = (total - first.1) as f64 / (busy * 100.0);
+    let stats = sim.stats();
+    let apps_requests = stats["requests"]["apps"].as_u64().unwrap();
+    let rejected = stats["rejected_429"].as_u64().unwrap();
+    let accepted = apps_requests as f64 - rejected as f64;
+    let used = accepted / (elapsed * 100.0);
+    for i in 0..n {
+        assert_eq!(
+            sim.apps_labelled(&format!("tenant-bench{i:04}-efs")).len(),
+            1
+        );
+    }
+    println!(
+        "tenant provisioning benchmark: {n} tenants x 3 installations, apps limit 100 per 1 s window\n\
+         queued in {queued:.2?}; all applied in {elapsed:.1} s\n\
+         apps-bucket requests accepted: {accepted} ({:.1} per tenant), groups-bucket requests: {}\n\
+         share of the apps limit used: {:.1} % while apps calls ran ({busy:.1} s), {:.1} % from the first PUT (busiest window {} of 100; headroom {headroom})\n\
+         429s: {rejected} in total, {} after the first window\n\
+         real-time estimate at Okta's 100/min: {:.1} min (the same job, one window a minute)",
+        accepted / n as f64,
+        stats["requests"]["groups"],
+        steady * 100.0,
+        used * 100.0,
+        stats["busiest_window"]["apps"],
+        rejected - rejected_first_window,
+        elapsed / 60.0 * 60.0,
+    );
+    assert!(
+        steady >= 0.95,
+        "used {:.1} % of the apps limit",
+        steady * 100.0
+    );
+    assert_eq!(
+        rejected - rejected_first_window,
+        0,
+        "429s after the first window"
+    );
+}
