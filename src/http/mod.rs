@@ -24,6 +24,7 @@ pub mod reports;
 pub mod slow_client;
 pub mod state;
 pub mod tags;
+pub mod tenant_access;
 pub mod tenants;
 pub mod users;
 
@@ -48,6 +49,7 @@ pub type Apis = (
     reports::ReportsApi,
     ops::OpsApi,
     tenants::TenantsApi,
+    tenant_access::TenantAccessApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -78,7 +80,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             ops::OpsApi {
                 state: state.clone(),
             },
-            tenants::TenantsApi { state },
+            tenants::TenantsApi {
+                state: state.clone(),
+            },
+            tenant_access::TenantAccessApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),

@@ -685,3 +685,142 @@ async fn provisioning_benchmark() {
         "429s after the first window"
     );
 }
+
+#[tokio::test]
+async fn products_manage_access_of_their_own_tenant_s_users_only() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (s, _) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    assert_eq!(s, 200);
+    // A user of acme: the group rule puts them into tenant-acme, the event hook tells the
+    // projection, which resolves the tenant from the group's name.
+    let okta = app.state.okta.clone().unwrap();
+    let user = okta
+        .create_user(
+            okta_adapter::okta::rate::Lane::Interactive,
+            &json!({"login": "p@acme.example", "email": "p@acme.example", "tenant": "acme"}),
+            &okta_adapter::okta::client::Credentials::None,
+            true,
+        )
+        .await
+        .unwrap();
+    let uid = user["id"].as_str().unwrap().to_string();
+    app.wait_for_user(&support, &uid, |u| u["tenant"] == "acme")
+        .await;
+    let mut conn = app.state.redis.clone();
+    let (efs, _) = app
+        .state
+        .key_store
+        .create_installation(&mut conn, "acme", "efs")
+        .await
+        .unwrap()
+        .unwrap();
+    let (s, access) = app
+        .get_json(
+            &format!("/api/v1/tenants/acme/users/{uid}/access"),
+            Some(&efs),
+        )
+        .await;
+    assert_eq!(s, 200, "{access}");
+    assert!(
+        access["groups"].to_string().contains("tenant-acme"),
+        "{access}"
+    );
+
+    let call = |method: reqwest::Method, path: String, key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .request(method, app.url(&path))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let base = format!("/api/v1/tenants/acme/users/{uid}");
+    // Its own app: yes; another installation's app or the admins group: looks missing.
+    assert_eq!(
+        call(
+            reqwest::Method::PUT,
+            format!("{base}/installations/efs"),
+            efs.clone()
+        )
+        .await,
+        204
+    );
+    let efs_app = sim.apps_labelled("tenant-acme-efs")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sim.app_user_scopes(&efs_app).iter().any(|(u, _)| *u == uid));
+    assert_eq!(
+        call(
+            reqwest::Method::PUT,
+            format!("{base}/installations/portal"),
+            efs.clone()
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::PUT,
+            format!("{base}/groups/admins"),
+            efs.clone()
+        )
+        .await,
+        404
+    );
+    // A client admin of the tenant may make the user an admin.
+    let admin = api_key(&app, Role::ClientAdmin, Some("acme")).await;
+    assert_eq!(
+        call(
+            reqwest::Method::PUT,
+            format!("{base}/groups/admins"),
+            admin.clone()
+        )
+        .await,
+        204
+    );
+    let (_, tenant) = app.get_json("/api/v1/tenants/acme", Some(&support)).await;
+    let admins = tenant["okta_ids"]["group:admins"].as_str().unwrap();
+    assert_eq!(sim.group_members(admins), vec![uid.clone()]);
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            format!("{base}/groups/admins"),
+            admin
+        )
+        .await,
+        204
+    );
+    assert!(sim.group_members(admins).is_empty());
+    // Another tenant's key: the user does not exist for it.
+    let globex = api_key(&app, Role::ClientAdmin, Some("globex")).await;
+    let (s, _) = app
+        .get_json(
+            &format!("/api/v1/tenants/acme/users/{uid}/access"),
+            Some(&globex),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .get_json(
+            &format!("/api/v1/tenants/globex/users/{uid}/access"),
+            Some(&globex),
+        )
+        .await;
+    assert_eq!(s, 404, "the user is not globex's");
+    // Audited.
+    let audit = app.entries(&format!("{}:audit", app.prefix)).await;
+    assert!(audit
+        .iter()
+        .any(|e| e["action"] == "tenant:app-assign" && e["role"] == "installation"));
+}
