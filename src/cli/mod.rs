@@ -27,6 +27,7 @@ pub mod import;
 pub mod keys;
 pub mod projections;
 pub mod report;
+pub mod tenant;
 pub mod tool;
 
 #[derive(Parser)]
@@ -84,6 +85,11 @@ pub enum Command {
     /// Run a bulk job from a file (CSV with a header row, or JSON lines) with a progress bar:
     /// the same queue and workers as POST /api/v1/jobs.
     Import(import::ImportArgs),
+    /// Tenant provisioning: `tenant apply FILE` (the document of PUT /api/v1/tenants/{tenant}).
+    Tenant {
+        #[command(subcommand)]
+        command: tenant::TenantCommand,
+    },
 }
 
 /// Runs every command but `serve` (which `main` runs: it is the service, not a tool).
@@ -98,6 +104,7 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> anyhow::Result<()
         Command::Projections { command } => projections::run(config, command).await,
         Command::Import(args) => import::run(config, args).await,
         Command::Report { month, send } => report::run(config, &month, send).await,
+        Command::Tenant { command } => tenant::run(config, command).await,
     }
 }
 

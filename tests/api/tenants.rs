@@ -824,3 +824,60 @@ async fn products_manage_access_of_their_own_tenant_s_users_only() {
         .iter()
         .any(|e| e["action"] == "tenant:app-assign" && e["role"] == "installation"));
 }
+
+#[tokio::test]
+async fn the_cli_applies_a_toml_tenant_file_and_plans_without_writing() {
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (_app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        "[provisioning]\nworkers = false\n",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.toml");
+    std::fs::write(
+        &file,
+        "tenant = \"acme\"\ndisplay_name = \"Acme\"\n[installations.efs]\nkind = \"efs\"\nredirect_uris = [\"https://efs.acme.example/cb\"]\n",
+    )
+    .unwrap();
+    let run = |dry: bool| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_okta-adapter"));
+        cmd.args(["tenant", "apply"]).arg(&file);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        cmd.env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
+            .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
+            .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
+            .env("OKTA_ADAPTER__OKTA__RATE_WINDOW_MS", "1000")
+            .env("OKTA_ADAPTER__LOG__LEVEL", "error")
+            .output()
+    };
+    let plan = run(true).await.unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan = String::from_utf8(plan.stdout).unwrap();
+    assert!(
+        plan.contains("app:efs") && plan.contains("create"),
+        "{plan}"
+    );
+    assert_eq!(writes(&sim), 0, "a plan writes nothing");
+    let applied = tokio::time::timeout(Duration::from_secs(60), run(false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert_eq!(sim.groups_named("tenant-acme"), 1);
+    assert_eq!(sim.apps_labelled("tenant-acme-efs").len(), 1);
+}
