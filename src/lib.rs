@@ -29,6 +29,9 @@
 //!   [`maintenance`] — the periodic upkeep (dedup trim, stale uploads, lost groups, gauges).
 //! - [`cli`] — every `okta-adapter` command but `serve` (keys, import, report, credentials,
 //!   projections, check-config, openapi, dev), as library code behind a thin `main.rs`.
+//! - [`tenants`] — tenant provisioning: a tenant document (groups, group rule, one OIDC app per
+//!   installation) applied as a resumable saga of find-or-create steps under the rate scheduler;
+//!   the same steps dry-run as plan and drift; installation configs and the `config` stream.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]
