@@ -904,3 +904,32 @@ async fn the_cli_applies_a_toml_tenant_file_and_plans_without_writing() {
     assert_eq!(sim.groups_named("tenant-acme"), 1);
     assert_eq!(sim.apps_labelled("tenant-acme-efs").len(), 1);
 }
+
+#[tokio::test]
+async fn config_stream_entries_are_signed_like_event_entries_when_a_key_is_set() {
+    let redis = TestRedis::start();
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        SimConfig::default(),
+        "[hooks]\nsigning_key = \"config-signing-key\"\n",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (s, _) = app
+        .put_tenant(&support, "acme", "wait=30", &three_installations())
+        .await;
+    assert_eq!(s, 200);
+    let entries = app.entries(&app.config_stream()).await;
+    assert_eq!(entries.len(), 3);
+    for e in entries {
+        let expected = hex::encode(okta_adapter::fanout::entry_signature(
+            b"config-signing-key",
+            &format!("{}/{}", e["tenant"], e["installation"]),
+            &e["config"],
+        ));
+        assert_eq!(e["sig"], expected, "{e:?}");
+        assert_eq!(e["change"], "created");
+    }
+}
