@@ -128,7 +128,11 @@ pub(crate) fn group_membership(
     };
     group.last_membership_updated = now();
     let target = group.target();
-    drop(st);
     emit(sim, event, &u, Some(target));
+    if method == "PUT" {
+        // Apps assigned to the group now assign the user too (scope GROUP).
+        oidc::grant_group_apps(sim, &st, gid, &u);
+    }
+    drop(st);
     Response::builder().status(StatusCode::NO_CONTENT).finish()
 }
