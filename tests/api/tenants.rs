@@ -933,3 +933,36 @@ async fn config_stream_entries_are_signed_like_event_entries_when_a_key_is_set()
         assert_eq!(e["change"], "created");
     }
 }
+
+#[tokio::test]
+async fn a_tenant_busy_with_an_apply_that_can_no_longer_end_is_taken_over_but_a_live_one_is_not() {
+    let redis = TestRedis::start();
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        SimConfig::default(),
+        "[provisioning]\nworkers = false\n",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let support = api_key(&app, Role::Support, None).await;
+    let (s, first) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 202);
+    // Queued and alive (no worker runs here): a second apply must wait.
+    let (s, _) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 409);
+    // Its queue entry lost (as after a Redis restart without persistence): taken over.
+    let mut conn = app.conn().await;
+    let _: () = redis::AsyncCommands::del(&mut conn, format!("{}:tenants:queue", app.prefix))
+        .await
+        .unwrap();
+    let (s, second) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 202, "{second}");
+    assert_ne!(second["id"], first["id"]);
+}
