@@ -40,6 +40,9 @@
 //!   delete and redrive dead letters.
 //! - [`spool`] — the local disk spool: deliveries Redis cannot take are fsync'd to a file and
 //!   answered 204, then drained into Redis in order through the same ingest step.
+//! - [`tenants`] — tenant provisioning: a tenant document (groups, group rule, one OIDC app per
+//!   installation) applied as a resumable saga of find-or-create steps under the rate scheduler;
+//!   the same steps dry-run as plan and drift; installation configs and the `config` stream.
 //! - [`dev`] — `okta-adapter dev`: a private Redis, the Okta simulator (crate `okta-sim`, behind
 //!   the default `demo` feature) with demo users, and printed keys: the whole product in one command.
 #![forbid(unsafe_code)]

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod projections;
 pub mod replay;
 pub mod report;
+pub mod tenant;
 pub mod tool;
 
 #[derive(Parser)]
@@ -87,6 +88,11 @@ pub enum Command {
     /// Run a bulk job from a file (CSV with a header row, or JSON lines) with a progress bar:
     /// the same queue and workers as POST /api/v1/jobs.
     Import(import::ImportArgs),
+    /// Tenant provisioning: `tenant apply FILE` (the document of PUT /api/v1/tenants/{tenant}).
+    Tenant {
+        #[command(subcommand)]
+        command: tenant::TenantCommand,
+    },
     /// Run Okta's System Log since a time through the ingest step (after an outage): events the
     /// event hook missed are written once, the rest are recognised as duplicates.
     Backfill {
@@ -132,6 +138,7 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> anyhow::Result<()
         Command::Backfill { since } => backfill::run(config, &since).await,
         Command::Replay(args) => replay::run_replay(config, args).await,
         Command::DeadLetter { command } => replay::run_dead_letter(config, command).await,
+        Command::Tenant { command } => tenant::run(config, command).await,
     }
 }
 

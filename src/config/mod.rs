@@ -101,6 +101,8 @@ pub struct ProvisioningSettings {
     pub config_stream_maxlen: usize,
     /// Run the tenant apply worker in this process (needs Okta configured).
     pub workers: bool,
+    /// Applies (of different tenants) one worker runs at once.
+    pub concurrency: usize,
 }
 
 impl Default for ProvisioningSettings {
@@ -115,6 +117,7 @@ impl Default for ProvisioningSettings {
                 .to_vec(),
             config_stream_maxlen: 100_000,
             workers: true,
+            concurrency: 8,
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod slow_client;
 pub mod spooled;
 pub mod state;
 pub mod tags;
+pub mod tenant_access;
 pub mod tenants;
 pub mod users;
 
@@ -57,6 +58,7 @@ pub type Apis = (
     tenants::TenantsApi,
     backfill::BackfillApi,
     replay::ReplayApi,
+    tenant_access::TenantAccessApi,
 );
 
 /// The OpenAPI service for all APIs; also used by `okta-adapter openapi`.
@@ -97,7 +99,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             backfill::BackfillApi {
                 state: state.clone(),
             },
-            replay::ReplayApi { state },
+            replay::ReplayApi {
+                state: state.clone(),
+            },
+            tenant_access::TenantAccessApi { state },
         ),
         "okta-adapter",
         env!("CARGO_PKG_VERSION"),

@@ -87,6 +87,13 @@ impl TenantDoc {
     /// Checks the document for `tenant`; `kinds` are the configured product kinds.
     pub fn check(&self, tenant: &TenantId, kinds: &[String]) -> Result<(), InvalidDoc> {
         let mut problems = Vec::new();
+        if tenant.as_str().ends_with("-admins") {
+            problems.push(format!(
+                "tenant: `{}` ends in `-admins`, which names the admins group of tenant `{}`",
+                tenant.as_str(),
+                tenant.as_str().trim_end_matches("-admins")
+            ));
+        }
         if let Some(t) = &self.tenant {
             if t != tenant.as_str() {
                 problems.push(format!(
@@ -321,6 +328,9 @@ settings = { region = "eu" }
             assert!(all.contains(expected), "{expected} missing in:\n{all}");
         }
         assert!(TenantDoc::from_json(json!({"instalations": {}})).is_err());
+        let empty = TenantDoc::from_json(json!({})).unwrap();
+        let admins = TenantId::parse("acme-admins").unwrap();
+        assert!(empty.check(&admins, &kinds()).is_err());
     }
 
     #[test]

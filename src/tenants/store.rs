@@ -25,6 +25,15 @@ pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Sets `busy` to ARGV[1] only if it still is the stale ARGV[2].
+const TAKE_OVER: &str = r#"
+if redis.call('HGET', KEYS[1], 'busy') == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'busy', ARGV[1])
+  return 1
+end
+return 0
+"#;
+
 /// A new apply id: sortable by time, unique.
 pub fn new_apply_id() -> String {
     format!(
@@ -93,7 +102,25 @@ impl TenantStore {
         doc: &TenantDoc,
         by: &str,
     ) -> RedisResult<bool> {
-        let taken: bool = conn.hset_nx(self.keys.tenant(tenant), "busy", id).await?;
+        let mut taken: bool = conn.hset_nx(self.keys.tenant(tenant), "busy", id).await?;
+        if !taken {
+            // Busy with an apply that can no longer end (its record or queue entry is gone,
+            // e.g. Redis restarted without persistence): take over, atomically.
+            let holder: Option<String> = conn.hget(self.keys.tenant(tenant), "busy").await?;
+            if let Some(holder) = holder {
+                if self.is_orphaned(conn, tenant, &holder).await? {
+                    taken = redis::Script::new(TAKE_OVER)
+                        .key(self.keys.tenant(tenant))
+                        .arg(id)
+                        .arg(&holder)
+                        .invoke_async(conn)
+                        .await?;
+                    if taken {
+                        tracing::warn!(%tenant, stale = %holder, "took over a tenant whose apply could no longer end");
+                    }
+                }
+            }
+        }
         if !taken {
             return Ok(false);
         }
@@ -131,6 +158,31 @@ impl TenantStore {
             .ignore();
         pipe.query_async::<()>(conn).await?;
         Ok(true)
+    }
+
+    /// Whether apply `id` can no longer end: no record, already ended, or no queue entry.
+    async fn is_orphaned(
+        &self,
+        conn: &mut RedisConn,
+        tenant: &str,
+        id: &str,
+    ) -> RedisResult<bool> {
+        let state: Option<String> = conn
+            .hget(self.keys.tenant_apply(tenant, id), "state")
+            .await?;
+        match state.as_deref() {
+            None | Some("succeeded") | Some("failed") => return Ok(true),
+            _ => {}
+        }
+        let queued: redis::streams::StreamRangeReply =
+            conn.xrange_all(self.keys.tenant_queue()).await?;
+        Ok(!queued.ids.iter().any(|e| {
+            e.map
+                .get("apply")
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                .as_deref()
+                == Some(id)
+        }))
     }
 
     pub async fn apply(

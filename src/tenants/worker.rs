@@ -7,7 +7,12 @@
 //! the bulk lane, in the bucket of its endpoint (`groups`, `apps`), whose limits are learned
 //! from Okta's `X-Rate-Limit-*` headers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 
 use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
@@ -27,6 +32,8 @@ pub struct TenantWorker {
     okta: OktaClient,
     settings: Settings,
     group: GroupConsumer,
+    /// Stops refilling finished slots (set by [`Self::run`]).
+    cancel: CancellationToken,
 }
 
 impl TenantWorker {
@@ -44,16 +51,19 @@ impl TenantWorker {
                     std::process::id(),
                     rand::random::<u32>()
                 ),
-                batch: 4,
+                batch: settings.provisioning.concurrency.max(1),
                 block_ms: 1000,
                 claim_idle_ms: settings.jobs.claim_idle_ms,
                 export_lag: false,
             },
+            cancel: CancellationToken::new(),
         }
     }
 
-    pub async fn run(self, redis: RedisSettings, cancel: CancellationToken) {
-        self.group.run(&self, &redis, &cancel).await
+    pub async fn run(mut self, redis: RedisSettings, cancel: CancellationToken) {
+        self.cancel = cancel.clone();
+        let group = self.group.clone();
+        group.run(&self, &redis, &cancel).await
     }
 
     /// Runs one apply to its end (or returns a Redis error, leaving it pending).
@@ -181,17 +191,81 @@ impl TenantWorker {
 }
 
 impl BatchHandler for TenantWorker {
+    /// Applies of different tenants run concurrently (one tenant never has two in flight), so
+    /// while one waits for the `groups` bucket another uses the `apps` bucket. Each finished
+    /// apply's slot is refilled at once from the queue (no gap between batches), and every
+    /// entry in flight is re-claimed by this consumer every `claim_idle_ms / 3`, so an apply
+    /// that runs for minutes at Okta's real limits is never taken over by another worker
+    /// while this one still runs it.
     async fn handle(&self, conn: &mut RedisConn, batch: Batch) -> RedisResult<()> {
-        for entry in &batch.entries {
-            let f = entry_fields(entry);
-            if let (Some(tenant), Some(apply)) = (f.get("tenant"), f.get("apply")) {
-                self.run_apply(conn, tenant, apply).await?;
+        let stream = batch.stream.clone();
+        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(
+            batch.entries.iter().map(|e| e.id.clone()).collect(),
+        ));
+        let heartbeat = {
+            let (mut conn, ids, stream) = (conn.clone(), in_flight.clone(), stream.clone());
+            let (group, consumer) = (self.group.group.clone(), self.group.consumer.clone());
+            let every = Duration::from_millis((self.group.claim_idle_ms / 3).max(50));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let ids: Vec<String> = ids.lock().unwrap().iter().cloned().collect();
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let _: RedisResult<redis::Value> = redis::cmd("XCLAIM")
+                        .arg(&stream)
+                        .arg(&group)
+                        .arg(&consumer)
+                        .arg(0)
+                        .arg(&ids)
+                        .arg("JUSTID")
+                        .query_async(&mut conn)
+                        .await;
+                }
+            })
+        };
+        let base = conn.clone();
+        let run = |entry: StreamId| {
+            let mut conn = base.clone();
+            async move {
+                let f = entry_fields(&entry);
+                if let (Some(tenant), Some(apply)) = (f.get("tenant"), f.get("apply")) {
+                    self.run_apply(&mut conn, tenant, apply).await?;
+                }
+                Ok::<_, redis::RedisError>(entry.id)
             }
-            let _: () = conn
-                .xack(&batch.stream, TENANT_WORKERS, &[&entry.id])
-                .await?;
-            let _: () = conn.xdel(&batch.stream, &[&entry.id]).await?;
+        };
+        let mut running: FuturesUnordered<_> = batch.entries.into_iter().map(run).collect();
+        let mut first_err = None;
+        let mut refill = !batch.reclaimed;
+        while let Some(result) = running.next().await {
+            let id = match result {
+                Ok(id) => id,
+                Err(e) => {
+                    first_err = first_err.or(Some(e));
+                    refill = false;
+                    continue;
+                }
+            };
+            let _: () = conn.xack(&stream, TENANT_WORKERS, &[&id]).await?;
+            let _: () = conn.xdel(&stream, &[&id]).await?;
+            in_flight.lock().unwrap().remove(&id);
+            if refill && !self.cancel.is_cancelled() {
+                let opts = StreamReadOptions::default()
+                    .group(&self.group.group, &self.group.consumer)
+                    .count(1);
+                let reply: StreamReadReply = conn.xread_options(&[&stream], &[">"], &opts).await?;
+                for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                    in_flight.lock().unwrap().insert(entry.id.clone());
+                    running.push(run(entry));
+                }
+            }
         }
-        Ok(())
+        heartbeat.abort();
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }

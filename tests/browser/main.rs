@@ -11,6 +11,9 @@
 // The API suite's helpers (spawn_app, TestRedis, jobs, events); it allows their dead code.
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
+#[path = "../api/cluster.rs"]
+mod cluster;
 // Jobs, Tenants, Reports and Operations pages (console-b).
 mod pages;
 

@@ -141,8 +141,12 @@ pub(crate) fn group_membership(
     } else {
         factors::drop_inherited_apps(&mut st, gid, &u.id)
     };
-    drop(st);
     emit(sim, event, &u, Some(target.clone()));
+    if method == "PUT" {
+        // Apps assigned to the group now assign the user too (scope GROUP).
+        oidc_apps::grant_group_apps(sim, &mut st, gid, &u);
+    }
+    drop(st);
     for app in lost_apps {
         emit_targets(
             sim,

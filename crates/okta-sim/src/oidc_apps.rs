@@ -441,8 +441,10 @@ fn assign_group(sim: &Sim, st: &mut SimState, id: &str, gid: &str, body: &Value)
     if new {
         for uid in members {
             if let Some(user) = st.users.get(&uid).cloned() {
-                let had = st.apps.entry(id.to_owned()).or_default().contains(&uid);
-                if !had {
+                // A direct (`USER`) assignment stays as it is; otherwise the group's.
+                if st.apps.entry(id.to_owned()).or_default().insert(uid.clone()) {
+                    st.app_user_groups
+                        .insert((id.to_owned(), uid.clone()), gid.to_owned());
                     emit(
                         sim,
                         "application.user_membership.add",
@@ -490,18 +492,22 @@ fn list_app_users(st: &SimState, id: &str) -> Response {
     json_response(StatusCode::OK, &Value::Array(list))
 }
 
-/// A user just joined group `gid`: the group's apps assign them (scope `GROUP`), with events.
-pub(crate) fn grant_group_apps(sim: &Sim, st: &SimState, gid: &str, user: &SimUser) {
-    for app in st.tenancy.apps.values() {
-        if app.groups.contains_key(gid)
-            && !st.apps.get(&app.id).is_some_and(|d| d.contains(&user.id))
-        {
-            emit(
-                sim,
-                "application.user_membership.add",
-                user,
-                Some(app.target()),
-            );
+/// A user just joined group `gid`: the group's apps assign them (scope `GROUP`, recorded as
+/// the helpdesk's inherited assignments are, so leaving the group takes the app away), with
+/// events.
+pub(crate) fn grant_group_apps(sim: &Sim, st: &mut SimState, gid: &str, user: &SimUser) {
+    let apps: Vec<(String, Value)> = st
+        .tenancy
+        .apps
+        .values()
+        .filter(|app| app.groups.contains_key(gid))
+        .map(|app| (app.id.clone(), app.target()))
+        .collect();
+    for (app, target) in apps {
+        if st.apps.entry(app.clone()).or_default().insert(user.id.clone()) {
+            st.app_user_groups
+                .insert((app, user.id.clone()), gid.to_owned());
+            emit(sim, "application.user_membership.add", user, Some(target));
         }
     }
 }
