@@ -373,11 +373,7 @@ pub struct AuditEntry<'a> {
 }
 
 /// Appends to the audit stream.
-pub async fn audit(
-    conn: &mut RedisConn,
-    keys: &Keys,
-    e: AuditEntry<'_>,
-) -> RedisResult<()> {
+pub async fn audit(conn: &mut RedisConn, keys: &Keys, e: AuditEntry<'_>) -> RedisResult<()> {
     let who = [
         e.who.key_id.as_str(),
         e.who.role.as_str(),

@@ -20,9 +20,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::RedisConn;
 use chrono::{DateTime, SecondsFormat, Utc};
 use metrics::counter;
-use crate::store::RedisConn;
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -16,9 +16,9 @@
 pub mod console;
 mod delivery;
 mod load;
-pub mod self_service;
 pub mod roles;
 pub mod secret_files;
+pub mod self_service;
 mod validate;
 pub mod values;
 

@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
+use crate::store::RedisConn;
 use chrono::{SecondsFormat, Utc};
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 
 use super::session::{digest, random_token};
@@ -52,11 +52,7 @@ pub struct Link {
 }
 
 /// Spends the link behind `token`: `Some` exactly once, `None` when unknown, used or expired.
-pub async fn redeem(
-    conn: &mut RedisConn,
-    keys: &Keys,
-    token: &str,
-) -> RedisResult<Option<Link>> {
+pub async fn redeem(conn: &mut RedisConn, keys: &Keys, token: &str) -> RedisResult<Option<Link>> {
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }

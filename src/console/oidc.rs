@@ -11,13 +11,13 @@
 
 use std::collections::HashMap;
 
+use crate::store::RedisConn;
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
-use crate::store::RedisConn;
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 

@@ -7,9 +7,9 @@
 //! key. The principal a session carries is the API's own [`Principal`], so every page applies
 //! exactly the guard the JSON API applies to a key of that role and tenant.
 
+use crate::store::RedisConn;
 use chrono::Utc;
 use rand::RngCore;
-use crate::store::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -165,11 +165,7 @@ impl SessionStore {
     }
 
     /// Ends a session.
-    pub async fn destroy(
-        &self,
-        conn: &mut RedisConn,
-        session: &Session,
-    ) -> RedisResult<()> {
+    pub async fn destroy(&self, conn: &mut RedisConn, session: &Session) -> RedisResult<()> {
         conn.del(self.keys.console_session(&session.digest)).await
     }
 }

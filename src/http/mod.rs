@@ -198,50 +198,51 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     if console.enabled {
         routes = routes.nest(&console.path, crate::console::router(console_state));
     }
-    routes.around(move |ep, mut req| {
-        let contract = contract.clone();
-        async move {
-            // Lifts the header-read deadline of this connection while the request is handled.
-            let _in_flight = slow_client::track_request(&req);
-            // ...but not for a body that stops coming: each gap is bounded instead.
-            let body = req.take_body();
-            req.set_body(slow_client::idle_limited(body, body_idle));
-            let started = Instant::now();
-            let path = req.uri().path().to_owned();
-            if !req.headers().contains_key(header::CONTENT_TYPE) {
-                if let Some(media) = contract
-                    .default_media_type(&path, req.method())
-                    .and_then(|m| HeaderValue::from_str(m).ok())
-                {
-                    req.headers_mut().insert(header::CONTENT_TYPE, media);
+    routes
+        .around(move |ep, mut req| {
+            let contract = contract.clone();
+            async move {
+                // Lifts the header-read deadline of this connection while the request is handled.
+                let _in_flight = slow_client::track_request(&req);
+                // ...but not for a body that stops coming: each gap is bounded instead.
+                let body = req.take_body();
+                req.set_body(slow_client::idle_limited(body, body_idle));
+                let started = Instant::now();
+                let path = req.uri().path().to_owned();
+                if !req.headers().contains_key(header::CONTENT_TYPE) {
+                    if let Some(media) = contract
+                        .default_media_type(&path, req.method())
+                        .and_then(|m| HeaderValue::from_str(m).ok())
+                    {
+                        req.headers_mut().insert(header::CONTENT_TYPE, media);
+                    }
                 }
-            }
-            let mut response = match ep.call(req).await {
-                Ok(resp) => resp.into_response(),
-                Err(err) => json_error(err, &contract),
-            };
-            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-                if let Some(allow) = contract
-                    .allow(&path)
-                    .and_then(|a| HeaderValue::from_str(&a).ok())
-                {
-                    response.headers_mut().insert(header::ALLOW, allow);
+                let mut response = match ep.call(req).await {
+                    Ok(resp) => resp.into_response(),
+                    Err(err) => json_error(err, &contract),
+                };
+                if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                    if let Some(allow) = contract
+                        .allow(&path)
+                        .and_then(|a| HeaderValue::from_str(&a).ok())
+                    {
+                        response.headers_mut().insert(header::ALLOW, allow);
+                    }
                 }
+                let operation = response
+                    .data::<OperationId>()
+                    .map(|id| id.0)
+                    .unwrap_or("other");
+                metrics::histogram!(
+                    "okta_adapter_http_request_duration_seconds",
+                    "operation" => operation,
+                    "status" => response.status().as_u16().to_string()
+                )
+                .record(started.elapsed().as_secs_f64());
+                Ok(response)
             }
-            let operation = response
-                .data::<OperationId>()
-                .map(|id| id.0)
-                .unwrap_or("other");
-            metrics::histogram!(
-                "okta_adapter_http_request_duration_seconds",
-                "operation" => operation,
-                "status" => response.status().as_u16().to_string()
-            )
-            .record(started.elapsed().as_secs_f64());
-            Ok(response)
-        }
-    })
-    .with(role_gate::RoleGate::new(roles))
+        })
+        .with(role_gate::RoleGate::new(roles))
 }
 
 /// poem's own errors (unknown path, wrong method, bad parameter) as the adapter's JSON error.

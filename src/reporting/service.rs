@@ -6,8 +6,8 @@
 //! zone is refused with the month it is now; a send answers whether it went out now or earlier
 //! (exactly once per month, see [`super::deliver`]).
 
-use chrono::Utc;
 use crate::store::RedisConn;
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::compile::MonthlyReport;

@@ -31,9 +31,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::store::RedisConn;
 use chrono::{TimeZone, Utc};
 use metrics::{counter, gauge};
-use crate::store::RedisConn;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{SecondsFormat, Utc};
 use crate::store::RedisConn;
+use chrono::{SecondsFormat, Utc};
 use redis::{AsyncCommands, RedisResult};
 use serde_json::{json, Value};
 
@@ -161,12 +161,7 @@ impl TenantStore {
     }
 
     /// Whether apply `id` can no longer end: no record, already ended, or no queue entry.
-    async fn is_orphaned(
-        &self,
-        conn: &mut RedisConn,
-        tenant: &str,
-        id: &str,
-    ) -> RedisResult<bool> {
+    async fn is_orphaned(&self, conn: &mut RedisConn, tenant: &str, id: &str) -> RedisResult<bool> {
         let state: Option<String> = conn
             .hget(self.keys.tenant_apply(tenant, id), "state")
             .await?;

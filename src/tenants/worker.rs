@@ -67,12 +67,7 @@ impl TenantWorker {
     }
 
     /// Runs one apply to its end (or returns a Redis error, leaving it pending).
-    pub async fn run_apply(
-        &self,
-        conn: &mut RedisConn,
-        tenant: &str,
-        id: &str,
-    ) -> RedisResult<()> {
+    pub async fn run_apply(&self, conn: &mut RedisConn, tenant: &str, id: &str) -> RedisResult<()> {
         let Some(apply) = self.store.apply(conn, tenant, id).await? else {
             return Ok(()); // gone (tenant deleted): nothing to do
         };

@@ -17,8 +17,8 @@ mod projection;
 mod properties;
 mod replay;
 mod reports;
-mod tenants;
 mod spool;
+mod tenants;
 mod users;
 // The web console over HTTP (browser tests: tests/browser/).
 mod console;

@@ -9,11 +9,10 @@
 //! `target/browser-artifacts/`).
 
 // The API suite's helpers (spawn_app, TestRedis, jobs, events); it allows their dead code.
-#[path = "../api/helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
 #[path = "../api/cluster.rs"]
 mod cluster;
+#[path = "../api/helpers.rs"]
+mod helpers;
 // Jobs, Tenants, Reports and Operations pages (console-b).
 mod pages;
 

@@ -43,8 +43,8 @@ use tokio::sync::mpsc;
 mod apps;
 mod factors;
 mod groups;
-pub mod oidc;
 mod logs;
+pub mod oidc;
 mod users;
 // Tenant provisioning: OIDC apps (with client secrets and group assignments) and group rules.
 mod oidc_apps;

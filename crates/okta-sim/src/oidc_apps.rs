@@ -442,7 +442,12 @@ fn assign_group(sim: &Sim, st: &mut SimState, id: &str, gid: &str, body: &Value)
         for uid in members {
             if let Some(user) = st.users.get(&uid).cloned() {
                 // A direct (`USER`) assignment stays as it is; otherwise the group's.
-                if st.apps.entry(id.to_owned()).or_default().insert(uid.clone()) {
+                if st
+                    .apps
+                    .entry(id.to_owned())
+                    .or_default()
+                    .insert(uid.clone())
+                {
                     st.app_user_groups
                         .insert((id.to_owned(), uid.clone()), gid.to_owned());
                     emit(
@@ -504,7 +509,12 @@ pub(crate) fn grant_group_apps(sim: &Sim, st: &mut SimState, gid: &str, user: &S
         .map(|app| (app.id.clone(), app.target()))
         .collect();
     for (app, target) in apps {
-        if st.apps.entry(app.clone()).or_default().insert(user.id.clone()) {
+        if st
+            .apps
+            .entry(app.clone())
+            .or_default()
+            .insert(user.id.clone())
+        {
             st.app_user_groups
                 .insert((app, user.id.clone()), gid.to_owned());
             emit(sim, "application.user_membership.add", user, Some(target));
