@@ -181,6 +181,23 @@ async fn sign_in(b: &WebDriver, app: &TestApp, login: &str) {
         .click()
         .await
         .unwrap();
+    // The click returns before the redirects (adapter → Okta → callback → console) are done:
+    // wait until the browser has left the sign-in page, so the next step has the session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let heading = match b.find(By::Tag("h1")).await {
+            Ok(h) => h.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if !heading.is_empty() && heading != "Sign in" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sign-in as {login} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn text_of(b: &WebDriver, by: By) -> String {
@@ -454,9 +471,10 @@ async fn a_client_admin_cannot_reach_another_tenants_user_by_search_url_or_forge
         b.goto(app.url(&format!("/console/users?q={q}")))
             .await
             .unwrap();
+        let main = text_of(&b, By::Tag("main")).await;
         assert!(
-            b.find(By::Id("no-users")).await.is_ok(),
-            "search {q} found something"
+            b.find(By::Id("no-users")).await.is_ok() && b.find(By::Id("users")).await.is_err(),
+            "search {q} found something: {main}"
         );
     }
     // URL: exactly the page of a user that does not exist.
