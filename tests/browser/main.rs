@@ -200,8 +200,21 @@ async fn sign_in(b: &WebDriver, app: &TestApp, login: &str) {
     }
 }
 
+/// The text of the element `by` finds; retried for up to 5 s while the page is still
+/// changing (a navigation or an htmx swap can replace the element between find and read).
 async fn text_of(b: &WebDriver, by: By) -> String {
-    b.find(by).await.unwrap().text().await.unwrap()
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let last = match b.find(by.clone()).await {
+            Ok(e) => match e.text().await {
+                Ok(t) => return t,
+                Err(err) => err,
+            },
+            Err(err) => err,
+        };
+        assert!(Instant::now() < deadline, "{by:?}: {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn h1(b: &WebDriver) -> String {
@@ -394,6 +407,10 @@ async fn support_finds_a_user_suspends_and_unsuspends_and_the_page_follows_the_s
     assert!(
         provenance.contains("user.lifecycle.suspend"),
         "{provenance}"
+    );
+    assert_eq!(
+        text_of(&b, By::Id("can-sign-in")).await,
+        "Cannot sign in in this status."
     );
     // The action bar followed: unsuspend now, no suspend.
     let deadline = Instant::now() + Duration::from_secs(5);
