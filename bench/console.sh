@@ -12,6 +12,7 @@
 # console/assets/* → Markdown on stdout and in bench/results/console-latest.md.
 #
 # Knobs: USERS=1000000 TENANTS=200 CONCURRENCY=4 DURATION=15 WARMUP=2 SKIP_BUILD=1
+#        PROFILE=release (PROFILE=debug: the unoptimised build, for a quick and pessimistic number)
 set -euo pipefail
 USERS=${USERS:-1000000}
 TENANTS=${TENANTS:-200}
@@ -21,8 +22,9 @@ WARMUP=${WARMUP:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN="$TARGET/release/okta-adapter"
-EX="$TARGET/release/examples"
+PROFILE=${PROFILE:-release}
+BIN="$TARGET/$PROFILE/okta-adapter"
+EX="$TARGET/$PROFILE/examples"
 OUT=${OUT:-$ROOT/bench/results/console-latest.md}
 mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/okta-console-bench.XXXXXX")
@@ -36,7 +38,7 @@ trap cleanup EXIT INT TERM
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-[[ ${SKIP_BUILD:-0} == 1 ]] || cargo build --release --quiet --bin okta-adapter --example seed_firehose --example console_load
+[[ ${SKIP_BUILD:-0} == 1 ]] || cargo build $([[ $PROFILE == release ]] && echo --release) --quiet --bin okta-adapter --example seed_firehose --example console_load
 
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
@@ -84,7 +86,7 @@ j() { jq -r "$1" <<<"$LOAD"; }
   echo "# Console benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
   echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load average before the run: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)."
-  echo "Command: \`USERS=$USERS CONCURRENCY=$CONCURRENCY DURATION=$DURATION bash bench/console.sh\`"
+  echo "Command: \`USERS=$USERS PROFILE=$PROFILE CONCURRENCY=$CONCURRENCY DURATION=$DURATION bash bench/console.sh\`"
   echo
   echo "| metric | value | target |"
   echo "|---|---|---|"

@@ -223,6 +223,8 @@ struct StatusView {
     id: String,
     status: String,
     status_reason: Option<String>,
+    /// Whether the status lets the user sign in (it changes with the status, so it lives here).
+    can_sign_in: bool,
     /// The event that set the status: type, time, actor.
     set_by: Option<serde_json::Value>,
     actions: Vec<ActionView>,
@@ -250,6 +252,7 @@ fn status_view(user: &UserRecord, freshness: Option<String>) -> StatusView {
         id: user.id.clone(),
         status: user.status.clone(),
         status_reason: user.status_reason.clone(),
+        can_sign_in: user.can_sign_in,
         set_by: user
             .why
             .iter()

@@ -185,10 +185,40 @@ async fn sign_in(b: &WebDriver, app: &TestApp, login: &str) {
         .click()
         .await
         .unwrap();
+    // The click returns before the redirects (adapter → Okta → callback → console) are done:
+    // wait until the browser has left the sign-in page, so the next step has the session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let heading = match b.find(By::Tag("h1")).await {
+            Ok(h) => h.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if !heading.is_empty() && heading != "Sign in" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sign-in as {login} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
+/// The text of the element `by` finds; retried for up to 5 s while the page is still
+/// changing (a navigation or an htmx swap can replace the element between find and read).
 async fn text_of(b: &WebDriver, by: By) -> String {
-    b.find(by).await.unwrap().text().await.unwrap()
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let last = match b.find(by.clone()).await {
+            Ok(e) => match e.text().await {
+                Ok(t) => return t,
+                Err(err) => err,
+            },
+            Err(err) => err,
+        };
+        assert!(Instant::now() < deadline, "{by:?}: {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn h1(b: &WebDriver) -> String {
@@ -382,6 +412,10 @@ async fn support_finds_a_user_suspends_and_unsuspends_and_the_page_follows_the_s
         provenance.contains("user.lifecycle.suspend"),
         "{provenance}"
     );
+    assert_eq!(
+        text_of(&b, By::Id("can-sign-in")).await,
+        "Cannot sign in in this status."
+    );
     // The action bar followed: unsuspend now, no suspend.
     let deadline = Instant::now() + Duration::from_secs(5);
     while b.find(By::Id("action-unsuspend")).await.is_err() {
@@ -458,9 +492,10 @@ async fn a_client_admin_cannot_reach_another_tenants_user_by_search_url_or_forge
         b.goto(app.url(&format!("/console/users?q={q}")))
             .await
             .unwrap();
+        let main = text_of(&b, By::Tag("main")).await;
         assert!(
-            b.find(By::Id("no-users")).await.is_ok(),
-            "search {q} found something"
+            b.find(By::Id("no-users")).await.is_ok() && b.find(By::Id("users")).await.is_err(),
+            "search {q} found something: {main}"
         );
     }
     // URL: exactly the page of a user that does not exist.
