@@ -81,8 +81,8 @@ pub fn test_settings(redis_url: &str, prefix: &str, extra: &str) -> Settings {
 [redis]
 url = "{redis_url}"
 prefix = "{prefix}"
-response_timeout_ms = 500
-connect_timeout_ms = 300
+response_timeout_ms = 2000
+connect_timeout_ms = 1000
 maintenance_interval_secs = 1
 [hooks]
 secrets = ["{SECRET}", "{SECOND_SECRET}"]
