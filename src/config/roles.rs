@@ -58,6 +58,11 @@ impl ProcessRole {
     /// The role whose requests `path` belongs to; `None` for paths every process serves
     /// (`/healthz`, `/readyz`, `/metrics`, and unknown paths, which get their 404 anyway).
     pub fn of_path(path: &str) -> Option<Self> {
+        Self::of_path_in(path, CONSOLE_PATH)
+    }
+
+    /// [`Self::of_path`] with the console mounted at `console_path` (`console.path`).
+    pub fn of_path_in(path: &str, console_path: &str) -> Option<Self> {
         let under = |prefix: &str| {
             path == prefix
                 || path
@@ -68,7 +73,7 @@ impl ProcessRole {
             Some(ProcessRole::Hooks)
         } else if under("/api") || under("/docs") || path == "/openapi.json" {
             Some(ProcessRole::Api)
-        } else if under(CONSOLE_PATH) || under("/self-service") {
+        } else if under(console_path) || under("/self-service") {
             Some(ProcessRole::Console)
         } else {
             None
@@ -76,7 +81,8 @@ impl ProcessRole {
     }
 }
 
-/// Where the console is mounted; everything under it belongs to the `console` role.
+/// Where the console is mounted by default; everything under it (and the self-service pages)
+/// belongs to the `console` role.
 pub const CONSOLE_PATH: &str = "/console";
 
 impl fmt::Display for ProcessRole {
@@ -208,5 +214,15 @@ mod tests {
         // A prefix match is by path segment.
         assert_eq!(ProcessRole::of_path("/hooksx"), None);
         assert_eq!(ProcessRole::of_path("/docs/"), Some(ProcessRole::Api));
+        // The self-service pages are the console's; a moved console is gated where it is.
+        assert_eq!(
+            ProcessRole::of_path("/self-service/mfa"),
+            Some(ProcessRole::Console)
+        );
+        assert_eq!(
+            ProcessRole::of_path_in("/admin/users", "/admin"),
+            Some(ProcessRole::Console)
+        );
+        assert_eq!(ProcessRole::of_path_in("/console/users", "/admin"), None);
     }
 }

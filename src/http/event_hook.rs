@@ -133,7 +133,8 @@ impl EventHookApi {
                     events.len(),
                     received,
                 )
-                .await;
+                .await
+                .map(|()| Delivered::Stored);
             }
         };
         let write_time = started.elapsed();

@@ -181,6 +181,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let console_state = state.clone();
     let self_service = crate::selfservice::routes(state.clone());
     let roles = state.settings.process.roles.clone();
+    let console_path = state.settings.console.path.clone();
     let api = api_service(state);
     let docs = api.swagger_ui();
     let contract = Arc::new(contract::Contract::from_spec(&document));
@@ -242,7 +243,7 @@ pub fn router(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 Ok(response)
             }
         })
-        .with(role_gate::RoleGate::new(roles))
+        .with(role_gate::RoleGate::new(roles, console_path))
 }
 
 /// poem's own errors (unknown path, wrong method, bad parameter) as the adapter's JSON error.

@@ -10,11 +10,16 @@ use crate::config::roles::{ProcessRole, Roles};
 
 pub struct RoleGate {
     roles: Roles,
+    console_path: String,
 }
 
 impl RoleGate {
-    pub fn new(roles: Roles) -> Self {
-        Self { roles }
+    /// `console_path`: where the console is mounted (`console.path`).
+    pub fn new(roles: Roles, console_path: String) -> Self {
+        Self {
+            roles,
+            console_path,
+        }
     }
 }
 
@@ -25,6 +30,7 @@ impl<E: Endpoint> Middleware<E> for RoleGate {
         RoleGateEndpoint {
             inner: ep,
             roles: self.roles.clone(),
+            console_path: self.console_path.clone(),
         }
     }
 }
@@ -32,13 +38,14 @@ impl<E: Endpoint> Middleware<E> for RoleGate {
 pub struct RoleGateEndpoint<E> {
     inner: E,
     roles: Roles,
+    console_path: String,
 }
 
 impl<E: Endpoint> Endpoint for RoleGateEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
-        match ProcessRole::of_path(req.uri().path()) {
+        match ProcessRole::of_path_in(req.uri().path(), &self.console_path) {
             Some(role) if !self.roles.runs(role) => Ok(not_served(role, &self.roles)),
             _ => self.inner.call(req).await.map(IntoResponse::into_response),
         }

@@ -5,18 +5,18 @@
 use metrics::counter;
 
 use super::error::HttpError;
-use super::event_hook::Delivered;
 use super::state::AppState;
 
 /// After the ingest write failed with `e`: spool the delivery and answer 204 when Redis is
-/// unavailable and the spool takes it; otherwise 503 (Okta retries once).
+/// unavailable and the spool takes it (`Ok`: the delivery is stored); otherwise 503 (Okta
+/// retries once).
 pub async fn spool_or_unavailable(
     state: &AppState,
     e: &redis::RedisError,
     body: &[u8],
     events: usize,
     received: chrono::DateTime<chrono::Utc>,
-) -> Result<Delivered, HttpError> {
+) -> Result<(), HttpError> {
     let unavailable = || {
         state.hook_stats.record_unavailable(events);
         HttpError::unavailable("events could not be stored; retry the delivery")
@@ -37,7 +37,7 @@ pub async fn spool_or_unavailable(
                 .hook_stats
                 .record_delivery(events, 0, started.elapsed().as_secs_f64() * 1000.0);
             tracing::debug!(error = %e, events, "event hook delivery spooled");
-            Ok(Delivered::Stored)
+            Ok(())
         }
         Err(spool_error) => {
             tracing::error!(error = %e, spool = %spool_error, events, "event hook delivery neither stored nor spooled; answering 503");

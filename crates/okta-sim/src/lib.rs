@@ -207,6 +207,8 @@ struct SimState {
     app_user_groups: HashMap<(String, String), String>,
     /// OIDC apps and group rules (`oidc`, `rules`).
     tenancy: oidc_apps::TenancyState,
+    /// Group rules (`rules.rs`), by id.
+    group_rules: HashMap<String, rules::SimRule>,
     /// Accepted non-GET `/api/v1` requests per bucket (tests count Okta writes).
     writes: HashMap<&'static str, u64>,
 }
@@ -358,7 +360,7 @@ fn stats_json(st: &SimState) -> Value {
         "writes": st.writes,
         "apps": st.tenancy.apps.len(),
         "groups": st.groups.len(),
-        "rules": st.tenancy.rules.len(),
+        "rules": st.group_rules.len(),
     })
 }
 

@@ -98,11 +98,10 @@ impl SimApp {
     }
 }
 
-/// Apps and group rules (the tenant-provisioning part of the simulated org).
+/// OIDC apps (the tenant-provisioning part of the simulated org; group rules are in `rules`).
 #[derive(Debug, Default)]
 pub(crate) struct TenancyState {
     pub(crate) apps: HashMap<String, SimApp>,
-    pub(crate) rules: HashMap<String, super::rules::SimRule>,
 }
 
 fn app_not_found(id: &str) -> Response {
@@ -562,17 +561,6 @@ impl OktaSim {
     pub fn groups_named(&self, name: &str) -> usize {
         let st = self.sim.state.lock().unwrap();
         st.groups.values().filter(|g| g.name == name).count()
-    }
-
-    /// Group rules with this exact name, as Okta answers them.
-    pub fn rules_named(&self, name: &str) -> Vec<Value> {
-        let st = self.sim.state.lock().unwrap();
-        st.tenancy
-            .rules
-            .values()
-            .filter(|r| r.name == name)
-            .map(|r| r.to_json())
-            .collect()
     }
 
     /// Whether a client secret is one of the app's current secrets.

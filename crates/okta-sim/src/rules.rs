@@ -79,13 +79,13 @@ pub(crate) fn route(
     Some(match (method.as_str(), rest) {
         ("POST", []) => create_rule(sim, body),
         ("GET", []) => list_rules(sim, query),
-        ("GET", [id]) => match sim.state.lock().unwrap().tenancy.rules.get(*id) {
+        ("GET", [id]) => match sim.state.lock().unwrap().group_rules.get(*id) {
             Some(r) => json_response(StatusCode::OK, &r.to_json()),
             None => rule_not_found(id),
         },
         ("PUT", [id]) => update_rule(sim, id, body),
         ("DELETE", [id]) => {
-            let removed = sim.state.lock().unwrap().tenancy.rules.remove(*id);
+            let removed = sim.state.lock().unwrap().group_rules.remove(*id);
             match removed {
                 Some(_) => Response::builder().status(StatusCode::ACCEPTED).finish(),
                 None => rule_not_found(id),
@@ -155,7 +155,7 @@ fn create_rule(sim: &Sim, body: &Value) -> Response {
         Ok(p) => p,
         Err(resp) => return *resp,
     };
-    if st.tenancy.rules.values().any(|r| r.name == name) {
+    if st.group_rules.values().any(|r| r.name == name) {
         return okta_error(
             StatusCode::BAD_REQUEST,
             "E0000001",
@@ -173,7 +173,7 @@ fn create_rule(sim: &Sim, body: &Value) -> Response {
         created: now(),
         last_updated: now(),
     };
-    st.tenancy.rules.insert(rule.id.clone(), rule.clone());
+    st.group_rules.insert(rule.id.clone(), rule.clone());
     json_response(StatusCode::OK, &rule.to_json())
 }
 
@@ -182,8 +182,7 @@ fn list_rules(sim: &Sim, query: &HashMap<String, String>) -> Response {
     let st = sim.state.lock().unwrap();
     let search = query.get("search").map(|s| s.to_lowercase());
     let mut rules: Vec<&SimRule> = st
-        .tenancy
-        .rules
+        .group_rules
         .values()
         .filter(|r| {
             search
@@ -202,7 +201,7 @@ fn list_rules(sim: &Sim, query: &HashMap<String, String>) -> Response {
 fn update_rule(sim: &Sim, id: &str, body: &Value) -> Response {
     let mut st = sim.state.lock().unwrap();
     let parsed = parse_body(&st, body);
-    let Some(rule) = st.tenancy.rules.get_mut(id) else {
+    let Some(rule) = st.group_rules.get_mut(id) else {
         return rule_not_found(id);
     };
     if rule.status == "ACTIVE" {
@@ -228,7 +227,7 @@ fn update_rule(sim: &Sim, id: &str, body: &Value) -> Response {
 /// `POST /api/v1/groups/rules/{id}/lifecycle/activate|deactivate`
 fn lifecycle(sim: &Sim, id: &str, op: &str) -> Response {
     let mut st = sim.state.lock().unwrap();
-    let Some(rule) = st.tenancy.rules.get_mut(id) else {
+    let Some(rule) = st.group_rules.get_mut(id) else {
         return rule_not_found(id);
     };
     rule.status = if op == "activate" {
@@ -274,14 +273,26 @@ pub(crate) fn apply_rules_to_user(sim: &Sim, st: &mut SimState, user_id: &str) {
         return;
     };
     let rules: Vec<SimRule> = st
-        .tenancy
-        .rules
+        .group_rules
         .values()
         .filter(|r| r.status == "ACTIVE" && r.matches(&user))
         .cloned()
         .collect();
     for rule in rules {
         add_to_rule_groups(sim, st, &rule, &user);
+    }
+}
+
+/// Test hooks for group rules.
+impl OktaSim {
+    /// Group rules with this exact name, as Okta answers them.
+    pub fn rules_named(&self, name: &str) -> Vec<Value> {
+        let st = self.sim.state.lock().unwrap();
+        st.group_rules
+            .values()
+            .filter(|r| r.name == name)
+            .map(|r| r.to_json())
+            .collect()
     }
 }
 
