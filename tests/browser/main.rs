@@ -15,6 +15,8 @@ mod cluster;
 mod helpers;
 // Jobs, Tenants, Reports and Operations pages (console-b).
 mod pages;
+// The self-service MFA reset pages (issue 15).
+mod selfservice;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
