@@ -189,7 +189,8 @@ impl Application {
                     okta.clone(),
                     self.state.keys.clone(),
                     self.state.settings.backfill.clone(),
-                );
+                )
+                .with_report_timezone(self.state.settings.report_timezone());
                 Some(tokio::spawn(backfill.run(
                     self.state.clone(),
                     |s: &AppState| &s.ingestor,

@@ -86,6 +86,8 @@ pub struct Backfill {
     okta: OktaClient,
     keys: Keys,
     settings: BackfillSettings,
+    /// The monthly report's time zone: which month's hook health a won-back event counts in.
+    report_tz: chrono_tz::Tz,
 }
 
 impl Backfill {
@@ -94,7 +96,15 @@ impl Backfill {
             okta,
             keys,
             settings,
+            report_tz: chrono_tz::UTC,
         }
+    }
+
+    /// The monthly report's time zone (`report.timezone`; UTC when not set), so the events
+    /// won back count in the hook health of the month the report gives them.
+    pub fn with_report_timezone(mut self, tz: chrono_tz::Tz) -> Self {
+        self.report_tz = tz;
+        self
     }
 
     /// One round: pages until the log is caught up (a short page) or `max_pages_per_round`.
@@ -188,6 +198,7 @@ impl Backfill {
                 }
             };
             let outcomes = ingestor.write(conn, &events, received).await?;
+            let mut won_back: Vec<&str> = Vec::new();
             for (e, outcome) in events.iter().zip(outcomes) {
                 if e.event_type == HOOK_DELIVERY_EVENT {
                     if e.outcome == "FAILURE" {
@@ -199,6 +210,7 @@ impl Backfill {
                 let label = match outcome {
                     EventOutcome::Written => {
                         report.new += 1;
+                        won_back.push(&e.published);
                         "new"
                     }
                     EventOutcome::Duplicate => {
@@ -208,6 +220,15 @@ impl Backfill {
                 };
                 counter!("okta_adapter_backfill_events_total", "outcome" => label).increment(1);
             }
+            // A hole the hooks missed: also in the monthly report's hook health, per hour.
+            crate::reporting::hook_backfill::record_backfilled(
+                conn,
+                &self.keys,
+                self.report_tz,
+                &won_back,
+                received,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -20,7 +20,8 @@ pub async fn run(config: Option<PathBuf>, since: &str) -> anyhow::Result<()> {
         anyhow::anyhow!("Okta is not configured: set okta.org_url and credentials (okta.api_token)")
     })?;
     let ingestor = Ingestor::new(&settings);
-    let backfill = Backfill::new(okta, keys, settings.backfill.clone());
+    let backfill = Backfill::new(okta, keys, settings.backfill.clone())
+        .with_report_timezone(settings.report_timezone());
     let mut conn = conn;
     let mut total = crate::backfill::BackfillReport::default();
     let mut start = Start::Since(since);

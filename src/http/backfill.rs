@@ -82,7 +82,8 @@ impl BackfillApi {
             .okta
             .clone()
             .ok_or_else(|| HttpError::unavailable("Okta is not configured"))?;
-        let backfill = Backfill::new(okta, state.keys.clone(), state.settings.backfill.clone());
+        let backfill = Backfill::new(okta, state.keys.clone(), state.settings.backfill.clone())
+            .with_report_timezone(state.settings.report_timezone());
         let mut conn = state.redis.clone();
         let report = backfill
             .round(&state.ingestor, &mut conn, Start::Since(since))

@@ -64,6 +64,10 @@ pub mod hook_field {
     pub const INLINE_LATENCY: &str = "lat:inline:";
     /// `inline:<hook>:<outcome>`: inline decisions.
     pub const INLINE: &str = "inline:";
+    /// Events System Log backfill wrote that the event hook had missed (month total).
+    pub const BACKFILLED: &str = "backfilled";
+    /// `backfilled:h:<YYYY-MM-DDTHH>`: the same, per UTC hour of the events' `published` time.
+    pub const BACKFILLED_HOUR: &str = "backfilled:h:";
 }
 
 /// Upper bounds (ms) of the latency buckets; the last bucket is "more".

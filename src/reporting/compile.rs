@@ -172,6 +172,18 @@ pub struct HookHealth {
     /// 99th percentile of inline-hook decisions (ms), same convention.
     pub inline_p99_ms: Option<String>,
     pub inline_decisions: Vec<InlineCount>,
+    /// Events System Log backfill wrote that the event hook never delivered (holes).
+    pub backfilled: u64,
+    /// The same per UTC hour of the events' `published` time; only hours that had any, in order.
+    pub backfilled_hours: Vec<BackfilledHour>,
+}
+
+/// Events backfill won back in one UTC hour.
+#[derive(Debug, Clone, PartialEq, Eq, Object, Serialize)]
+pub struct BackfilledHour {
+    /// `YYYY-MM-DDTHH` (UTC).
+    pub hour: String,
+    pub events: u64,
 }
 
 /// Sign-ins of one day (business time zone), all tenants.
@@ -490,6 +502,17 @@ fn hook_health(h: &Hash) -> HookHealth {
         })
         .collect();
     inline.sort_by(|a, b| (&a.hook, &a.outcome).cmp(&(&b.hook, &b.outcome)));
+    let mut backfilled_hours: Vec<BackfilledHour> = h
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .filter_map(|(k, n)| {
+            Some(BackfilledHour {
+                hour: k.strip_prefix(hook_field::BACKFILLED_HOUR)?.to_string(),
+                events: *n,
+            })
+        })
+        .collect();
+    backfilled_hours.sort_by(|a, b| a.hour.cmp(&b.hour));
     HookHealth {
         events_received: g(hook_field::RECEIVED),
         duplicates_dropped: g(hook_field::DUPLICATES),
@@ -497,6 +520,8 @@ fn hook_health(h: &Hash) -> HookHealth {
         ingest_p99_ms: p99(h, hook_field::INGEST_LATENCY),
         inline_p99_ms: p99(h, hook_field::INLINE_LATENCY),
         inline_decisions: inline,
+        backfilled: g(hook_field::BACKFILLED),
+        backfilled_hours,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod chart;
 pub mod compile;
 pub mod consumer;
 pub mod deliver;
+pub mod hook_backfill;
 pub mod hook_stats;
 pub mod month;
 pub mod render;

@@ -165,6 +165,21 @@ fn hook_rows(h: &HookHealth, p: &HookHealth) -> Vec<Row> {
             h.unavailable_503,
             p.unavailable_503,
         ),
+        {
+            // A hole the hooks left that backfill filled; zero reads "none".
+            let none_or = |v: u64| match v {
+                0 => "none".to_string(),
+                v => thousands(v),
+            };
+            let (change, trend) = change(h.backfilled, p.backfilled);
+            Row {
+                label: "Events won back by System Log backfill".into(),
+                value: none_or(h.backfilled),
+                previous: none_or(p.backfilled),
+                change,
+                trend,
+            }
+        },
         Row {
             label: "Ingest p99 latency".into(),
             value: ms(&h.ingest_p99_ms),
@@ -180,6 +195,30 @@ fn hook_rows(h: &HookHealth, p: &HookHealth) -> Vec<Row> {
             trend: "flat",
         },
     ]
+}
+
+/// The hours (UTC) that had events won back by backfill, as one line ("" when none).
+fn backfilled_hours(h: &HookHealth) -> String {
+    const SHOWN: usize = 48;
+    let mut parts: Vec<String> = h
+        .backfilled_hours
+        .iter()
+        .take(SHOWN)
+        .map(|b| {
+            format!(
+                "{}:00 ({})",
+                b.hour.replacen('T', " ", 1),
+                thousands(b.events)
+            )
+        })
+        .collect();
+    if h.backfilled_hours.len() > SHOWN {
+        parts.push(format!(
+            "and {} more hours",
+            h.backfilled_hours.len() - SHOWN
+        ));
+    }
+    parts.join(", ")
 }
 
 fn environment() -> Environment<'static> {
@@ -314,6 +353,7 @@ pub fn render_report(report: &MonthlyReport, chart_ref: ChartRef<'_>) -> Rendere
         tenants => Value::from(Serde(&tenants)),
         hooks => Value::from(Serde(hook_rows(&report.hooks, &report.hooks_previous))),
         inline => Value::from(Serde(&report.hooks.inline_decisions)),
+        backfilled_hours => backfilled_hours(&report.hooks),
         sample => super::aggregate::MFA_SAMPLE,
     };
     let env = environment();

@@ -26,6 +26,19 @@ async fn create_users(sim: &okta_sim::OktaSim, tag: &str, n: usize) {
     }
 }
 
+/// Tests that run backfill rounds in this process hold it: the metrics recorder is global, and
+/// one test asserts the exact `okta_adapter_backfill_events_total{outcome="new"}`.
+static IN_PROCESS_BACKFILL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `okta_adapter_backfill_events_total{outcome="new"}` in a `/metrics` text (0 when absent).
+fn new_counted(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("okta_adapter_backfill_events_total{outcome=\"new\"} "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
 async fn firehose_uuids(app: &TestApp) -> Vec<String> {
     let uuids = app.uuids(&app.firehose()).await;
     let unique: HashSet<&String> = uuids.iter().collect();
@@ -35,6 +48,7 @@ async fn firehose_uuids(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
+    let _serial = IN_PROCESS_BACKFILL.lock().await;
     let redis = TestRedis::start();
     let sim = SimConfig {
         event_hook_drop_rate: 0.1,
@@ -64,6 +78,8 @@ async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
         "dropped = missing"
     );
 
+    // The recorder is process-wide: count from what other tests' rounds left in it.
+    let new_before = new_counted(&app.metrics().await);
     // One continuous round (from the watermark; none stored yet = initial look-back).
     let backfill = Backfill::new(
         app.state.okta.clone().unwrap(),
@@ -132,11 +148,11 @@ async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
         "the firehose mirrors the log"
     );
     let metrics = app.metrics().await;
-    let new_metric = format!(
-        "okta_adapter_backfill_events_total{{outcome=\"new\"}} {}",
-        dropped_now
+    assert_eq!(
+        new_counted(&metrics) - new_before,
+        dropped_now as u64,
+        "okta_adapter_backfill_events_total{{outcome=\"new\"}} in\n{metrics}"
     );
-    assert!(metrics.contains(&new_metric), "{new_metric} in\n{metrics}");
     assert!(metrics.contains("okta_adapter_event_hook_delivery_failures_total"));
 
     // Bad input and the wrong role change nothing.
@@ -251,4 +267,109 @@ async fn bench_backfill_rate_against_the_simulator() {
         r.pages,
         r.events as f64 / secs
     );
+}
+
+/// Issue 16: a non-zero "new" count is a hole the hooks missed, so the monthly report's hook
+/// health counts it (month total and per UTC hour); a second round of duplicates adds nothing.
+#[tokio::test]
+async fn events_won_back_by_backfill_are_in_the_monthly_reports_hook_health() {
+    let _serial = IN_PROCESS_BACKFILL.lock().await;
+    use okta_adapter::reporting::compile::compile_monthly_report;
+    use okta_adapter::reporting::month::ReportMonth;
+    use okta_adapter::reporting::render::{render_report, ChartRef};
+
+    let redis = TestRedis::start();
+    let sim = SimConfig {
+        event_hook_drop_rate: 0.2,
+        ..Default::default()
+    };
+    let (app, sim) = spawn_app_with_okta(
+        &redis.url(),
+        &random_prefix(),
+        sim,
+        "[backfill]\npage_limit = 50\n[projection]\nenabled = false\n",
+    )
+    .await;
+    create_users(&sim, "hh", 40).await;
+    assert!(
+        eventually(10, || async {
+            firehose_uuids(&app).await.len() == 40 - sim.dropped_events().len()
+        })
+        .await
+    );
+    let dropped = sim.dropped_events().len() as u64;
+    assert!(dropped > 0, "the simulator dropped deliveries");
+    let tz = app.state.settings.report_timezone();
+    let backfill = Backfill::new(
+        app.state.okta.clone().unwrap(),
+        app.state.keys.clone(),
+        app.state.settings.backfill.clone(),
+    )
+    .with_report_timezone(tz);
+    let mut conn = app.state.redis.clone();
+    let compile = |conn: okta_adapter::store::RedisConn| {
+        let keys = app.state.keys.clone();
+        async move {
+            let mut conn = conn;
+            let now = chrono::Utc::now();
+            compile_monthly_report(&mut conn, &keys, tz, ReportMonth::of(now, tz), now, &[])
+                .await
+                .unwrap()
+        }
+    };
+    let before = compile(conn.clone()).await;
+    assert_eq!(before.hooks.backfilled, 0);
+    assert!(before.hooks.backfilled_hours.is_empty());
+    let text = render_report(&before, ChartRef::ContentId).text;
+    assert!(
+        text.contains("Events won back by System Log backfill") && text.contains("none"),
+        "{text}"
+    );
+    assert!(!text.contains("Hours (UTC) with events"), "{text}");
+
+    let first = backfill
+        .round(&app.state.ingestor, &mut conn, Start::Watermark)
+        .await
+        .unwrap();
+    assert_eq!(first.new, dropped, "{first:?}");
+    let report = compile(conn.clone()).await;
+    assert_eq!(report.hooks.backfilled, dropped, "{:?}", report.hooks);
+    let per_hour: u64 = report.hooks.backfilled_hours.iter().map(|h| h.events).sum();
+    assert_eq!(per_hour, dropped, "{:?}", report.hooks);
+    let hour = chrono::Utc::now().format("%Y-%m-%dT%H").to_string();
+    let earlier = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H")
+        .to_string();
+    assert!(
+        report
+            .hooks
+            .backfilled_hours
+            .iter()
+            .all(|h| h.hour == hour || h.hour == earlier),
+        "the hour of the events' published time: {:?}",
+        report.hooks
+    );
+    let mail = render_report(&report, ChartRef::ContentId);
+    let row = "Events won back by System Log backfill";
+    for part in [&mail.text, &mail.html] {
+        assert!(part.contains(row), "{part}");
+        assert!(
+            part.contains("Hours (UTC) with events the event hook missed"),
+            "{part}"
+        );
+    }
+    let line = mail.text.lines().find(|l| l.contains(row)).unwrap();
+    assert!(line.contains(&dropped.to_string()), "{line}");
+
+    // Everything is there now: a second round over the same range finds only duplicates.
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let second = backfill
+        .round(&app.state.ingestor, &mut conn, Start::Since(since))
+        .await
+        .unwrap();
+    assert_eq!(second.new, 0, "{second:?}");
+    assert!(second.present >= 40 - dropped, "{second:?}");
+    let again = compile(conn.clone()).await;
+    assert_eq!(again.hooks.backfilled, dropped);
+    assert_eq!(again.hooks.backfilled_hours, report.hooks.backfilled_hours);
 }
