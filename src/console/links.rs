@@ -31,7 +31,7 @@ pub struct ConsoleLinksApi {
 #[derive(Debug, Object)]
 pub struct NewLink {
     /// The tenant whose client admin the link signs in.
-    pub tenant: String,
+    pub tenant: crate::http::keys::TenantField,
 }
 
 #[derive(Debug, Object)]
@@ -87,7 +87,7 @@ impl ConsoleLinksApi {
                 "the console is disabled (console.enabled)",
             ));
         }
-        let tenant = TenantId::parse(&body.tenant)
+        let tenant = TenantId::parse(&body.tenant.0)
             .map_err(|e| HttpError::bad_request(format!("tenant: {e}")))?
             .into_string();
         let token = random_token();

@@ -18,6 +18,7 @@ pub mod event_hook;
 pub mod helpdesk;
 pub mod inline_hooks;
 pub mod jobs;
+pub mod json_string;
 pub mod jwt;
 pub mod keys;
 pub mod ops;

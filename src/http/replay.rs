@@ -1,6 +1,7 @@
 //! `/api/v1/replay` and `/api/v1/dead-letter`: replay firehose entries, list / delete / redrive
 //! dead letters (operator keys). See [`crate::replay`].
 
+use super::json_string::JsonString;
 use std::sync::Arc;
 
 use poem_openapi::param::{Path, Query};
@@ -24,17 +25,17 @@ pub struct ReplayApi {
 pub struct ReplayRequest {
     /// Range start: a firehose entry id or a time in ms (`XRANGE` form); empty = the oldest.
     #[oai(default)]
-    pub from: String,
+    pub from: JsonString,
     /// Range end, likewise; empty = the newest.
     #[oai(default)]
-    pub to: String,
-    pub event_type: Option<String>,
-    pub tenant: Option<String>,
-    pub user: Option<String>,
+    pub to: JsonString,
+    pub event_type: Option<JsonString>,
+    pub tenant: Option<JsonString>,
+    pub user: Option<JsonString>,
     /// An existing route's name to append to…
-    pub route: Option<String>,
+    pub route: Option<JsonString>,
     /// …or a new consumer group: entries go to `…:replay:<group>` with that group on it.
-    pub group: Option<String>,
+    pub group: Option<JsonString>,
     /// Only count what would be replayed.
     #[oai(default)]
     pub dry_run: bool,
@@ -71,9 +72,9 @@ pub struct DeadLetterList {
 pub struct RedriveRequest {
     /// Dead-letter record ids to redrive…
     #[oai(default)]
-    pub ids: Vec<String>,
+    pub ids: Vec<JsonString>,
     /// …or every record with this reason.
-    pub reason: Option<String>,
+    pub reason: Option<JsonString>,
 }
 
 #[derive(Debug, Object)]
@@ -105,7 +106,9 @@ impl ReplayApi {
         let state = &self.state;
         let principal = state.require(&auth, &[Role::Operator]).await?;
         let b = body.0;
-        let target = match (&b.route, &b.group) {
+        let text = |v: Option<JsonString>| v.map(JsonString::into_inner);
+        let (route, group) = (text(b.route), text(b.group));
+        let target = match (&route, &group) {
             (Some(r), None) if state.settings.routes.iter().any(|x| &x.name == r) => {
                 ReplayTarget::Route(r.clone())
             }
@@ -130,17 +133,18 @@ impl ReplayApi {
             s.is_empty()
                 || s.split('-').count() <= 2 && s.split('-').all(|p| p.parse::<u64>().is_ok())
         };
-        if !range_ok(&b.from) || !range_ok(&b.to) {
+        let (from, to) = (b.from.into_inner(), b.to.into_inner());
+        if !range_ok(&from) || !range_ok(&to) {
             return Err(HttpError::bad_request(
                 "from / to: an entry id (1700000000000-0) or a time in ms",
             ));
         }
         let filter = ReplayFilter {
-            from: b.from,
-            to: b.to,
-            event_type: b.event_type,
-            tenant: b.tenant,
-            user: b.user,
+            from,
+            to,
+            event_type: text(b.event_type),
+            tenant: text(b.tenant),
+            user: text(b.user),
         };
         let mut conn = state.redis.clone();
         let r = replay::replay(&mut conn, &state.keys, &filter, &target, b.dry_run)
@@ -210,6 +214,8 @@ impl ReplayApi {
         }
         let applier = Applier::new(state.keys.clone(), state.settings.projection.timeline_len);
         let tenants = TenantResolver::from_settings(&state.settings.tenants.rules);
+        let ids: Vec<String> = body.0.ids.into_iter().map(JsonString::into_inner).collect();
+        let reason = body.0.reason.map(JsonString::into_inner);
         let mut conn = state.redis.clone();
         let out = replay::redrive(
             &mut conn,
@@ -217,8 +223,8 @@ impl ReplayApi {
             &applier,
             &tenants,
             &state.settings.projection.group,
-            &body.ids,
-            body.reason.as_deref(),
+            &ids,
+            reason.as_deref(),
         )
         .await
         .map_err(|e| HttpError::redis("redrive", e))?;

@@ -38,6 +38,9 @@ use crate::tenants::doc::TenantDoc;
 use crate::tenants::engine::{Action, Engine, PlanSink};
 use crate::tenants::store::{TenantStore, MODE_APPLY, MODE_DELETE};
 
+/// Longest a plan (dry run, drift) may wait for Okta's reads.
+const PLAN_TIMEOUT: Duration = Duration::from_secs(8);
+
 pub struct TenantsApi {
     pub state: Arc<AppState>,
 }
@@ -134,13 +137,23 @@ impl TenantsApi {
             dry_run: true,
             profile_attribute: &self.state.settings.provisioning.profile_attribute,
         };
-        let (steps, _) = engine
-            .converge(tenant, doc, &known, &mut PlanSink)
-            .await
-            .map_err(|e| match e {
-                crate::tenants::engine::EngineError::Okta { source, .. } => okta_failed(&source),
-                other => HttpError::unavailable(other.to_string()),
-            })?;
+        // A plan answers a person or a product waiting on it: bounded, so an Okta that does not
+        // answer gives a clear 503 instead of a hung request.
+        let (steps, _) = tokio::time::timeout(
+            PLAN_TIMEOUT,
+            engine.converge(tenant, doc, &known, &mut PlanSink),
+        )
+        .await
+        .map_err(|_| {
+            HttpError::unavailable(format!(
+                "Okta did not answer the plan's reads within {} s; retry later",
+                PLAN_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| match e {
+            crate::tenants::engine::EngineError::Okta { source, .. } => okta_failed(&source),
+            other => HttpError::unavailable(other.to_string()),
+        })?;
         let changes = steps
             .iter()
             .filter(|s| s.action != Action::Unchanged)

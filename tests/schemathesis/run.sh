@@ -18,16 +18,21 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 ST="${SCHEMATHESIS:-schemathesis}"
 
 cargo build --quiet --bin okta-adapter
+cargo build --quiet -p okta-sim --bin okta-sim
 BIN="$TARGET/debug/okta-adapter"
+SIM_BIN="$TARGET/debug/okta-sim"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 WORK="$(mktemp -d)"
 REDIS_PORT="$(free_port)"
 HTTP_PORT="$(free_port)"
+SIM_PORT="$(free_port)"
+SIM_PID=""
 REDIS_PID=""
 APP_PID=""
 cleanup() {
   [ -n "$APP_PID" ] && kill "$APP_PID" 2>/dev/null && wait "$APP_PID" 2>/dev/null || true
+  [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
   [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -43,10 +48,15 @@ export OKTA_ADAPTER__HTTP__LISTEN="127.0.0.1:$HTTP_PORT"
 export OKTA_ADAPTER__HOOKS__SECRETS='["schemathesis-hook-secret"]'
 export OKTA_ADAPTER__LOG__LEVEL="warn"
 export OKTA_ADAPTER__REPORT__ENABLED="false"
-# Okta "configured" but unreachable: actions then get as far as the user lookup (404 for the
-# generated ids) instead of a 503 for a missing Okta; no test reaches Okta itself.
-export OKTA_ADAPTER__OKTA__ORG_URL="http://127.0.0.1:9"
-export OKTA_ADAPTER__OKTA__API_TOKEN="schemathesis-unused-token"
+# Okta is the in-repo simulator (no event hook, a limit no run reaches): actions get as far as
+# the user lookup (404 for generated ids); tenant plans and applies (the `Tenants` tag) read and
+# write the simulator as they would Okta, so their answers are the real ones, not a 5xx for an
+# unreachable Okta.
+"$SIM_BIN" --listen "127.0.0.1:$SIM_PORT" --token schemathesis-sim-token --limit 1000000 \
+  >"$WORK/sim.log" 2>&1 &
+SIM_PID=$!
+export OKTA_ADAPTER__OKTA__ORG_URL="http://127.0.0.1:$SIM_PORT"
+export OKTA_ADAPTER__OKTA__API_TOKEN="schemathesis-sim-token"
 
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
