@@ -35,7 +35,18 @@ impl RedisPersistence {
     pub async fn probe(conn: &mut RedisConn) -> RedisResult<Self> {
         let mut info = String::new();
         for section in ["server", "persistence", "replication"] {
-            let text: String = redis::cmd("INFO").arg(section).query_async(conn).await?;
+            // One Redis answers text; a cluster answers a map of node → text (every master).
+            // The masters are set up alike; the first one's answer speaks for them.
+            let reply: redis::Value = redis::cmd("INFO").arg(section).query_async(conn).await?;
+            let reply = match reply {
+                redis::Value::Map(nodes) => nodes
+                    .into_iter()
+                    .next()
+                    .map(|(_, text)| text)
+                    .unwrap_or(redis::Value::Nil),
+                other => other,
+            };
+            let text: String = redis::from_redis_value(reply)?;
             info.push_str(&text);
         }
         let appendfsync: Option<String> = redis::cmd("CONFIG")
