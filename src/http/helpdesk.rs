@@ -33,7 +33,6 @@ use crate::jobs::groups::{not_found_message, GroupGuard};
 use crate::okta::client::{OktaClient, OktaError};
 use crate::okta::rate::Lane;
 use crate::projection::granted::{granted, Grant, Granted};
-use crate::projection::read::Reader;
 use crate::projection::update::field;
 use crate::projection::UserRecord;
 
@@ -160,10 +159,6 @@ pub struct HelpdeskChange {
 
 const HELPDESK: &[Role] = &[Role::Support, Role::ClientAdmin];
 
-fn no_such_user(id: &str) -> HttpError {
-    HttpError::not_found(format!("no user `{id}`"))
-}
-
 fn no_such_app(app: &str) -> HttpError {
     HttpError::not_found(format!("no app `{app}`"))
 }
@@ -181,16 +176,12 @@ impl HelpdeskApi {
     }
 
     /// The user's record, if this caller may see it; else 404 as for a missing user.
+    /// The user lookup and tenant scoping of `GET /api/v1/users/{id}` (another tenant's user is
+    /// answered exactly like a missing one).
     async fn visible_user(&self, who: &Principal, id: &str) -> Result<UserRecord, HttpError> {
-        let mut conn = self.state.redis.clone();
-        let found = Reader::new(self.state.keys.clone())
-            .find(&mut conn, id, 1)
+        super::users::find_visible_user(&self.state, who, id, 1)
             .await
-            .map_err(|e| HttpError::redis("helpdesk-lookup", e))?;
-        match found {
-            Some((u, _)) if who.can_see_tenant(u.tenant.as_deref()) => Ok(u),
-            _ => Err(no_such_user(id)),
-        }
+            .map(|(user, _, _)| user)
     }
 
     async fn granted(
@@ -226,9 +217,7 @@ impl HelpdeskApi {
 
     /// Reads by `support` keys are audited, as the user lookup's are.
     async fn audit_read(&self, who: &Principal, action: &str, user: &str, reason: Option<&str>) {
-        if who.role == Role::Support {
-            self.audit(who, action, user, reason, "200").await;
-        }
+        super::users::audit_user_read(&self.state, reason, who, action, user, "200").await;
     }
 
     /// Audits a change's outcome and turns it into the answer.
