@@ -137,12 +137,28 @@ fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// A connection for the test's own checks: a cluster connection in cluster mode (commands go to
 /// the node that owns the key), else a single-node one.
+///
+/// The tests' own reads (e.g. `XRANGE` of a 4,500-entry stream) run while every other test of
+/// the binary loads the same two cores; redis-rs's default 500 ms response timeout made them
+/// fail with "timed out" under that load, so the tests' connections wait up to 10 s.
 pub async fn test_conn(url: &str) -> RedisConn {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
     if cluster_mode() {
-        let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
+        let client = redis::cluster::ClusterClient::builder(vec![url])
+            .connection_timeout(PATIENCE)
+            .response_timeout(PATIENCE)
+            .build()
+            .unwrap();
         RedisConn::Cluster(client.get_async_connection().await.unwrap())
     } else {
         let client = redis::Client::open(url).unwrap();
-        RedisConn::Single(redis::aio::ConnectionManager::new(client).await.unwrap())
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(PATIENCE))
+            .set_response_timeout(Some(PATIENCE));
+        RedisConn::Single(
+            redis::aio::ConnectionManager::new_with_config(client, config)
+                .await
+                .unwrap(),
+        )
     }
 }

@@ -715,13 +715,18 @@ async fn shutdown_waits_for_an_in_flight_delivery() {
         bytes::Bytes::copy_from_slice(first),
         bytes::Bytes::copy_from_slice(rest),
     );
-    // The body arrives in two halves, 500 ms apart; shutdown is requested in between.
+    // The body arrives in two halves, 500 ms apart; shutdown is requested in between, once the
+    // first half has been handed to the connection (a fixed sleep raced with a loaded machine:
+    // a request whose head had not arrived yet is not in flight, and the test saw a reset).
+    let first_sent = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signal = first_sent.clone();
     let stream = futures::stream::unfold(0, move |step| {
-        let (first, rest) = (first.clone(), rest.clone());
+        let (first, rest, signal) = (first.clone(), rest.clone(), signal.clone());
         async move {
             match step {
                 0 => Some((Ok::<_, std::io::Error>(first), 1)),
                 1 => {
+                    signal.notify_one();
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     Some((Ok(rest), 2))
                 }
@@ -741,7 +746,10 @@ async fn shutdown_waits_for_an_in_flight_delivery() {
             .unwrap()
             .status()
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), first_sent.notified())
+        .await
+        .expect("the first half of the body was never sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     app.stop().await;
     assert_eq!(in_flight.await.unwrap(), 204);
     assert_eq!(app.entries(&app.firehose()).await.len(), 30);
