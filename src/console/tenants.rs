@@ -213,7 +213,9 @@ fn step_subject(key: &str) -> String {
         "rule:activate" => "group rule activation".into(),
         _ => match key.strip_prefix("app:") {
             Some(rest) => match rest.split_once(':') {
-                Some((i, "assign")) => format!("app of installation {i} assigned to the users group"),
+                Some((i, "assign")) => {
+                    format!("app of installation {i} assigned to the users group")
+                }
                 Some((i, "delete")) => format!("app of installation {i}"),
                 _ => format!("app of installation {rest}"),
             },
@@ -254,25 +256,27 @@ pub fn drift_words(step: &Step) -> String {
         ("rule", Action::Create) => format!("Group rule {r} is missing in Okta."),
         ("rule", _) => format!("Group rule {r} differs from the declared state ({detail})."),
         ("rule:activate", _) => format!("Group rule {r} is not active."),
-        _ => match key.strip_prefix("app:") {
-            Some(rest) if rest.ends_with(":assign") => format!(
-                "App {r} (installation {}) is not assigned to the tenant's users group.",
-                app_of(rest)
-            ),
-            Some(rest) if rest.ends_with(":delete") => format!(
-                "App {r} still exists, but installation {} is no longer declared.",
-                app_of(rest)
-            ),
-            Some(rest) => match step.action {
-                Action::Create => format!("App {r} (installation {rest}) is missing in Okta."),
-                Action::Activate => format!("App {r} (installation {rest}) is not active."),
-                _ => {
-                    let what = detail.replace("redirect_uris", "redirect URIs");
-                    format!("App {r} (installation {rest}) differs from the declared state: {what}.")
-                }
-            },
-            None => format!("{r}: {:?} needed.", step.action),
-        },
+        _ => {
+            match key.strip_prefix("app:") {
+                Some(rest) if rest.ends_with(":assign") => format!(
+                    "App {r} (installation {}) is not assigned to the tenant's users group.",
+                    app_of(rest)
+                ),
+                Some(rest) if rest.ends_with(":delete") => format!(
+                    "App {r} still exists, but installation {} is no longer declared.",
+                    app_of(rest)
+                ),
+                Some(rest) => match step.action {
+                    Action::Create => format!("App {r} (installation {rest}) is missing in Okta."),
+                    Action::Activate => format!("App {r} (installation {rest}) is not active."),
+                    _ => {
+                        let what = detail.replace("redirect_uris", "redirect URIs");
+                        format!("App {r} (installation {rest}) differs from the declared state: {what}.")
+                    }
+                },
+                None => format!("{r}: {:?} needed.", step.action),
+            }
+        }
     }
 }
 
@@ -300,6 +304,9 @@ struct ApplyView {
     /// Steps recorded so far, and how many the apply will have (at least).
     done: usize,
     total: usize,
+    /// Installations whose new app's client secret reached nobody (the console does not wait
+    /// for secrets): they get one by rotating it on the installation page.
+    undelivered: Vec<String>,
 }
 
 impl From<&ApplyRecord> for ApplyView {
@@ -324,6 +331,16 @@ impl From<&ApplyRecord> for ApplyView {
             steps: a.steps.iter().map(StepView::from).collect(),
             done: a.steps.len(),
             total: expected.max(a.steps.len()),
+            undelivered: a
+                .steps
+                .iter()
+                .filter(|s| {
+                    s.detail
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with("client secret not delivered"))
+                })
+                .filter_map(|s| s.key.strip_prefix("app:").map(str::to_owned))
+                .collect(),
         }
     }
 }
@@ -735,9 +752,8 @@ pub async fn tenant_form_post(
     if !form.editing {
         match tenant_record(&state.app, &session.principal, t).await {
             Ok(_) => {
-                let problem = format!(
-                    "Tenant {t} already exists; open it and use Edit to change it."
-                );
+                let problem =
+                    format!("Tenant {t} already exists; open it and use Edit to change it.");
                 return render_form(&state, &session, &form, &[problem], false);
             }
             Err(HttpError::NotFound(_)) => {}
@@ -796,9 +812,7 @@ pub async fn apply_tenant(
         .get("doc")
         .and_then(|d| serde_json::from_str::<Value>(d).ok())
         .ok_or_else(|| HttpError::bad_request("the planned document is missing; plan again"))
-        .and_then(|v| {
-            TenantDoc::from_json(v).map_err(|e| HttpError::bad_request(e.to_string()))
-        })
+        .and_then(|v| TenantDoc::from_json(v).map_err(|e| HttpError::bad_request(e.to_string())))
         .and_then(|d| check_doc(&state.app, &tenant, d));
     let doc = match doc {
         Ok(d) => d,
@@ -889,7 +903,10 @@ pub async fn delete_tenant(
         )),
         Err(HttpError::BadRequest(_)) => {
             let message = if typed.is_empty() {
-                format!("To delete tenant {}, type its name. Nothing was deleted.", tenant.0)
+                format!(
+                    "To delete tenant {}, type its name. Nothing was deleted.",
+                    tenant.0
+                )
             } else {
                 format!(
                     "You typed “{typed}”, which is not the tenant's name. To delete tenant {}, type {} exactly. Nothing was deleted.",
@@ -967,9 +984,7 @@ pub async fn rotate_secret(
     if let Err(r) = state.check_csrf(req, &session, &fields) {
         return r;
     }
-    match rotate_installation_secret(&state.app, &session.principal, &tenant, &installation)
-        .await
-    {
+    match rotate_installation_secret(&state.app, &session.principal, &tenant, &installation).await {
         Ok(answer) => state
             .page(&session, "New client secret", "/tenants")
             .render(
@@ -1036,7 +1051,10 @@ mod tests {
         let efs = &doc.installations["efs"];
         assert_eq!(
             efs.redirect_uris,
-            vec!["https://efs.acme.example/cb", "https://efs2.acme.example/cb"]
+            vec![
+                "https://efs.acme.example/cb",
+                "https://efs2.acme.example/cb"
+            ]
         );
         assert_eq!(efs.grant_types, vec!["authorization_code"]);
         assert_eq!(efs.settings["region"], "eu");
@@ -1073,7 +1091,10 @@ mod tests {
             "is used twice",
             "Installation 3: give it a name",
         ] {
-            assert!(problems.contains(expected), "{expected} missing in:\n{problems}");
+            assert!(
+                problems.contains(expected),
+                "{expected} missing in:\n{problems}"
+            );
         }
         // With a valid tenant, the API's own checks speak too.
         let mut f = f;
@@ -1082,7 +1103,10 @@ mod tests {
             .to_doc(&kinds())
             .unwrap_err()
             .join("\n");
-        assert!(problems.contains("`crm` is not a configured kind"), "{problems}");
+        assert!(
+            problems.contains("`crm` is not a configured kind"),
+            "{problems}"
+        );
         assert!(problems.contains("must use https"), "{problems}");
     }
 
