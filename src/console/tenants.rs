@@ -606,11 +606,14 @@ impl TenantForm {
                 public_client: i.public_client,
                 settings,
             };
-            if installations.insert(i.name.clone(), doc).is_some() {
+            // The first of two with one name is the one checked further.
+            if installations.contains_key(&i.name) {
                 problems.push(format!(
                     "{at}: the name {} is used twice; each installation needs its own.",
                     i.name
                 ));
+            } else {
+                installations.insert(i.name.clone(), doc);
             }
         }
         let doc = TenantDoc {
