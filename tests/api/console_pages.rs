@@ -753,9 +753,21 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
         );
     }
     assert!(plan.contains("8 changes in Okta"), "{plan}");
+    // "Change the form" brings the planned values back into the form.
+    let doc_text = doc.to_string();
+    let (status, _, back) = operator
+        .post_form(
+            "/tenants/new",
+            &[("op", "edit"), ("tenant", "acme"), ("doc", &doc_text)],
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{back}");
+    for value in ["value=\"acme\"", "value=\"portal\"", "Acme Corp"] {
+        assert!(back.contains(value), "{value}: {back}");
+    }
 
     // Apply: without the CSRF token refused and nothing queued; with it, queued like PUT.
-    let doc_text = doc.to_string();
     let (status, _, _) = operator
         .post_form("/tenants/acme/apply", &[("doc", &doc_text)], false)
         .await;
