@@ -287,6 +287,7 @@ pub fn router(app: Arc<AppState>) -> impl Endpoint<Output = Response> {
         )
         .at("/tenants/:tenant", get(tenants::tenant_page))
         .at("/tenants/:tenant/edit", get(tenants::edit_tenant_page))
+        .at("/tenants/:tenant/drift", get(tenants::drift_fragment))
         .at("/tenants/:tenant/apply", post(tenants::apply_tenant))
         .at("/tenants/:tenant/delete", post(tenants::delete_tenant))
         .at("/tenants/:tenant/applies/:apply", get(tenants::apply_page))

@@ -376,9 +376,63 @@ pub async fn tenant_page(
             )
         }
     };
-    // What Okta has now: the plan of the declared state (reads only). Its steps that are
-    // not `unchanged` are the drift; a failed read is said, not hidden.
-    let (plan, plan_error) = match plan_steps(&state.app, t, &record.doc).await {
+    let names = Names::new(t);
+    let installations: Vec<InstallationRow> = record
+        .doc
+        .installations
+        .iter()
+        .map(|(name, inst)| InstallationRow {
+            name: name.clone(),
+            kind: inst.kind.clone(),
+            app_id: record.ids.get(&format!("app:{name}")).cloned(),
+            redirect_uris: inst.redirect_uris.clone(),
+        })
+        .collect();
+    let busy = record.state.as_deref() == Some("applying");
+    let title = format!("Tenant {t}");
+    state.page(&session, title, "/tenants").render(
+        &state.templates,
+        StatusCode::OK,
+        "tenant.html",
+        context! {
+            tenant => t,
+            display_name => record.doc.display_name,
+            tenant_state => record.state,
+            updated => record.updated,
+            busy,
+            groups => vec![
+                context! { role => "Users", name => names.users_group(), id => record.ids.get("group:users") },
+                context! { role => "Client admins", name => names.admins_group(), id => record.ids.get("group:admins") },
+            ],
+            rule => context! { name => names.rule(), id => record.ids.get("rule") },
+            installations => Serde(&installations),
+            users => Serde(&users),
+            last_apply => record.last_apply.as_ref().map(|a| Serde(ApplyView::from(a))),
+            may_write => is_writer(&session),
+        },
+    )
+}
+
+/// `GET /tenants/:tenant/drift`: the drift section of the tenant page, loaded by the page
+/// once it is shown (htmx, `hx-trigger="load"`), so the page itself never waits for Okta.
+/// Drift is the plan of the declared state against what Okta has now (reads only): its steps
+/// that are not `unchanged`, in words. A failed read is said, not hidden. The group rule's
+/// status comes along (out of band, into the rule section).
+#[handler]
+pub async fn drift_fragment(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    tenant: Path<String>,
+) -> Response {
+    let session = match state.require(req, TENANT_READERS).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let record = match tenant_record(&state.app, &session.principal, &tenant).await {
+        Ok(r) => r,
+        Err(e) => return refusal(&state, &session, "Tenant", &e),
+    };
+    let (plan, plan_error) = match plan_steps(&state.app, &record.tenant, &record.doc).await {
         Ok(steps) => (Some(steps), None),
         Err(e) => (None, Some(error_parts(&e).1)),
     };
@@ -397,42 +451,16 @@ pub async fn tenant_page(
             (_, false) => "missing",
         })
     });
-    let names = Names::new(t);
-    let installations: Vec<InstallationRow> = record
-        .doc
-        .installations
-        .iter()
-        .map(|(name, inst)| InstallationRow {
-            name: name.clone(),
-            kind: inst.kind.clone(),
-            app_id: record.ids.get(&format!("app:{name}")).cloned(),
-            redirect_uris: inst.redirect_uris.clone(),
-        })
-        .collect();
-    let busy = record.state.as_deref() == Some("applying");
-    let doc_json = serde_json::to_string(&record.doc).unwrap_or_default();
-    let title = format!("Tenant {t}");
-    state.page(&session, title, "/tenants").render(
-        &state.templates,
-        StatusCode::OK,
-        "tenant.html",
+    state.templates.fragment(
+        "tenant_drift.html",
         context! {
-            tenant => t,
-            display_name => record.doc.display_name,
-            tenant_state => record.state,
-            updated => record.updated,
-            busy,
-            groups => vec![
-                context! { role => "Users", name => names.users_group(), id => record.ids.get("group:users") },
-                context! { role => "Client admins", name => names.admins_group(), id => record.ids.get("group:admins") },
-            ],
-            rule => context! { name => names.rule(), id => record.ids.get("rule"), status => rule_status },
-            installations => Serde(&installations),
-            users => Serde(&users),
-            last_apply => record.last_apply.as_ref().map(|a| Serde(ApplyView::from(a))),
+            page => context! { base => state.base.clone(), csrf => session.csrf.clone() },
+            tenant => &record.tenant,
             drift,
             plan_error,
-            doc_json,
+            rule_status,
+            busy => record.state.as_deref() == Some("applying"),
+            doc_json => serde_json::to_string(&record.doc).unwrap_or_default(),
             may_write => is_writer(&session),
         },
     )

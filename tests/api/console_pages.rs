@@ -797,6 +797,20 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
     assert_eq!(tenant["desired"], doc);
     assert_eq!(tenant["in_sync"], true, "{tenant}");
     assert_eq!(sim.apps_labelled("tenant-acme-portal").len(), 1);
+    // The tenant page comes without waiting for Okta; its drift section is read on load.
+    let (status, html) = operator.get("/tenants/acme").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("/tenants/acme/drift\" hx-trigger=\"load\""),
+        "{html}"
+    );
+    let (status, drift) = operator.get("/tenants/acme/drift").await;
+    assert_eq!(status, 200);
+    assert!(drift.contains("id=\"in-sync\""), "{drift}");
+    assert!(
+        drift.contains("<dd id=\"rule-status\" hx-swap-oob=\"true\">ACTIVE</dd>"),
+        "{drift}"
+    );
     // The progress fragment of an ended apply stops polling.
     let (status, fragment) = operator
         .get(&format!("/tenants/acme/applies/{apply}/progress"))
@@ -883,6 +897,7 @@ async fn a_client_admin_reads_only_its_own_tenant_pages_and_writes_none() {
     for path in [
         "/tenants/globex",
         "/tenants/globex/installations/efs",
+        "/tenants/globex/drift",
         "/tenants/globex/applies/20260101T000000-00000000",
     ] {
         assert_eq!(acme.get(path).await, missing, "{path}");
