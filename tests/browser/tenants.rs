@@ -213,6 +213,15 @@ async fn an_operator_creates_a_tenant_from_the_form_applies_edits_a_redirect_uri
         portal[0]["id"].as_str().unwrap().to_owned(),
     );
 
+    // The list: the declared tenant with its state and installations, linked.
+    b.goto(app.url("/console/tenants")).await.unwrap();
+    let row = text_of(&b, By::Id("tenant-globex")).await;
+    assert!(
+        row.contains("Globex Corp") && row.contains("applied") && row.contains("efs, portal"),
+        "{row}"
+    );
+    screenshot(&b, "tenants-declared").await;
+
     // The tenant page: in sync, groups, rule, installations with their app ids.
     b.goto(app.url("/console/tenants/globex")).await.unwrap();
     assert_eq!(h1(&b).await, "Tenant globex");
@@ -365,6 +374,27 @@ async fn an_operator_creates_a_tenant_from_the_form_applies_edits_a_redirect_uri
         .await;
     assert_eq!(s, 200, "the tenant is still declared");
 
+    // The right name: the teardown runs, live, and the tenant's Okta resources are gone.
+    b.goto(app.url("/console/tenants/globex")).await.unwrap();
+    click(&b, By::Css("#delete-tenant summary")).await;
+    type_into(&b, "confirm-name", "globex").await;
+    click(&b, By::Id("confirm-delete")).await;
+    wait_for_h1(&b, "Deleting tenant globex").await;
+    let state = wait_text(&b, By::Id("apply-state"), 30, |s| {
+        s == "succeeded" || s == "failed"
+    })
+    .await;
+    assert_eq!(state, "succeeded");
+    assert!(text_of(&b, By::Id("apply-finished"))
+        .await
+        .contains("its users were kept"));
+    assert_eq!(sim.groups_named("tenant-globex"), 0);
+    assert!(sim.apps_labelled("tenant-globex-efs").is_empty());
+    let (s, _) = app
+        .get_json("/api/v1/tenants/globex?drift=false", Some(&support))
+        .await;
+    assert_eq!(s, 404, "deleted");
+
     // The console's writes are audited as the API's are, under the person's name.
     let mut conn = app.conn().await;
     let audit: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
@@ -374,15 +404,25 @@ async fn an_operator_creates_a_tenant_from_the_form_applies_edits_a_redirect_uri
         .query_async(&mut conn)
         .await
         .unwrap();
-    let applies = audit
-        .iter()
-        .filter(|(_, f)| {
-            f.iter().any(|(k, v)| k == "action" && v == "tenant:apply")
-                && f.iter()
-                    .any(|(k, v)| k == "key" && v == "console:olga@corp.example")
-        })
-        .count();
-    assert_eq!(applies, 2, "{audit:?}");
+    let by_olga = |action: &str| {
+        audit
+            .iter()
+            .filter(|(_, f)| {
+                f.iter().any(|(k, v)| k == "action" && v == action)
+                    && f.iter()
+                        .any(|(k, v)| k == "key" && v == "console:olga@corp.example")
+            })
+            .count()
+    };
+    assert_eq!(
+        (
+            by_olga("tenant:apply"),
+            by_olga("tenant:rotate-secret"),
+            by_olga("tenant:delete")
+        ),
+        (2, 1, 1),
+        "{audit:?}"
+    );
     b.quit().await.unwrap();
 }
 
