@@ -6,11 +6,11 @@
 //! Every rule is the tenants API's (`http::tenants`): the same role lists ([`WRITERS`],
 //! [`READERS`]), the same scoping (a client admin reads only its own tenant; any other reads
 //! exactly like a missing one), the same document checks, the same plan
-//! ([`plan_steps`](crate::http::tenants::plan_steps): the engine's dry run), the same queued
+//! ([`plan_steps`]: the engine's dry run), the same queued
 //! apply and delete with their audit entries, the same secret rotation. The console adds
 //! forms and words, not rules.
 //!
-//! User counts read at most [`COUNT_BUDGET`] users per tenant (see `projection::census`) and
+//! User counts read at most `COUNT_BUDGET` (5,000) users per tenant (see `projection::census`) and
 //! the page says when a split is partial.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -8,6 +8,11 @@
 //! - `installation`: read its own installation's config and manage access to its own app;
 //!   anything else is answered as missing.
 //!
+//! The rules live in `pub` functions over [`AppState`] ([`plan_steps`], [`queue_apply`],
+//! [`delete_confirmed`], [`tenant_record`], [`apply_record`], [`rotate_installation_secret`],
+//! [`check_scope`], the role lists): the endpoints below and the console's tenant pages
+//! (`console::tenants`) both call them, so a page can never allow what the API refuses.
+//!
 //! Writes to Okta run as a queued apply (see `tenants::worker`); a plan and drift read Okta
 //! with GETs only. Client secrets are shown once (the apply's waiting request, or
 //! `rotate-secret`) and stored nowhere.
