@@ -12,6 +12,8 @@
 //!
 //! - [`page`] — templates, the [`Page`](page::Page) layout values, shared answers (404/403).
 //! - [`users`] — the Users and User pages, the live status fragment and the lifecycle actions.
+//! - [`tenants`] — the Tenants list, tenant and installation pages, the create/edit form with
+//!   its plan, the apply's live progress and the typed-name delete.
 
 // Handlers answer refusals with a finished page (`Err(Response)`); boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -279,6 +281,28 @@ pub fn router(app: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/jobs/:id/results.csv", get(jobs::job_results_csv))
         .at("/jobs/:id/cancel", post(jobs::cancel_job))
         .at("/tenants", get(tenants::tenants_page))
+        .at(
+            "/tenants/new",
+            get(tenants::new_tenant_page).post(tenants::tenant_form_post),
+        )
+        .at("/tenants/:tenant", get(tenants::tenant_page))
+        .at("/tenants/:tenant/edit", get(tenants::edit_tenant_page))
+        .at("/tenants/:tenant/drift", get(tenants::drift_fragment))
+        .at("/tenants/:tenant/apply", post(tenants::apply_tenant))
+        .at("/tenants/:tenant/delete", post(tenants::delete_tenant))
+        .at("/tenants/:tenant/applies/:apply", get(tenants::apply_page))
+        .at(
+            "/tenants/:tenant/applies/:apply/progress",
+            get(tenants::apply_progress),
+        )
+        .at(
+            "/tenants/:tenant/installations/:installation",
+            get(tenants::installation_page),
+        )
+        .at(
+            "/tenants/:tenant/installations/:installation/rotate-secret",
+            post(tenants::rotate_secret),
+        )
         .at("/reports", get(reports::reports_page))
         .at("/reports/:month/preview", get(reports::report_preview))
         .at("/reports/:month/send", post(reports::send_report_now))

@@ -36,7 +36,7 @@ const PAGE_SIZE: usize = 25;
 const TIMELINE: usize = 20;
 
 /// Status and message of an API error, for a page.
-fn error_parts(e: &HttpError) -> (StatusCode, String) {
+pub(super) fn error_parts(e: &HttpError) -> (StatusCode, String) {
     let (status, body) = match e {
         HttpError::BadRequest(b) => (StatusCode::BAD_REQUEST, b),
         HttpError::Unauthorized(b) => (StatusCode::UNAUTHORIZED, b),

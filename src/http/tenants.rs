@@ -8,6 +8,11 @@
 //! - `installation`: read its own installation's config and manage access to its own app;
 //!   anything else is answered as missing.
 //!
+//! The rules live in `pub` functions over [`AppState`] ([`plan_steps`], [`queue_apply`],
+//! [`delete_confirmed`], [`tenant_record`], [`apply_record`], [`rotate_installation_secret`],
+//! [`check_scope`], the role lists): the endpoints below and the console's tenant pages
+//! (`console::tenants`) both call them, so a page can never allow what the API refuses.
+//!
 //! Writes to Okta run as a queued apply (see `tenants::worker`); a plan and drift read Okta
 //! with GETs only. Client secrets are shown once (the apply's waiting request, or
 //! `rotate-secret`) and stored nowhere.
@@ -35,8 +40,8 @@ use crate::okta::client::{OktaClient, OktaError};
 use crate::okta::rate::Lane;
 use crate::projection::read::{ListQuery, Reader};
 use crate::tenants::doc::TenantDoc;
-use crate::tenants::engine::{Action, Engine, PlanSink};
-use crate::tenants::store::{TenantStore, MODE_APPLY, MODE_DELETE};
+use crate::tenants::engine::{Action, Engine, PlanSink, Step};
+use crate::tenants::store::{ApplyRecord, TenantStore, MODE_APPLY, MODE_DELETE};
 
 /// Longest a plan (dry run, drift) may wait for Okta's reads.
 const PLAN_TIMEOUT: Duration = Duration::from_secs(8);
@@ -54,8 +59,10 @@ pub enum TenantAnswer {
     Accepted(Json<Value>),
 }
 
-const WRITERS: &[Role] = &[Role::Support, Role::Operator];
-const READERS: &[Role] = &[Role::Support, Role::Operator, Role::ClientAdmin];
+/// Who may declare, apply and delete tenants (the console's forms use the same list).
+pub const WRITERS: &[Role] = &[Role::Support, Role::Operator];
+/// Who may read a tenant (a client admin only its own).
+pub const READERS: &[Role] = &[Role::Support, Role::Operator, Role::ClientAdmin];
 const CONFIG_READERS: &[Role] = &[
     Role::Support,
     Role::Operator,
@@ -67,7 +74,7 @@ const MAX_WAIT_SECS: u64 = 60;
 /// Users counted per tenant in the list at most.
 const MAX_COUNTED_USERS: usize = 100_000;
 
-fn parse_tenant(t: &str) -> Result<TenantId, HttpError> {
+pub fn parse_tenant(t: &str) -> Result<TenantId, HttpError> {
     TenantId::parse(t).map_err(|e| HttpError::bad_request(format!("tenant: {e}")))
 }
 
@@ -76,7 +83,7 @@ fn no_tenant(t: &str) -> HttpError {
 }
 
 /// A client admin sees only its tenant; anything else looks missing.
-fn check_scope(who: &Principal, tenant: &str) -> Result<(), HttpError> {
+pub fn check_scope(who: &Principal, tenant: &str) -> Result<(), HttpError> {
     match who.role {
         Role::Support | Role::Operator => Ok(()),
         Role::ClientAdmin | Role::Installation if who.tenant.as_deref() == Some(tenant) => Ok(()),
@@ -91,87 +98,244 @@ fn okta_failed(e: &OktaError) -> HttpError {
     }
 }
 
-impl TenantsApi {
-    fn store(&self) -> TenantStore {
-        TenantStore::new(self.state.keys.clone())
-    }
+fn store(state: &AppState) -> TenantStore {
+    TenantStore::new(state.keys.clone())
+}
 
-    fn okta(&self) -> Result<&OktaClient, HttpError> {
-        self.state.okta.as_ref().ok_or_else(|| {
-            HttpError::unavailable("Okta is not configured (okta.org_url, okta.api_token)")
-        })
-    }
+fn okta(state: &AppState) -> Result<&OktaClient, HttpError> {
+    state.okta.as_ref().ok_or_else(|| {
+        HttpError::unavailable("Okta is not configured (okta.org_url, okta.api_token)")
+    })
+}
 
-    fn parse_doc(&self, tenant: &TenantId, body: Value) -> Result<TenantDoc, HttpError> {
-        let doc = TenantDoc::from_json(body).map_err(|e| HttpError::bad_request(e.to_string()))?;
-        doc.check(tenant, &self.state.settings.provisioning.kinds)
-            .map_err(|e| HttpError::bad_request(e.to_string()))?;
-        Ok(doc)
-    }
+/// Checks a tenant document for `tenant` (every problem named, 400).
+pub fn check_doc(
+    state: &AppState,
+    tenant: &TenantId,
+    doc: TenantDoc,
+) -> Result<TenantDoc, HttpError> {
+    doc.check(tenant, &state.settings.provisioning.kinds)
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
+    Ok(doc)
+}
 
-    /// The stored desired document, or 404.
-    async fn stored_doc(&self, tenant: &str) -> Result<TenantDoc, HttpError> {
-        let mut conn = self.state.redis.clone();
-        let h = self
-            .store()
-            .tenant(&mut conn, tenant)
-            .await
-            .map_err(|e| HttpError::redis("tenant-read", e))?;
-        h.get("doc")
-            .and_then(|d| serde_json::from_str(d).ok())
-            .ok_or_else(|| no_tenant(tenant))
-    }
+fn parse_doc(state: &AppState, tenant: &TenantId, body: Value) -> Result<TenantDoc, HttpError> {
+    let doc = TenantDoc::from_json(body).map_err(|e| HttpError::bad_request(e.to_string()))?;
+    check_doc(state, tenant, doc)
+}
 
-    /// The plan of `doc` against what Okta has now (GETs only).
-    async fn plan(&self, tenant: &str, doc: &TenantDoc) -> Result<Value, HttpError> {
-        let okta = self.okta()?;
-        let mut conn = self.state.redis.clone();
-        let known = self
-            .store()
-            .ids(&mut conn, tenant)
-            .await
-            .map_err(|e| HttpError::redis("tenant-ids", e))?;
-        let engine = Engine {
-            okta,
-            lane: Lane::Interactive,
-            dry_run: true,
-            profile_attribute: &self.state.settings.provisioning.profile_attribute,
-        };
-        // A plan answers a person or a product waiting on it: bounded, so an Okta that does not
-        // answer gives a clear 503 instead of a hung request.
-        let (steps, _) = tokio::time::timeout(
-            PLAN_TIMEOUT,
-            engine.converge(tenant, doc, &known, &mut PlanSink),
-        )
+/// The stored desired document, or 404.
+pub async fn stored_doc(state: &AppState, tenant: &str) -> Result<TenantDoc, HttpError> {
+    let mut conn = state.redis.clone();
+    let h = store(state)
+        .tenant(&mut conn, tenant)
         .await
-        .map_err(|_| {
-            HttpError::unavailable(format!(
-                "Okta did not answer the plan's reads within {} s; retry later",
-                PLAN_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|e| match e {
-            crate::tenants::engine::EngineError::Okta { source, .. } => okta_failed(&source),
-            other => HttpError::unavailable(other.to_string()),
-        })?;
-        let changes = steps
-            .iter()
-            .filter(|s| s.action != Action::Unchanged)
-            .count();
-        Ok(json!({"tenant": tenant, "changes": changes, "steps": steps}))
-    }
+        .map_err(|e| HttpError::redis("tenant-read", e))?;
+    h.get("doc")
+        .and_then(|d| serde_json::from_str(d).ok())
+        .ok_or_else(|| no_tenant(tenant))
+}
 
-    async fn audit(&self, who: &Principal, action: &str, subject: &str, detail: &str) {
-        self.state
-            .record_audit(AuditEntry {
-                who,
-                action,
-                subject,
-                reason: None,
-                detail,
-            })
-            .await;
+/// Every step of the plan of `doc` against what Okta has now (GETs only), unchanged ones
+/// included. The one way to a plan: the API's plan, dry run and drift, and the console's.
+pub async fn plan_steps(
+    state: &AppState,
+    tenant: &str,
+    doc: &TenantDoc,
+) -> Result<Vec<Step>, HttpError> {
+    let okta = okta(state)?;
+    let mut conn = state.redis.clone();
+    let known = store(state)
+        .ids(&mut conn, tenant)
+        .await
+        .map_err(|e| HttpError::redis("tenant-ids", e))?;
+    let engine = Engine {
+        okta,
+        lane: Lane::Interactive,
+        dry_run: true,
+        profile_attribute: &state.settings.provisioning.profile_attribute,
+    };
+    // A plan answers a person or a product waiting on it: bounded, so an Okta that does not
+    // answer gives a clear 503 instead of a hung request.
+    let (steps, _) = tokio::time::timeout(
+        PLAN_TIMEOUT,
+        engine.converge(tenant, doc, &known, &mut PlanSink),
+    )
+    .await
+    .map_err(|_| {
+        HttpError::unavailable(format!(
+            "Okta did not answer the plan's reads within {} s; retry later",
+            PLAN_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|e| match e {
+        crate::tenants::engine::EngineError::Okta { source, .. } => okta_failed(&source),
+        other => HttpError::unavailable(other.to_string()),
+    })?;
+    Ok(steps)
+}
+
+/// The plan of `doc` as the API answers it.
+async fn plan(state: &AppState, tenant: &str, doc: &TenantDoc) -> Result<Value, HttpError> {
+    let steps = plan_steps(state, tenant, doc).await?;
+    let changes = steps
+        .iter()
+        .filter(|s| s.action != Action::Unchanged)
+        .count();
+    Ok(json!({"tenant": tenant, "changes": changes, "steps": steps}))
+}
+
+async fn audit(state: &AppState, who: &Principal, action: &str, subject: &str, detail: &str) {
+    state
+        .record_audit(AuditEntry {
+            who,
+            action,
+            subject,
+            reason: None,
+            detail,
+        })
+        .await;
+}
+
+/// Stores `doc` as the tenant's desired state and queues apply `apply_id` (audited as
+/// `tenant:apply`); 409 while another apply of the tenant runs. `who` must be a writer.
+pub async fn queue_apply(
+    state: &AppState,
+    who: &Principal,
+    tenant: &str,
+    apply_id: &str,
+    doc: &TenantDoc,
+) -> Result<(), HttpError> {
+    crate::access::check_role(who, WRITERS).map_err(|e| HttpError::forbidden(e.to_string()))?;
+    okta(state)?;
+    let mut conn = state.redis.clone();
+    let queued = store(state)
+        .queue(&mut conn, tenant, apply_id, MODE_APPLY, doc, &who.key_id)
+        .await
+        .map_err(|e| HttpError::redis("tenant-queue", e))?;
+    if !queued {
+        return Err(HttpError::conflict(format!(
+            "an apply of tenant `{tenant}` is in progress; retry when it has finished"
+        )));
     }
+    audit(state, who, "tenant:apply", tenant, apply_id).await;
+    Ok(())
+}
+
+/// Queues the teardown of a tenant's Okta resources (never users), only when `confirm` is
+/// the tenant's name (400 otherwise, nothing happens). Audited as `tenant:delete`.
+pub async fn delete_confirmed(
+    state: &AppState,
+    who: &Principal,
+    tenant: &str,
+    confirm: Option<&str>,
+) -> Result<ApplyRecord, HttpError> {
+    crate::access::check_role(who, WRITERS).map_err(|e| HttpError::forbidden(e.to_string()))?;
+    if confirm != Some(tenant) {
+        return Err(HttpError::bad_request(format!(
+            "deleting tenant `{tenant}` removes its Okta groups, group rule and apps (not its users); repeat with confirm={tenant}"
+        )));
+    }
+    okta(state)?;
+    let doc = stored_doc(state, tenant).await?;
+    let mut conn = state.redis.clone();
+    let id = crate::tenants::store::new_apply_id();
+    let queued = store(state)
+        .queue(&mut conn, tenant, &id, MODE_DELETE, &doc, &who.key_id)
+        .await
+        .map_err(|e| HttpError::redis("tenant-queue", e))?;
+    if !queued {
+        return Err(HttpError::conflict(format!(
+            "an apply of tenant `{tenant}` is in progress; retry when it has finished"
+        )));
+    }
+    audit(state, who, "tenant:delete", tenant, &id).await;
+    store(state)
+        .apply(&mut conn, tenant, &id)
+        .await
+        .map_err(|e| HttpError::redis("tenant-apply", e))?
+        .ok_or_else(|| HttpError::unavailable("the apply vanished; retry"))
+}
+
+/// A declared tenant as stored (no Okta read): what `GET /api/v1/tenants/{tenant}` shows
+/// besides drift.
+#[derive(Debug, Clone)]
+pub struct TenantRecord {
+    pub tenant: String,
+    pub state: Option<String>,
+    pub updated: Option<String>,
+    pub doc: TenantDoc,
+    /// Okta ids by step key (`group:users`, `rule`, `app:<installation>`).
+    pub ids: crate::tenants::engine::Ids,
+    pub last_apply: Option<ApplyRecord>,
+    /// Installation configs (as the config endpoint answers them) by installation.
+    pub configs: BTreeMap<String, Value>,
+}
+
+/// The tenant `who` asks for, scoped like every tenant read (another tenant reads as missing).
+pub async fn tenant_record(
+    state: &AppState,
+    who: &Principal,
+    tenant: &str,
+) -> Result<TenantRecord, HttpError> {
+    check_scope(who, tenant)?;
+    let mut conn = state.redis.clone();
+    let store = store(state);
+    let h = store
+        .tenant(&mut conn, tenant)
+        .await
+        .map_err(|e| HttpError::redis("tenant-read", e))?;
+    let Some(doc) = h
+        .get("doc")
+        .and_then(|d| serde_json::from_str::<TenantDoc>(d).ok())
+    else {
+        return Err(no_tenant(tenant));
+    };
+    let last_apply = match h.get("apply") {
+        Some(id) => store
+            .apply(&mut conn, tenant, id)
+            .await
+            .map_err(|e| HttpError::redis("tenant-apply", e))?,
+        None => None,
+    };
+    let configs = h
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix("config:")?.to_owned(),
+                serde_json::from_str(v).ok()?,
+            ))
+        })
+        .collect();
+    let ids = store
+        .ids(&mut conn, tenant)
+        .await
+        .map_err(|e| HttpError::redis("tenant-ids", e))?;
+    Ok(TenantRecord {
+        tenant: tenant.to_owned(),
+        state: h.get("state").cloned(),
+        updated: h.get("updated").cloned(),
+        doc,
+        ids,
+        last_apply,
+        configs,
+    })
+}
+
+/// One apply of a tenant `who` may read.
+pub async fn apply_record(
+    state: &AppState,
+    who: &Principal,
+    tenant: &str,
+    apply: &str,
+) -> Result<ApplyRecord, HttpError> {
+    check_scope(who, tenant)?;
+    let mut conn = state.redis.clone();
+    store(state)
+        .apply(&mut conn, tenant, apply)
+        .await
+        .map_err(|e| HttpError::redis("tenant-apply", e))?
+        .ok_or_else(|| HttpError::not_found(format!("no apply `{apply}`")))
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Tenants")]
@@ -195,12 +359,12 @@ impl TenantsApi {
     ) -> Result<TenantAnswer, HttpError> {
         let who = self.state.require(&auth, WRITERS).await?;
         let tenant = parse_tenant(&tenant)?;
-        let doc = self.parse_doc(&tenant, body.0)?;
+        let doc = parse_doc(&self.state, &tenant, body.0)?;
         let t = tenant.as_str();
         if dry_run.0 == Some(true) {
-            return Ok(TenantAnswer::Ok(Json(self.plan(t, &doc).await?)));
+            return Ok(TenantAnswer::Ok(Json(plan(&self.state, t, &doc).await?)));
         }
-        self.okta()?;
+        okta(&self.state)?;
         let mut conn = self.state.redis.clone();
         let wait = wait.0.unwrap_or(0).min(MAX_WAIT_SECS);
         let apply_id = crate::tenants::store::new_apply_id();
@@ -219,17 +383,7 @@ impl TenantsApi {
         } else {
             None
         };
-        let queued = self
-            .store()
-            .queue(&mut conn, t, &apply_id, MODE_APPLY, &doc, &who.key_id)
-            .await
-            .map_err(|e| HttpError::redis("tenant-queue", e))?;
-        if !queued {
-            return Err(HttpError::conflict(format!(
-                "an apply of tenant `{t}` is in progress; retry when it has finished"
-            )));
-        }
-        self.audit(&who, "tenant:apply", t, &apply_id).await;
+        queue_apply(&self.state, &who, t, &apply_id, &doc).await?;
         let mut secrets = BTreeMap::new();
         if let Some(ps) = pubsub.as_mut() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -248,8 +402,7 @@ impl TenantsApi {
                     }
                     continue;
                 }
-                let done = self
-                    .store()
+                let done = store(&self.state)
                     .apply(&mut conn, t, &apply_id)
                     .await
                     .map_err(|e| HttpError::redis("tenant-apply", e))?
@@ -259,8 +412,7 @@ impl TenantsApi {
                 }
             }
         }
-        let apply = self
-            .store()
+        let apply = store(&self.state)
             .apply(&mut conn, t, &apply_id)
             .await
             .map_err(|e| HttpError::redis("tenant-apply", e))?
@@ -291,8 +443,8 @@ impl TenantsApi {
         let who = self.state.require(&auth, READERS).await?;
         let tenant = parse_tenant(&tenant)?;
         check_scope(&who, tenant.as_str())?;
-        let doc = self.stored_doc(tenant.as_str()).await?;
-        Ok(Json(self.plan(tenant.as_str(), &doc).await?))
+        let doc = stored_doc(&self.state, tenant.as_str()).await?;
+        Ok(Json(plan(&self.state, tenant.as_str(), &doc).await?))
     }
 
     /// A tenant: desired document, what Okta actually has (`drift`: the steps an apply would
@@ -307,42 +459,12 @@ impl TenantsApi {
         let who = self.state.require(&auth, READERS).await?;
         let tenant = parse_tenant(&tenant)?;
         let t = tenant.as_str();
-        check_scope(&who, t)?;
-        let mut conn = self.state.redis.clone();
-        let store = self.store();
-        let h = store
-            .tenant(&mut conn, t)
-            .await
-            .map_err(|e| HttpError::redis("tenant-read", e))?;
-        let Some(doc) = h
-            .get("doc")
-            .and_then(|d| serde_json::from_str::<TenantDoc>(d).ok())
-        else {
-            return Err(no_tenant(t));
-        };
-        let last = match h.get("apply") {
-            Some(id) => store
-                .apply(&mut conn, t, id)
-                .await
-                .map_err(|e| HttpError::redis("tenant-apply", e))?,
-            None => None,
-        };
-        let configs: BTreeMap<&str, Value> = h
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("config:")?, serde_json::from_str(v).ok()?)))
-            .collect();
-        let ids = store
-            .ids(&mut conn, t)
-            .await
-            .map_err(|e| HttpError::redis("tenant-ids", e))?;
+        let record = tenant_record(&self.state, &who, t).await?;
         let drift = if drift.0.unwrap_or(true) && self.state.okta.is_some() {
-            let plan = self.plan(t, &doc).await?;
-            let steps: Vec<Value> = plan["steps"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+            let steps: Vec<Step> = plan_steps(&self.state, t, &record.doc)
+                .await?
                 .into_iter()
-                .filter(|s| s["action"] != "unchanged")
+                .filter(|s| s.action != Action::Unchanged)
                 .collect();
             json!(steps)
         } else {
@@ -351,14 +473,14 @@ impl TenantsApi {
         let in_sync = drift.as_array().map(Vec::is_empty);
         Ok(Json(json!({
             "tenant": t,
-            "state": h.get("state"),
-            "updated": h.get("updated"),
-            "desired": doc,
-            "okta_ids": ids,
+            "state": record.state,
+            "updated": record.updated,
+            "desired": record.doc,
+            "okta_ids": record.ids,
             "drift": drift,
             "in_sync": in_sync,
-            "last_apply": last.map(|a| a.to_json()),
-            "installations": configs,
+            "last_apply": record.last_apply.map(|a| a.to_json()),
+            "installations": record.configs,
         })))
     }
 
@@ -376,17 +498,8 @@ impl TenantsApi {
     ) -> Result<Json<Value>, HttpError> {
         let who = self.state.require(&auth, READERS).await?;
         let tenant = parse_tenant(&tenant)?;
-        check_scope(&who, tenant.as_str())?;
-        let mut conn = self.state.redis.clone();
-        match self
-            .store()
-            .apply(&mut conn, tenant.as_str(), &apply)
-            .await
-            .map_err(|e| HttpError::redis("tenant-apply", e))?
-        {
-            Some(a) => Ok(Json(a.to_json())),
-            None => Err(HttpError::not_found(format!("no apply `{}`", apply.0))),
-        }
+        let a = apply_record(&self.state, &who, tenant.as_str(), &apply).await?;
+        Ok(Json(a.to_json()))
     }
 
     /// Tear a tenant's Okta resources down (apps, group rule, groups — never users), as a
@@ -404,35 +517,9 @@ impl TenantsApi {
     ) -> Result<TenantAnswer, HttpError> {
         let who = self.state.require(&auth, WRITERS).await?;
         let tenant = parse_tenant(&tenant)?;
-        let t = tenant.as_str();
-        if confirm.0.as_deref() != Some(t) {
-            return Err(HttpError::bad_request(format!(
-                "deleting tenant `{t}` removes its Okta groups, group rule and apps (not its users); repeat with confirm={t}"
-            )));
-        }
-        self.okta()?;
-        let doc = self.stored_doc(t).await?;
-        let mut conn = self.state.redis.clone();
-        let id = crate::tenants::store::new_apply_id();
-        let queued = self
-            .store()
-            .queue(&mut conn, t, &id, MODE_DELETE, &doc, &who.key_id)
-            .await
-            .map_err(|e| HttpError::redis("tenant-queue", e))?;
-        if !queued {
-            return Err(HttpError::conflict(format!(
-                "an apply of tenant `{t}` is in progress; retry when it has finished"
-            )));
-        }
-        self.audit(&who, "tenant:delete", t, &id).await;
-        let apply = self
-            .store()
-            .apply(&mut conn, t, &id)
-            .await
-            .map_err(|e| HttpError::redis("tenant-apply", e))?
-            .map(|a| a.to_json())
-            .unwrap_or(Value::Null);
-        Ok(TenantAnswer::Accepted(Json(apply)))
+        let apply =
+            delete_confirmed(&self.state, &who, tenant.as_str(), confirm.0.as_deref()).await?;
+        Ok(TenantAnswer::Accepted(Json(apply.to_json())))
     }
 
     /// Every tenant with its installations and user counts by status (from projections).
@@ -440,7 +527,7 @@ impl TenantsApi {
     async fn list_tenants(&self, auth: ApiKey) -> Result<Json<Value>, HttpError> {
         self.state.require(&auth, WRITERS).await?;
         let mut conn = self.state.redis.clone();
-        let store = self.store();
+        let store = store(&self.state);
         let names = store
             .list(&mut conn)
             .await
@@ -560,87 +647,97 @@ impl TenantsApi {
     ) -> Result<Json<Value>, HttpError> {
         let who = self.state.require(&auth, READERS).await?;
         let tenant = parse_tenant(&tenant)?;
-        let t = tenant.as_str();
-        check_scope(&who, t)?;
-        let okta = self.okta()?;
-        let mut conn = self.state.redis.clone();
-        let ids = self
-            .store()
-            .ids(&mut conn, t)
+        rotate_installation_secret(&self.state, &who, tenant.as_str(), &installation)
             .await
-            .map_err(|e| HttpError::redis("tenant-ids", e))?;
-        let Some(app) = ids.get(&format!("app:{}", installation.0)) else {
-            return Err(HttpError::not_found(format!(
-                "no installation `{}` of tenant `{t}`",
-                installation.0
-            )));
-        };
-        let base = format!("/api/v1/apps/{app}/credentials/secrets");
-        let call = |method: Method, path: String| async move {
-            okta.call(Lane::Interactive, method, &path, None).await
-        };
-        let existing = call(Method::GET, base.clone())
-            .await
-            .map_err(|e| okta_failed(&e))?
-            .unwrap_or(Value::Null);
-        let mut old: Vec<Value> = existing.as_array().cloned().unwrap_or_default();
-        old.sort_by(|a, b| a["created"].as_str().cmp(&b["created"].as_str()));
-        // Okta keeps at most two secrets: make room first by retiring the oldest.
-        if old.len() >= 2 {
-            let oldest = old.remove(0);
-            retire_secret(okta, &base, &oldest).await?;
-        }
-        let created = call(Method::POST, base.clone())
-            .await
-            .map_err(|e| match &e {
-                OktaError::Api { status: 400, .. } => HttpError::conflict(format!(
-                    "Okta refused a new secret: {e} (a public client has none)"
-                )),
-                other => okta_failed(other),
-            })?
-            .unwrap_or(Value::Null);
-        for s in &old {
-            retire_secret(okta, &base, s).await?;
-        }
-        let Some(secret) = created["client_secret"].as_str() else {
-            return Err(HttpError::bad_gateway("Okta answered no client secret"));
-        };
-        let config: Option<String> = conn
-            .hget(
-                self.state.keys.tenant(t),
-                format!("config:{}", installation.0),
-            )
-            .await
-            .map_err(|e| HttpError::redis("tenant-config", e))?;
-        let config: Option<Value> = config.and_then(|c| serde_json::from_str(&c).ok());
-        self.store()
-            .publish(
-                &mut conn,
-                t,
-                &installation,
-                "secret-rotated",
-                config.as_ref(),
-                self.state.settings.signing_key(),
-                self.state.settings.provisioning.config_stream_maxlen,
-            )
-            .await
-            .map_err(|e| HttpError::redis("tenant-config", e))?;
-        self.audit(
-            &who,
-            "tenant:rotate-secret",
-            &format!("{t}/{}", installation.0),
-            "rotated",
-        )
-        .await;
-        Ok(Json(json!({
-            "tenant": t,
-            "installation": installation.0,
-            "client_id": app,
-            "client_secret": secret,
-            "secret_id": created["id"],
-            "note": "shown once: the adapter does not keep it",
-        })))
+            .map(Json)
     }
+}
+
+/// Rotates an installation's client secret (see `POST …/rotate-secret`): answers the new
+/// secret this once; it is stored nowhere. Scoped like every tenant read; audited.
+pub async fn rotate_installation_secret(
+    state: &AppState,
+    who: &Principal,
+    t: &str,
+    installation: &str,
+) -> Result<Value, HttpError> {
+    crate::access::check_role(who, READERS).map_err(|e| HttpError::forbidden(e.to_string()))?;
+    check_scope(who, t)?;
+    let okta = okta(state)?;
+    let mut conn = state.redis.clone();
+    let ids = store(state)
+        .ids(&mut conn, t)
+        .await
+        .map_err(|e| HttpError::redis("tenant-ids", e))?;
+    let Some(app) = ids.get(&format!("app:{}", installation)) else {
+        return Err(HttpError::not_found(format!(
+            "no installation `{}` of tenant `{t}`",
+            installation
+        )));
+    };
+    let base = format!("/api/v1/apps/{app}/credentials/secrets");
+    let call = |method: Method, path: String| async move {
+        okta.call(Lane::Interactive, method, &path, None).await
+    };
+    let existing = call(Method::GET, base.clone())
+        .await
+        .map_err(|e| okta_failed(&e))?
+        .unwrap_or(Value::Null);
+    let mut old: Vec<Value> = existing.as_array().cloned().unwrap_or_default();
+    old.sort_by(|a, b| a["created"].as_str().cmp(&b["created"].as_str()));
+    // Okta keeps at most two secrets: make room first by retiring the oldest.
+    if old.len() >= 2 {
+        let oldest = old.remove(0);
+        retire_secret(okta, &base, &oldest).await?;
+    }
+    let created = call(Method::POST, base.clone())
+        .await
+        .map_err(|e| match &e {
+            OktaError::Api { status: 400, .. } => HttpError::conflict(format!(
+                "Okta refused a new secret: {e} (a public client has none)"
+            )),
+            other => okta_failed(other),
+        })?
+        .unwrap_or(Value::Null);
+    for s in &old {
+        retire_secret(okta, &base, s).await?;
+    }
+    let Some(secret) = created["client_secret"].as_str() else {
+        return Err(HttpError::bad_gateway("Okta answered no client secret"));
+    };
+    let config: Option<String> = conn
+        .hget(state.keys.tenant(t), format!("config:{}", installation))
+        .await
+        .map_err(|e| HttpError::redis("tenant-config", e))?;
+    let config: Option<Value> = config.and_then(|c| serde_json::from_str(&c).ok());
+    store(state)
+        .publish(
+            &mut conn,
+            t,
+            installation,
+            "secret-rotated",
+            config.as_ref(),
+            state.settings.signing_key(),
+            state.settings.provisioning.config_stream_maxlen,
+        )
+        .await
+        .map_err(|e| HttpError::redis("tenant-config", e))?;
+    audit(
+        state,
+        who,
+        "tenant:rotate-secret",
+        &format!("{t}/{}", installation),
+        "rotated",
+    )
+    .await;
+    Ok(json!({
+        "tenant": t,
+        "installation": installation,
+        "client_id": app,
+        "client_secret": secret,
+        "secret_id": created["id"],
+        "note": "shown once: the adapter does not keep it",
+    }))
 }
 
 /// Deactivates (when active) and deletes one client secret.

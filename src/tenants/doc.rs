@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::domain::tenant::TenantId;
 
 /// Grant types an installation may ask for (Okta's OIDC app grant types).
-const GRANT_TYPES: &[&str] = &[
+pub const GRANT_TYPES: &[&str] = &[
     "authorization_code",
     "refresh_token",
     "client_credentials",

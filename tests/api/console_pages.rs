@@ -371,24 +371,25 @@ async fn the_tenants_page_counts_users_by_status_and_a_client_admin_sees_only_it
     assert_eq!(status, 200, "{html}");
     let row = |html: &str, tenant: &str| -> String {
         let start = html
-            .find(&format!("<th scope=\"row\">{tenant}</th>"))
+            .find(&format!("<tr id=\"tenant-{tenant}\">"))
             .unwrap_or_else(|| panic!("{tenant} row: {html}"));
         html[start..start + html[start..].find("</tr>").unwrap()].to_owned()
     };
     let acme_row = row(&html, "acme");
-    // Columns: users, ACTIVE, SUSPENDED.
+    // Columns: name, state, installations (none: not declared), users, ACTIVE, SUSPENDED.
     let cells: Vec<&str> = acme_row
         .split("<td>")
         .skip(1)
         .map(|c| c.split("</td>").next().unwrap().trim())
         .collect();
-    assert_eq!(cells, ["3", "2", "1"], "{acme_row}");
-    assert!(html.contains("<th scope=\"row\">globex</th>"));
+    assert_eq!(cells, ["", "", "", "3", "2", "1"], "{acme_row}");
+    assert!(acme_row.contains("(not declared)"), "{acme_row}");
+    assert!(html.contains("<tr id=\"tenant-globex\">"));
 
     let acme = sign_in(&app, Role::ClientAdmin, Some("acme")).await;
     let (status, html) = acme.get("/tenants").await;
     assert_eq!(status, 200);
-    assert!(html.contains("<th scope=\"row\">acme</th>"), "{html}");
+    assert!(html.contains("<tr id=\"tenant-acme\">"), "{html}");
     assert!(!html.contains("globex"), "only its own tenant: {html}");
 }
 
@@ -638,4 +639,297 @@ async fn an_operator_cancels_an_open_job_from_its_page_and_an_ended_job_cannot_b
     let (status, _, body) = op.post_form(&format!("/jobs/{id}/cancel"), &[], true).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("is already cancelled"), "{body}");
+}
+
+/// The value of the first hidden input `name` in a page, unescaped (the planned document).
+fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name}: {html}"))
+        + marker.len();
+    let raw = &html[start..start + html[start..].find('"').unwrap()];
+    raw.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The tenant form of `tenant` with two installations, as the browser posts it.
+fn tenant_form<'a>(tenant: &'a str, op: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("op", op),
+        ("tenant", tenant),
+        ("display_name", "Acme Corp"),
+        ("count", "2"),
+        ("i0_name", "efs"),
+        ("i0_kind", "efs"),
+        ("i0_redirect_uris", "https://efs.acme.example/cb"),
+        ("i0_grant_authorization_code", "on"),
+        ("i0_pkce", "on"),
+        ("i1_name", "portal"),
+        ("i1_kind", "portals"),
+        ("i1_redirect_uris", "https://portal.acme.example/cb"),
+        ("i1_grant_authorization_code", "on"),
+        ("i1_grant_refresh_token", "on"),
+        ("i1_pkce", "on"),
+    ]
+}
+
+async fn wait_for_apply_state(app: &TestApp, key: &str, tenant: &str, apply: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, a) = app
+            .get_json(
+                &format!("/api/v1/tenants/{tenant}/applies/{apply}"),
+                Some(key),
+            )
+            .await;
+        if a["state"] == "succeeded" || a["state"] == "failed" {
+            return a["state"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "apply never ended: {a}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes_only_by_name() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    let operator = sign_in(&app, Role::Operator, None).await;
+
+    // Bad input: every problem in words, nothing stored.
+    let mut bad = tenant_form("Acme!", "plan");
+    bad.push(("i1_settings", "[1]"));
+    let (status, _, html) = operator.post_form("/tenants/new", &bad, true).await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("is not a tenant id"), "{html}");
+    assert!(html.contains("settings must be a JSON object"), "{html}");
+    let (_, list) = app.get_json("/api/v1/tenants", Some(&support_key)).await;
+    assert_eq!(list["tenants"], serde_json::json!([]));
+
+    // "Add an installation" re-renders the form with one more fieldset, values kept.
+    let (status, _, html) = operator
+        .post_form("/tenants/new", &tenant_form("acme", "add"), true)
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"installation-2\"") && !html.contains("id=\"installation-3\""));
+    assert!(
+        html.contains("https:&#x2f;&#x2f;portal.acme.example&#x2f;cb"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"count\" value=\"3\""), "{html}");
+
+    // The plan is the API's dry run, step for step.
+    let (status, _, plan) = operator
+        .post_form("/tenants/new", &tenant_form("acme", "plan"), true)
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let doc: serde_json::Value = serde_json::from_str(&hidden_value(&plan, "doc")).unwrap();
+    let dry = app
+        .client
+        .put(app.url("/api/v1/tenants/acme?dry_run=true"))
+        .bearer_auth(&support_key)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    let dry: serde_json::Value = dry.json().await.unwrap();
+    let api_steps = dry["steps"].as_array().unwrap();
+    assert_eq!(api_steps.len(), 8);
+    assert_eq!(plan.matches("<tr class=\"step-").count(), api_steps.len());
+    for s in api_steps {
+        assert!(
+            plan.contains(&format!(
+                "<tr class=\"step-{}",
+                s["action"].as_str().unwrap()
+            )),
+            "{s}"
+        );
+    }
+    assert!(plan.contains("8 changes in Okta"), "{plan}");
+    // "Change the form" brings the planned values back into the form.
+    let doc_text = doc.to_string();
+    let (status, _, back) = operator
+        .post_form(
+            "/tenants/new",
+            &[("op", "edit"), ("tenant", "acme"), ("doc", &doc_text)],
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{back}");
+    for value in ["value=\"acme\"", "value=\"portal\"", "Acme Corp"] {
+        assert!(back.contains(value), "{value}: {back}");
+    }
+
+    // Apply: without the CSRF token refused and nothing queued; with it, queued like PUT.
+    let (status, _, _) = operator
+        .post_form("/tenants/acme/apply", &[("doc", &doc_text)], false)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.get_json("/api/v1/tenants/acme", Some(&support_key))
+            .await
+            .0,
+        404,
+        "nothing queued"
+    );
+    let (status, location, _) = operator
+        .post_form("/tenants/acme/apply", &[("doc", &doc_text)], true)
+        .await;
+    assert_eq!(status, 303);
+    let apply = location
+        .rsplit_once("/applies/")
+        .map(|(_, id)| id.to_owned())
+        .unwrap_or_else(|| panic!("{location}"));
+    assert_eq!(
+        wait_for_apply_state(&app, &support_key, "acme", &apply).await,
+        "succeeded"
+    );
+    let (_, tenant) = app
+        .get_json("/api/v1/tenants/acme", Some(&support_key))
+        .await;
+    assert_eq!(tenant["desired"], doc);
+    assert_eq!(tenant["in_sync"], true, "{tenant}");
+    assert_eq!(sim.apps_labelled("tenant-acme-portal").len(), 1);
+    // The tenant page comes without waiting for Okta; its drift section is read on load.
+    let (status, html) = operator.get("/tenants/acme").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("/tenants/acme/drift\" hx-trigger=\"load\""),
+        "{html}"
+    );
+    let (status, drift) = operator.get("/tenants/acme/drift").await;
+    assert_eq!(status, 200);
+    assert!(drift.contains("id=\"in-sync\""), "{drift}");
+    assert!(
+        drift.contains("<dd id=\"rule-status\" hx-swap-oob=\"true\">ACTIVE</dd>"),
+        "{drift}"
+    );
+    // The progress fragment of an ended apply stops polling.
+    let (status, fragment) = operator
+        .get(&format!("/tenants/acme/applies/{apply}/progress"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(fragment.contains("Finished: succeeded") && !fragment.contains("hx-trigger"));
+    let audit = app.entries(&format!("{}:audit", app.prefix)).await;
+    assert!(
+        audit.iter().any(|e| {
+            let f = |k: &str| e.get(k).map(String::as_str);
+            f("action") == Some("tenant:apply")
+                && f("key") == Some("console:operator@example.com")
+                && f("detail") == Some(apply.as_str())
+        }),
+        "{audit:?}"
+    );
+
+    // "New tenant" with a declared tenant's name would replace it unseen: refused.
+    let (status, _, html) = operator
+        .post_form("/tenants/new", &tenant_form("acme", "plan"), true)
+        .await;
+    assert_eq!(status, 400);
+    assert!(html.contains("Tenant acme already exists"), "{html}");
+
+    // Delete: a wrong name, and no CSRF token, change nothing; the name deletes.
+    let (status, _, html) = operator
+        .post_form("/tenants/acme/delete", &[("confirm", "acm")], true)
+        .await;
+    assert_eq!(status, 400);
+    assert!(html.contains("Nothing was deleted"), "{html}");
+    let (status, _, _) = operator
+        .post_form("/tenants/acme/delete", &[("confirm", "acme")], false)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(sim.groups_named("tenant-acme"), 1, "nothing deleted");
+    let (status, location, _) = operator
+        .post_form("/tenants/acme/delete", &[("confirm", "acme")], true)
+        .await;
+    assert_eq!(status, 303, "{location}");
+    let teardown = location.rsplit_once("/applies/").unwrap().1.to_owned();
+    assert_eq!(
+        wait_for_apply_state(&app, &support_key, "acme", &teardown).await,
+        "succeeded"
+    );
+    assert_eq!(sim.groups_named("tenant-acme"), 0);
+    assert!(sim.apps_labelled("tenant-acme-efs").is_empty());
+    let (status, html) = operator
+        .get(&format!("/tenants/acme/applies/{teardown}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Deleting tenant acme"), "{html}");
+}
+
+#[tokio::test]
+async fn a_client_admin_reads_only_its_own_tenant_pages_and_writes_none() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    for tenant in ["acme", "globex"] {
+        let doc = serde_json::json!({"installations": {"efs": {"kind": "efs",
+            "redirect_uris": [format!("https://efs.{tenant}.example/cb")]}}});
+        let resp = app
+            .client
+            .put(app.url(&format!("/api/v1/tenants/{tenant}?wait=30")))
+            .bearer_auth(&support_key)
+            .json(&doc)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let acme = sign_in(&app, Role::ClientAdmin, Some("acme")).await;
+    let (status, html) = acme.get("/tenants/acme").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("edit-tenant") && !html.contains("delete-tenant"));
+    let (status, html) = acme.get("/tenants/acme/installations/efs").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"config-json\""), "{html}");
+
+    // Another tenant: every page and form answers exactly like a tenant that does not exist.
+    let missing = acme.get("/tenants/nosuchtenant").await;
+    assert_eq!(missing.0, 404);
+    for path in [
+        "/tenants/globex",
+        "/tenants/globex/installations/efs",
+        "/tenants/globex/drift",
+        "/tenants/globex/applies/20260101T000000-00000000",
+    ] {
+        assert_eq!(acme.get(path).await, missing, "{path}");
+    }
+    let (status, _, forged) = acme
+        .post_form("/tenants/globex/installations/efs/rotate-secret", &[], true)
+        .await;
+    let (_, _, for_missing) = acme
+        .post_form(
+            "/tenants/nosuchtenant/installations/efs/rotate-secret",
+            &[],
+            true,
+        )
+        .await;
+    assert_eq!((status, &forged), (404, &for_missing));
+    // Writes are refused by role, as the API refuses a client admin's PUT and DELETE.
+    for (path, fields) in [
+        ("/tenants/acme/apply", vec![("doc", "{}")]),
+        ("/tenants/acme/delete", vec![("confirm", "acme")]),
+        ("/tenants/new", tenant_form("acme", "plan")),
+    ] {
+        let (status, _, _) = acme.post_form(path, &fields, true).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    assert_eq!(acme.get("/tenants/new").await.0, 403);
+    assert_eq!(acme.get("/tenants/acme/edit").await.0, 403);
+    let audit = app.entries(&format!("{}:audit", app.prefix)).await;
+    assert!(
+        !audit.iter().any(|e| {
+            let f = |k: &str| e.get(k).cloned().unwrap_or_default();
+            f("key").starts_with("console:") && f("action").starts_with("tenant:")
+        }),
+        "{audit:?}"
+    );
 }

@@ -17,6 +17,8 @@ mod helpers;
 mod pages;
 // The self-service MFA reset pages (issue 15).
 mod selfservice;
+// The tenant pages: form, plan, live apply, drift, typed delete (issue 18).
+mod tenants;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
