@@ -162,3 +162,17 @@ pub async fn test_conn(url: &str) -> RedisConn {
         )
     }
 }
+
+/// A plain connection to one redis-server (tests that start, kill and restart their own) with
+/// the same patience as [`test_conn`].
+pub async fn single_node_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    let patience = Some(std::time::Duration::from_secs(10));
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(patience)
+        .set_response_timeout(patience);
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
+}

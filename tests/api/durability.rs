@@ -134,11 +134,7 @@ async fn kill_redis_under_load(args: &[&'static str], durability: &str) -> Outco
         p.await.unwrap();
     }
     redis.spawn();
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::cluster::single_node_conn(&redis.url()).await;
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(app.firehose()).await.unwrap();
     let stored: HashSet<String> = reply
         .ids
@@ -213,11 +209,7 @@ async fn a_durability_setting_redis_cannot_honour_stops_the_start_with_the_reaso
 
     // everysec: only Redis >= 7.2 can make it durable per write (WAITAOF).
     let redis = FaultRedis::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::cluster::single_node_conn(&redis.url()).await;
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut conn)

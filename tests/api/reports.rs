@@ -711,11 +711,7 @@ async fn a_month_without_events_is_mailed_once_with_a_warning_to_check_the_event
     let prefix = random_prefix();
     // This installation's scheduler has been running for years: the due month's silence means
     // the event hook broke.
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::cluster::single_node_conn(&redis.url()).await;
     let _: () = conn
         .set(format!("{prefix}:report:scheduled-since"), 946_684_800)
         .await
