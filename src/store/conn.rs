@@ -271,6 +271,22 @@ mod slot_tests {
                 "report lease renew/release",
                 vec![k.report_lease("2026-11")],
             ),
+            // tenants::store: queue (apply record + tenant hash), finish, each step's record,
+            // the take-over script. The listing, the queue and the config stream are written
+            // outside them, in a crash-safe order.
+            (
+                "tenant queue / finish / step MULTI",
+                vec![
+                    k.tenant_apply("acme", "a1"),
+                    k.tenant("acme"),
+                    k.tenant_ids("acme"),
+                ],
+            ),
+            ("tenant take-over", vec![k.tenant("acme")]),
+            (
+                "self-service link claim MULTI",
+                vec![k.self_service_token("d")],
+            ),
             (
                 "password import reserve/release",
                 vec![

@@ -575,6 +575,10 @@ async fn the_report_command_writes_a_preview_and_sends_through_the_file_transpor
             cmd.arg("--send");
         }
         cmd.env("OKTA_ADAPTER__REDIS__URL", &app.redis_url)
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &app.prefix)
             .env("OKTA_ADAPTER__REPORT__OUTPUT_DIR", out.path())
             .env(
@@ -653,6 +657,10 @@ async fn smtp_credentials_from_the_url_are_used_and_never_shown() {
             .args(&args)
             .env("OKTA_ADAPTER__HOOKS__SECRETS", r#"["x"]"#)
             .env("OKTA_ADAPTER__REDIS__URL", &app.redis_url)
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &app.prefix)
             .env("OKTA_ADAPTER__REPORT__OUTPUT_DIR", out.path())
             .env(
@@ -711,11 +719,7 @@ async fn a_month_without_events_is_mailed_once_with_a_warning_to_check_the_event
     let prefix = random_prefix();
     // This installation's scheduler has been running for years: the due month's silence means
     // the event hook broke.
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis.conn().await;
     let _: () = conn
         .set(format!("{prefix}:report:scheduled-since"), 946_684_800)
         .await
