@@ -1215,3 +1215,71 @@ async fn the_maintenance_sweep_cancels_a_job_a_crash_left_validating() {
     assert!(job["reason"].as_str().unwrap().contains("cut off"), "{job}");
     assert!(job["finished"].is_string(), "nothing is left to run: {job}");
 }
+
+/// On a cluster the upload-end script touches only `job:{id}`; `jobs:validating` (another slot)
+/// is updated after it. A crash between the two — simulated here by listing the finished job
+/// again, and an id whose hash never got written — must be settled by the sweep without
+/// touching the job's state.
+#[tokio::test]
+async fn the_sweep_unlists_a_finished_job_and_a_hashless_id_a_crash_left_listed() {
+    use redis::AsyncCommands;
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        "[jobs]\nworkers = false\nstale_upload_secs = 1\n",
+    )
+    .await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (s, job) = app
+        .upload_job(
+            &operator,
+            "kind=suspend",
+            "text/csv",
+            "login\nu1@example.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (_, job) = app
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+        .await;
+    assert_eq!(job["state"], "queued", "{job}");
+    let keys = okta_adapter::store::Keys::new(prefix.clone());
+    let mut conn = app.conn().await;
+    let listed: Vec<String> = conn.zrange(keys.jobs_validating(), 0, -1).await.unwrap();
+    assert!(
+        listed.is_empty(),
+        "un-listed when the upload ended: {listed:?}"
+    );
+    // The crash: still listed (with an old score), plus an id listed before its hash existed.
+    let _: () = conn.zadd(keys.jobs_validating(), &id, 1).await.unwrap();
+    let _: () = conn
+        .zadd(keys.jobs_validating(), "0000000000000000", 1)
+        .await
+        .unwrap();
+    let settled = eventually(10, || {
+        let mut conn = conn.clone();
+        let key = keys.jobs_validating();
+        async move {
+            let n: u64 = conn.zcard(key).await.unwrap();
+            n == 0
+        }
+    })
+    .await;
+    assert!(settled, "the sweep un-lists both");
+    let (_, job) = app
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+        .await;
+    assert_eq!(
+        job["state"], "queued",
+        "the finished upload stays queued: {job}"
+    );
+    assert!(job["reason"].is_null(), "{job}");
+    let (status, _) = app
+        .get_json("/api/v1/jobs/0000000000000000", Some(&operator))
+        .await;
+    assert_eq!(status, 404, "no job appears for the hashless id");
+}
