@@ -134,9 +134,14 @@ async fn kill_redis_under_load(args: &[&'static str], durability: &str) -> Outco
         p.await.unwrap();
     }
     redis.spawn();
+    // The whole firehose in one reply (10 000+ entries): more than redis-rs's default 500 ms
+    // response timeout allows on a loaded 2-core machine.
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(30))),
+        )
         .await
         .unwrap();
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(app.firehose()).await.unwrap();
