@@ -77,6 +77,13 @@ impl Application {
             .await
             .map_err(|source| RedisUnreachable::new(&state.settings.redis.url, source))?;
         check_durability(&state).await?;
+        // Before any scheduler runs: the report's send record moved to the `{report}` hash tag
+        // (the old names are still read, so a failure here only logs).
+        let mut conn = state.redis.clone();
+        if let Err(e) = crate::reporting::migrate::migrate_report_keys(&mut conn, &state.keys).await
+        {
+            tracing::warn!(error = %e, "report send records not migrated yet (old names are still read); the next start retries");
+        }
         // The spool takes event hook deliveries: only a process that serves hooks has one.
         if state.settings.spool.enabled
             && state

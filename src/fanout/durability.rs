@@ -186,18 +186,20 @@ pub fn plan(
     Ok((step, warnings))
 }
 
-/// Runs the wait step on the connection that wrote. Too few acknowledgements is an error whose
-/// kind is I/O, so the handler treats it as "Redis cannot take it" (spool, or 503).
-pub async fn wait(step: WaitStep, conn: &mut RedisConn) -> RedisResult<()> {
+/// Runs the wait step on the connection that wrote `key`. Too few acknowledgements is an error
+/// whose kind is I/O, so the handler treats it as "Redis cannot take it" (spool, or 503).
+///
+/// On a cluster the step goes to the master of `key`'s slot only, the node the script wrote to
+/// (`WAIT` counts this connection's writes on that node). redis-rs would otherwise send `WAIT`
+/// to every master and take the smallest answer, so a master without a replica — e.g. one just
+/// promoted after a failover, holding none of the ingest keys — would refuse every delivery.
+pub async fn wait(step: WaitStep, conn: &mut RedisConn, key: &str) -> RedisResult<()> {
     match step {
         WaitStep::None => Ok(()),
         WaitStep::WaitAof { timeout_ms } => {
-            let acks: Vec<i64> = redis::cmd("WAITAOF")
-                .arg(1)
-                .arg(0)
-                .arg(timeout_ms)
-                .query_async(conn)
-                .await?;
+            let mut cmd = redis::cmd("WAITAOF");
+            cmd.arg(1).arg(0).arg(timeout_ms);
+            let acks: Vec<i64> = on_key_master(conn, cmd, key).await?;
             if acks.first().copied().unwrap_or(0) < 1 {
                 return Err(not_durable("WAITAOF: the write is not yet fsync'd"));
             }
@@ -207,17 +209,37 @@ pub async fn wait(step: WaitStep, conn: &mut RedisConn) -> RedisResult<()> {
             replicas,
             timeout_ms,
         } => {
-            let acked: i64 = redis::cmd("WAIT")
-                .arg(replicas)
-                .arg(timeout_ms)
-                .query_async(conn)
-                .await?;
+            let mut cmd = redis::cmd("WAIT");
+            cmd.arg(replicas).arg(timeout_ms);
+            let acked: i64 = on_key_master(conn, cmd, key).await?;
             if acked < i64::from(replicas) {
                 return Err(not_durable(&format!(
                     "WAIT: {acked} of {replicas} replicas acknowledged"
                 )));
             }
             Ok(())
+        }
+    }
+}
+
+/// `cmd` on the node of `key` (on one Redis: that Redis).
+async fn on_key_master<T: redis::FromRedisValue>(
+    conn: &mut RedisConn,
+    cmd: redis::Cmd,
+    key: &str,
+) -> RedisResult<T> {
+    match conn {
+        RedisConn::Single(_) => cmd.query_async(conn).await,
+        RedisConn::Cluster(cluster) => {
+            use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+            let slot = crate::store::conn::key_slot(key);
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                slot,
+                SlotAddr::Master,
+            )));
+            Ok(redis::from_redis_value(
+                cluster.route_command(cmd, route).await?,
+            )?)
         }
     }
 }

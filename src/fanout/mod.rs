@@ -299,7 +299,8 @@ impl Ingestor {
         }
         // Also after an all-duplicate write: a retry must not get its 204 before the first
         // attempt's writes are as durable as promised.
-        durability::wait(self.wait.get().copied().unwrap_or_default(), conn).await?;
+        let step = self.wait.get().copied().unwrap_or_default();
+        durability::wait(step, conn, &self.keys.firehose()).await?;
         Ok(outcomes)
     }
 

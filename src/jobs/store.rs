@@ -181,13 +181,16 @@ impl JobStore {
     }
 
     /// The finish of an upload and the cancel of a cut-off one: each acts only on a job that is
-    /// still `validating`, so neither overwrites the other (or an operator's cancel).
+    /// still `validating`, so neither overwrites the other (or an operator's cancel). It touches
+    /// the job's hash only (one cluster slot, `job:{id}`); the caller then drops the id from
+    /// `jobs:validating` (another slot). A crash between the two leaves the id listed, and the
+    /// maintenance sweep ([`Self::settle_stale_uploads`]) later runs this again on the job,
+    /// which is no longer `validating`, so it changes nothing and only un-lists it.
     fn end_upload_script() -> Script {
         Script::new(
             r"
-            -- KEYS[1] job hash  KEYS[2] validating set
+            -- KEYS[1] job hash
             -- ARGV[1] id  ARGV[2] now  ARGV[3] 'finish' | 'abandon'  ARGV[4] total | reason
-            redis.call('ZREM', KEYS[2], ARGV[1])
             local h = redis.call('HMGET', KEYS[1], 'state', 'valid', 'done', 'failed')
             if not h[1] then return false end
             local finished = tonumber(h[3] or 0) + tonumber(h[4] or 0) >= tonumber(h[2] or 0)
@@ -211,7 +214,10 @@ impl JobStore {
         )
     }
 
-    /// Creates a job in state `validating`.
+    /// Creates a job in state `validating`. It is listed in `jobs:validating` first, in its own
+    /// step: the hash and that set are on different cluster slots, and a job whose hash says
+    /// `validating` must never exist unlisted (the sweep would never settle it). A crash after
+    /// the listing leaves an id without a hash, which the sweep simply un-lists.
     pub async fn create(
         &self,
         conn: &mut RedisConn,
@@ -225,6 +231,13 @@ impl JobStore {
         let id = hex::encode(id);
         let created = now();
         let options = serde_json::to_string(options).expect("options serialise");
+        let _: () = conn
+            .zadd(
+                self.keys.jobs_validating(),
+                &id,
+                Utc::now().timestamp_millis(),
+            )
+            .await?;
         redis::pipe()
             .hset_multiple(
                 self.keys.job(&id),
@@ -244,12 +257,6 @@ impl JobStore {
             )
             .ignore()
             .zadd(self.keys.jobs(), &id, Utc::now().timestamp_millis())
-            .ignore()
-            .zadd(
-                self.keys.jobs_validating(),
-                &id,
-                Utc::now().timestamp_millis(),
-            )
             .ignore()
             .query_async::<()>(conn)
             .await?;
@@ -425,14 +432,13 @@ impl JobStore {
     ) -> RedisResult<()> {
         let _: Option<String> = Self::end_upload_script()
             .key(self.keys.job(id))
-            .key(self.keys.jobs_validating())
             .arg(id)
             .arg(now())
             .arg("finish")
             .arg(counts.total)
             .invoke_async(conn)
             .await?;
-        Ok(())
+        self.unlist_validating(conn, id).await
     }
 
     /// Cancels a job whose upload did not complete, with the reason; a job no longer
@@ -445,14 +451,20 @@ impl JobStore {
     ) -> RedisResult<bool> {
         let before: Option<String> = Self::end_upload_script()
             .key(self.keys.job(id))
-            .key(self.keys.jobs_validating())
             .arg(id)
             .arg(now())
             .arg("abandon")
             .arg(reason)
             .invoke_async(conn)
             .await?;
+        self.unlist_validating(conn, id).await?;
         Ok(before.as_deref() == Some("validating"))
+    }
+
+    /// Drops a job from `jobs:validating`, after its hash says it no longer is (never before:
+    /// a job that is `validating` but not listed would never be settled by the sweep).
+    async fn unlist_validating(&self, conn: &mut RedisConn, id: &str) -> RedisResult<()> {
+        conn.zrem(self.keys.jobs_validating(), id).await
     }
 
     /// Cancels jobs whose upload made no progress for `stale` (the process reading it died);
@@ -485,7 +497,8 @@ impl JobStore {
         let state: Option<String> = conn.hget(self.keys.job(id), "state").await?;
         match state.as_deref().and_then(JobState::parse) {
             Some(state) if state.is_open() => {
-                let _: () = redis::pipe()
+                // The hash first, then the listing (another cluster slot): see `create`.
+                let _: () = conn
                     .hset_multiple(
                         self.keys.job(id),
                         &[
@@ -493,11 +506,8 @@ impl JobStore {
                             ("reason", "cancelled by request"),
                         ],
                     )
-                    .ignore()
-                    .zrem(self.keys.jobs_validating(), id)
-                    .ignore()
-                    .query_async(conn)
                     .await?;
+                self.unlist_validating(conn, id).await?;
                 Ok(true)
             }
             _ => Ok(false),

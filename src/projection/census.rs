@@ -52,43 +52,16 @@ pub struct TenantCounts {
     pub by_status: BTreeMap<String, u64>,
 }
 
-/// `*`, `?`, `[`, `]` and `\` escaped for `SCAN MATCH`.
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Tenants that have users in the projection, sorted (at most [`MAX_TENANTS`]).
 pub async fn known_tenants(conn: &mut RedisConn, keys: &Keys) -> RedisResult<Vec<String>> {
     let prefix = keys.tenant_index("");
-    let pattern = format!("{}*", glob_escape(&prefix));
-    let mut tenants = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        tenants.extend(
-            batch
-                .into_iter()
-                .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
-        );
-        cursor = next;
-        if cursor == 0 || tenants.len() >= MAX_TENANTS {
-            break;
-        }
-    }
+    let pattern = format!("{}*", crate::store::scan::glob_escape(&prefix));
+    // On a cluster the tenant indexes spread over the masters: scan every one.
+    let mut tenants: Vec<String> = crate::store::scan_match(conn, &pattern, Some(MAX_TENANTS))
+        .await?
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+        .collect();
     tenants.sort();
     tenants.dedup();
     tenants.truncate(MAX_TENANTS);
@@ -193,6 +166,7 @@ mod tests {
 
     #[test]
     fn scan_patterns_escape_glob_characters() {
+        use crate::store::scan::glob_escape;
         assert_eq!(glob_escape("okta:idx:tenant:"), "okta:idx:tenant:");
         assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }

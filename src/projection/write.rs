@@ -168,14 +168,8 @@ pub async fn rebuild(
     mut progress: impl FnMut(u64),
 ) -> RedisResult<u64> {
     for pattern in keys.projection_patterns() {
-        let found: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await?;
-            let mut v = Vec::new();
-            while let Some(k) = iter.next_item().await {
-                v.push(k?);
-            }
-            v
-        };
+        // Every master of a cluster (SCAN alone walks one node).
+        let found = crate::store::scan_match(conn, &pattern, None).await?;
         for chunk in found.chunks(500) {
             let _: () = conn.unlink(chunk).await?;
         }

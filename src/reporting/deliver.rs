@@ -1,13 +1,14 @@
 //! Building the email and sending each month's report exactly once.
 //!
 //! Send-once protocol (all replicas, all restarts):
-//! 1. `report:sent:<month>` exists → already sent, stop. It is written (`SET NX`) only after the
+//! 1. `{report}:sent:<month>` (or its name before the hash tag, see [`super::migrate`]) exists →
+//!    already sent, stop. It is written (`SET NX`) only after the
 //!    mail server accepted the message, with its Message-ID.
 //! 2. Take the month's lease: `SET report:lease:<month> <instance> NX PX lease`. Another replica
 //!    holding it is sending; stop (it will finish, or its lease expires and the next check
 //!    takes over).
 //! 3. Check `sent` again (a replica may have finished between 1 and 2), compile, render.
-//! 4. Record the attempt with its Message-ID (`report:attempt:<month>`) — or reuse the one a
+//! 4. Record the attempt with its Message-ID (`{report}:attempt:<month>`) — or reuse the one a
 //!    crashed attempt left — then send. SMTP failures are retried with exponential back-off
 //!    (`report.retry_initial_ms` → `retry_max_ms`), renewing the lease before each try; a lost
 //!    lease stops the attempt.
@@ -220,13 +221,25 @@ impl Reporter {
         conn: &mut RedisConn,
         month: ReportMonth,
     ) -> RedisResult<Option<SentRecord>> {
-        let raw: Option<String> = conn.get(self.keys.report_sent(&month.to_string())).await?;
+        let m = month.to_string();
+        let raw = get_or_legacy(
+            conn,
+            &self.keys.report_sent(&m),
+            &self.keys.legacy_report_sent(&m),
+        )
+        .await?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
     /// Unix time of the newest report any replica sent.
     pub async fn last_sent(&self, conn: &mut RedisConn) -> RedisResult<Option<i64>> {
-        conn.get(self.keys.report_last_sent()).await
+        let raw = get_or_legacy(
+            conn,
+            &self.keys.report_last_sent(),
+            &self.keys.legacy_report_last_sent(),
+        )
+        .await?;
+        Ok(raw.and_then(|t| t.parse().ok()))
     }
 
     /// Whether the scheduler mails `month`: always when events were recorded; a month without
@@ -310,7 +323,8 @@ impl Reporter {
         let report = self.compile(conn, month).await?;
         let rendered = render_report(&report, ChartRef::ContentId);
         let attempt_key = self.keys.report_attempt(&m);
-        let previous_id: Option<String> = conn.get(&attempt_key).await?;
+        let legacy_attempt_key = self.keys.legacy_report_attempt(&m);
+        let previous_id = get_or_legacy(conn, &attempt_key, &legacy_attempt_key).await?;
         let message_id = match previous_id {
             Some(id) => {
                 tracing::warn!(month = %m, message_id = %id, "an earlier attempt ended without a known outcome; re-sending with its Message-ID");
@@ -394,11 +408,31 @@ impl Reporter {
                 }
             }
         }
+        // An attempt left under the old name (`reporting::migrate`) is done with too; best
+        // effort: it is read only while this month is unsent.
+        let cleared: RedisResult<()> = conn.del(&legacy_attempt_key).await;
+        if let Err(e) = cleared {
+            tracing::warn!(month = %m, error = %e, "old-named report attempt not deleted");
+        }
         metrics::gauge!("okta_adapter_report_last_sent_timestamp_seconds")
             .set(now.timestamp() as f64);
         metrics::counter!("okta_adapter_reports_sent_total").increment(1);
         tracing::info!(month = %m, message_id = %record.message_id, recipients = record.recipients.len(), transport = %self.transport.describe(), "monthly report sent");
         Ok(SendOutcome::Sent(record))
+    }
+}
+
+/// `key`, or when it is missing the same record under its name from before the `{report}`
+/// hash tag (`reporting::migrate`): a month sent before an upgrade stays sent.
+async fn get_or_legacy(
+    conn: &mut RedisConn,
+    key: &str,
+    legacy: &str,
+) -> RedisResult<Option<String>> {
+    let value: Option<String> = conn.get(key).await?;
+    match value {
+        Some(v) => Ok(Some(v)),
+        None => conn.get(legacy).await,
     }
 }
 

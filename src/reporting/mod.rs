@@ -9,7 +9,8 @@
 //! - [`compile`] — aggregates → [`compile::MonthlyReport`] with month-over-month change.
 //! - [`render`] + [`chart`] — HTML and text from `reports/templates/`, the PNG chart;
 //!   [`words`] — numbers as the report writes them.
-//! - [`deliver`] — the email and the send-once protocol (lease + sent record).
+//! - [`deliver`] — the email and the send-once protocol (lease + sent record);
+//!   [`migrate`] — the send record's move to the `{report}` hash tag, at start.
 //! - [`service`] — preview and send for a caller (role, month rules), shared by the API and
 //!   the console.
 //! - [`schedule`] — which month is due; [`run_scheduler`] fires the cron job and catches up.
@@ -21,6 +22,7 @@ pub mod consumer;
 pub mod deliver;
 pub mod hook_backfill;
 pub mod hook_stats;
+pub mod migrate;
 pub mod month;
 pub mod render;
 pub mod schedule;

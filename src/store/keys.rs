@@ -163,8 +163,17 @@ impl Keys {
     }
 
     /// String (JSON): the month's report was accepted by the mail server — Message-ID, time,
-    /// sender instance. Written once (`SET NX`); its presence is what "sent" means.
+    /// sender instance. Written once (`SET NX`); its presence is what "sent" means. The send
+    /// record (`sent`, `last-sent`, `attempt`) shares the `{report}` tag: it is written in one
+    /// `MULTI`, which on a cluster must stay on one slot. Before 0.1.0's cluster support these
+    /// keys had no tag ([`Self::legacy_report_sent`]); `reporting::migrate` copies them.
     pub fn report_sent(&self, month: &str) -> String {
+        format!("{}:{{report}}:sent:{month}", self.prefix)
+    }
+
+    /// The untagged name [`Self::report_sent`] had before (`<prefix>:report:sent:<month>`): still
+    /// read, so a month sent before the upgrade is never sent again.
+    pub fn legacy_report_sent(&self, month: &str) -> String {
         format!("{}:report:sent:{month}", self.prefix)
     }
 
@@ -177,6 +186,11 @@ impl Keys {
     /// String (JSON): an attempt to send is in progress or ended without a known outcome; keeps
     /// the Message-ID so a retry after a crash reuses it (mail clients merge equal Message-IDs).
     pub fn report_attempt(&self, month: &str) -> String {
+        format!("{}:{{report}}:attempt:{month}", self.prefix)
+    }
+
+    /// The untagged name [`Self::report_attempt`] had before.
+    pub fn legacy_report_attempt(&self, month: &str) -> String {
         format!("{}:report:attempt:{month}", self.prefix)
     }
 
@@ -188,7 +202,22 @@ impl Keys {
 
     /// String: unix time of the newest report accepted by the mail server, for `/metrics`.
     pub fn report_last_sent(&self) -> String {
+        format!("{}:{{report}}:last-sent", self.prefix)
+    }
+
+    /// The untagged name [`Self::report_last_sent`] had before.
+    pub fn legacy_report_last_sent(&self) -> String {
         format!("{}:report:last-sent", self.prefix)
+    }
+
+    /// SCAN patterns of the untagged send-record keys (`sent:<month>`, `attempt:<month>`) for
+    /// the migration at start; the lease and `scheduled-since` kept their names.
+    pub fn legacy_report_patterns(&self) -> [String; 2] {
+        let prefix = super::scan::glob_escape(&self.prefix);
+        [
+            format!("{prefix}:report:sent:*"),
+            format!("{prefix}:report:attempt:*"),
+        ]
     }
 
     /// Hash: one API key (hash of its secret, role, tenant, created, revoked).

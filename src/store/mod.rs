@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod insight;
 pub mod keys;
 pub mod redis_conn;
+pub mod scan;
 
 pub use conn::RedisConn;
 pub use keys::Keys;
@@ -13,3 +14,4 @@ pub use redis_conn::{
     connect, connect_lazy, connect_or_explain, ensure_group, redacted_url, GroupStatus,
     RedisUnreachable,
 };
+pub use scan::scan_match;

@@ -148,15 +148,19 @@ impl TenantStore {
             tenant_fields.push(("state", "deleting"));
         }
         pipe.hset_multiple(self.keys.tenant(tenant), &tenant_fields)
-            .ignore()
-            .zadd(self.keys.tenants(), tenant, 0)
-            .ignore()
-            .cmd("XADD")
+            .ignore();
+        pipe.query_async::<()>(conn).await?;
+        // The listing and the queue are on other cluster slots than the tenant's `{tenant}`
+        // keys, so they follow the MULTI, queue last: a crash before the XADD leaves the tenant
+        // busy with an apply that has no queue entry, which the next `queue` takes over
+        // (`is_orphaned`).
+        let _: () = conn.zadd(self.keys.tenants(), tenant, 0).await?;
+        let _: String = redis::cmd("XADD")
             .arg(self.keys.tenant_queue())
             .arg("*")
             .arg(&[("tenant", tenant), ("apply", id)])
-            .ignore();
-        pipe.query_async::<()>(conn).await?;
+            .query_async(conn)
+            .await?;
         Ok(true)
     }
 
@@ -265,11 +269,13 @@ impl TenantStore {
             .ignore();
         match (mode, error) {
             (MODE_DELETE, None) => {
+                // Un-listed first (another cluster slot), then the tenant's keys in one MULTI:
+                // a crash between leaves an unlisted tenant whose apply is redelivered to a
+                // worker and finishes again.
+                let _: () = conn.zrem(self.keys.tenants(), tenant).await?;
                 pipe.del(self.keys.tenant(tenant))
                     .ignore()
                     .del(self.keys.tenant_ids(tenant))
-                    .ignore()
-                    .zrem(self.keys.tenants(), tenant)
                     .ignore();
             }
             (_, e) => {
@@ -368,20 +374,6 @@ impl TenantStore {
             })
             .unwrap_or_default();
         let at = now();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        match config {
-            Some(_) => pipe
-                .hset(
-                    self.keys.tenant(tenant),
-                    format!("config:{installation}"),
-                    &text,
-                )
-                .ignore(),
-            None => pipe
-                .hdel(self.keys.tenant(tenant), format!("config:{installation}"))
-                .ignore(),
-        };
         let mut fields = vec![
             ("v", "1"),
             ("tenant", tenant),
@@ -394,15 +386,32 @@ impl TenantStore {
         if !sig.is_empty() {
             fields.push(("sig", sig.as_str()));
         }
-        pipe.cmd("XADD")
+        // Published first, then stored (the stream and the tenant hash are on different cluster
+        // slots): a crash between publishes the same config again on the next apply (products
+        // see it twice), never a stored config that was not published.
+        let _: String = redis::cmd("XADD")
             .arg(self.keys.config_stream())
             .arg("MAXLEN")
             .arg("~")
             .arg(maxlen)
             .arg("*")
             .arg(&fields)
-            .ignore();
-        pipe.query_async(conn).await
+            .query_async(conn)
+            .await?;
+        match config {
+            Some(_) => {
+                conn.hset(
+                    self.keys.tenant(tenant),
+                    format!("config:{installation}"),
+                    &text,
+                )
+                .await
+            }
+            None => {
+                conn.hdel(self.keys.tenant(tenant), format!("config:{installation}"))
+                    .await
+            }
+        }
     }
 }
 

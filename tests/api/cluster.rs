@@ -25,18 +25,26 @@ pub fn cluster_mode() -> bool {
 }
 
 pub struct TestCluster {
-    nodes: Vec<Child>,
+    /// One per port; `None` once killed.
+    nodes: Vec<Option<Child>>,
     pub ports: Vec<u16>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestCluster {
     /// `masters` masters, all slots assigned, `cluster_state:ok` on every node.
     pub fn start(masters: usize) -> Self {
+        Self::start_with_replicas(masters, 0)
+    }
+
+    /// `masters` masters with `replicas` replicas each (`redis-cli --cluster create …
+    /// --cluster-replicas <replicas>`), all slots assigned, `cluster_state:ok` on every node and
+    /// every replica in sync with its master.
+    pub fn start_with_replicas(masters: usize, replicas: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         let mut ports = Vec::new();
-        for _ in 0..masters {
+        for _ in 0..masters * (1 + replicas) {
             // The cluster bus listens on port + 10000; pick ports whose bus port is free too.
             let port = loop {
                 let p = free_port();
@@ -44,14 +52,10 @@ impl TestCluster {
                     break p;
                 }
             };
-            nodes.push(spawn_node(dir.path(), port));
+            nodes.push(Some(spawn_node(dir.path(), port)));
             ports.push(port);
         }
-        let cluster = Self {
-            nodes,
-            ports,
-            _dir: dir,
-        };
+        let cluster = Self { nodes, ports, dir };
         for &port in &cluster.ports {
             wait_until(Duration::from_secs(10), || okta_adapter::dev::ping(port));
         }
@@ -63,7 +67,7 @@ impl TestCluster {
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli runs");
         assert!(
@@ -81,7 +85,96 @@ impl TestCluster {
             });
             assert!(ok, "cluster node {port} never reached cluster_state:ok");
         }
+        if replicas > 0 {
+            for &port in &cluster.ports {
+                let ok = wait_until(Duration::from_secs(20), || {
+                    let info = cli(port, &["info", "replication"]);
+                    info.contains("role:master") || info.contains("master_link_status:up")
+                });
+                assert!(ok, "replica {port} never synced with its master");
+            }
+        }
         cluster
+    }
+
+    /// The port of the master serving `key`'s slot, as a live node's `CLUSTER NODES` says.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let slot = okta_adapter::store::conn::key_slot(key);
+        let port = self.live_port();
+        for line in cli(port, &["cluster", "nodes"]).lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let mut ends = range.split('-').map(|n| n.parse::<u16>());
+                match (ends.next(), ends.next()) {
+                    (Some(Ok(a)), Some(Ok(b))) => (a..=b).contains(&slot),
+                    (Some(Ok(a)), None) => a == slot,
+                    _ => false,
+                }
+            });
+            if serves {
+                return node_port(fields[1]);
+            }
+        }
+        panic!("no master serves slot {slot}");
+    }
+
+    /// The port of the replica of the master on `master`, from `CLUSTER NODES`.
+    pub fn replica_of(&self, master: u16) -> u16 {
+        let id = cli(master, &["cluster", "myid"]);
+        let id = id.trim();
+        cli(master, &["cluster", "nodes"])
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && f[2].contains("slave") && f[3] == id)
+            .map(|f| node_port(f[1]))
+            .unwrap_or_else(|| panic!("master {master} has no replica"))
+    }
+
+    fn live_port(&self) -> u16 {
+        self.ports
+            .iter()
+            .zip(&self.nodes)
+            .find(|(_, n)| n.is_some())
+            .map(|(&p, _)| p)
+            .expect("a live node")
+    }
+
+    /// `kill -9` of the node on `port`: no goodbye to the cluster.
+    pub fn kill_9(&mut self, port: u16) {
+        let i = self.index(port);
+        if let Some(mut node) = self.nodes[i].take() {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+
+    /// Starts the node on `port` again with its `nodes.conf` (a restarted pod): a master that
+    /// was failed over meanwhile rejoins as a replica of the one that replaced it.
+    pub fn restart(&mut self, port: u16) {
+        let i = self.index(port);
+        assert!(self.nodes[i].is_none(), "node {port} still runs");
+        self.nodes[i] = Some(spawn_node(self.dir.path(), port));
+        assert!(
+            wait_until(Duration::from_secs(10), || okta_adapter::dev::ping(port)),
+            "node {port} did not come back"
+        );
+    }
+
+    /// `INFO replication` of the node on `port` contains `needle` within `limit`.
+    pub fn wait_for_role(&self, port: u16, needle: &str, limit: Duration) -> bool {
+        wait_until(limit, || {
+            cli(port, &["info", "replication"]).contains(needle)
+        })
+    }
+
+    fn index(&self, port: u16) -> usize {
+        self.ports
+            .iter()
+            .position(|&p| p == port)
+            .expect("a node of this cluster")
     }
 
     /// The seed node's URL (`redis.url`).
@@ -100,11 +193,30 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
+        for node in self.nodes.iter_mut().flatten() {
             let _ = node.kill();
             let _ = node.wait();
         }
     }
+}
+
+/// The port of a `CLUSTER NODES` address (`ip:port@cport[,hostname]`).
+fn node_port(addr: &str) -> u16 {
+    addr.split(['@', ','])
+        .next()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not a node address: {addr}"))
+}
+
+/// `redis-cli -p <port> <args>`'s output ("" when it fails).
+fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 fn spawn_node(dir: &Path, port: u16) -> Child {

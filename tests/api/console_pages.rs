@@ -365,6 +365,8 @@ async fn the_tenants_page_counts_users_by_status_and_a_client_admin_sees_only_it
     }
     app.wait_for_user(&support_key, "00uA2", |u| u["status"] == "SUSPENDED")
         .await;
+    app.wait_for_listed(&support_key, "tenant=acme", 3).await;
+    app.wait_for_listed(&support_key, "tenant=globex", 1).await;
 
     let support = sign_in(&app, Role::Support, None).await;
     let (status, html) = support.get("/tenants").await;

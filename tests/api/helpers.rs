@@ -377,6 +377,25 @@ impl TestApp {
         resp.text().await.unwrap()
     }
 
+    /// Waits until `GET /api/v1/users?<query>` (support key) lists exactly `n` users. The list
+    /// indexes are written right after a user's record, in a second round trip (they are on
+    /// other cluster slots), so a user can be readable a moment before it is listed — longer on
+    /// a cluster, where that round trip is split over the masters.
+    pub async fn wait_for_listed(&self, key: &str, query: &str, n: usize) {
+        let mut last = Value::Null;
+        for _ in 0..200 {
+            let (status, body) = self
+                .get_json(&format!("/api/v1/users?limit=500&{query}"), Some(key))
+                .await;
+            if status == 200 && body["users"].as_array().is_some_and(|u| u.len() == n) {
+                return;
+            }
+            last = body;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("`{query}` never listed {n} users; last answer: {last}");
+    }
+
     /// Waits until the projection of `user` satisfies `check` (via a support key).
     pub async fn wait_for_user(
         &self,

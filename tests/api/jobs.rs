@@ -480,6 +480,10 @@ async fn a_crash_mid_job_leaves_no_row_doubled_or_lost() {
         Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
             .arg("serve")
             .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
             .env("OKTA_ADAPTER__HTTP__LISTEN", "127.0.0.1:0")
             .env("OKTA_ADAPTER__HOOKS__SECRETS", "[\"x\"]")
@@ -573,6 +577,10 @@ async fn the_import_command_runs_a_migration_phase_with_progress() {
         .arg(&file)
         .args(["--phase", "create"])
         .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+        .env(
+            "OKTA_ADAPTER__REDIS__CLUSTER",
+            crate::cluster::cluster_mode().to_string(),
+        )
         .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
         .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
         .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
@@ -629,6 +637,10 @@ async fn the_api_and_the_import_command_refuse_a_bad_job_request_with_the_same_w
             .arg(&file)
             .args(flags)
             .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
             .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
             .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")
@@ -823,19 +835,28 @@ async fn a_file_of_many_invalid_rows_is_recorded_in_a_few_round_trips() {
         .await;
     assert_eq!(s, 202, "{job}");
     assert_eq!(job["invalid"].as_u64(), Some(n as u64));
-    let stats: String = redis::cmd("INFO")
+    // One Redis answers with its text; a cluster with one text per master (summed below).
+    let stats: redis::Value = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(&mut conn)
         .await
         .unwrap();
+    let stats: String = match stats {
+        redis::Value::Map(nodes) => nodes
+            .into_iter()
+            .map(|(_, text)| redis::from_redis_value::<String>(text).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        text => redis::from_redis_value(text).unwrap(),
+    };
     let calls = |cmd: &str| -> u64 {
         stats
             .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
-            .and_then(|l| l.split("calls=").nth(1))
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+            .filter(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .filter_map(|l| l.split("calls=").nth(1))
+            .filter_map(|v| v.split(',').next())
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
     };
     // One ZADD per batch of 500, not one script call per row.
     assert!(calls("zadd") < 100, "{stats}");
@@ -1193,4 +1214,72 @@ async fn the_maintenance_sweep_cancels_a_job_a_crash_left_validating() {
     assert_eq!(job["state"], "cancelled", "{job}");
     assert!(job["reason"].as_str().unwrap().contains("cut off"), "{job}");
     assert!(job["finished"].is_string(), "nothing is left to run: {job}");
+}
+
+/// On a cluster the upload-end script touches only `job:{id}`; `jobs:validating` (another slot)
+/// is updated after it. A crash between the two — simulated here by listing the finished job
+/// again, and an id whose hash never got written — must be settled by the sweep without
+/// touching the job's state.
+#[tokio::test]
+async fn the_sweep_unlists_a_finished_job_and_a_hashless_id_a_crash_left_listed() {
+    use redis::AsyncCommands;
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        "[jobs]\nworkers = false\nstale_upload_secs = 1\n",
+    )
+    .await;
+    let operator = api_key(&app, Role::Operator, None).await;
+    let (s, job) = app
+        .upload_job(
+            &operator,
+            "kind=suspend",
+            "text/csv",
+            "login\nu1@example.com\n".into(),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (_, job) = app
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+        .await;
+    assert_eq!(job["state"], "queued", "{job}");
+    let keys = okta_adapter::store::Keys::new(prefix.clone());
+    let mut conn = app.conn().await;
+    let listed: Vec<String> = conn.zrange(keys.jobs_validating(), 0, -1).await.unwrap();
+    assert!(
+        listed.is_empty(),
+        "un-listed when the upload ended: {listed:?}"
+    );
+    // The crash: still listed (with an old score), plus an id listed before its hash existed.
+    let _: () = conn.zadd(keys.jobs_validating(), &id, 1).await.unwrap();
+    let _: () = conn
+        .zadd(keys.jobs_validating(), "0000000000000000", 1)
+        .await
+        .unwrap();
+    let settled = eventually(10, || {
+        let mut conn = conn.clone();
+        let key = keys.jobs_validating();
+        async move {
+            let n: u64 = conn.zcard(key).await.unwrap();
+            n == 0
+        }
+    })
+    .await;
+    assert!(settled, "the sweep un-lists both");
+    let (_, job) = app
+        .get_json(&format!("/api/v1/jobs/{id}"), Some(&operator))
+        .await;
+    assert_eq!(
+        job["state"], "queued",
+        "the finished upload stays queued: {job}"
+    );
+    assert!(job["reason"].is_null(), "{job}");
+    let (status, _) = app
+        .get_json("/api/v1/jobs/0000000000000000", Some(&operator))
+        .await;
+    assert_eq!(status, 404, "no job appears for the hashless id");
 }

@@ -24,6 +24,7 @@ mod users;
 mod console;
 // deploy (issue 17): real serve processes, process roles
 mod cluster;
+mod failover;
 mod processes;
 mod replicas;
 mod roles;

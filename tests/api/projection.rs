@@ -653,3 +653,58 @@ async fn rebuild_recreates_every_projection_from_the_firehose() {
     assert_eq!(status, 200);
     assert_eq!(after["user"], before);
 }
+
+/// `projections rebuild` drops every projection key first. On a Redis Cluster they are spread
+/// over every master (`u:{<id>}`), and `SCAN` walks one node: the rebuild scans each master.
+/// Stale keys of 60 users no event knows (spread over the slots) must all be gone after it.
+#[tokio::test]
+async fn rebuild_drops_stale_projection_keys_on_every_node() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+    let key = api_key(&app, Role::Support, None).await;
+    let jane = ("00uJane", "jane@acme.com");
+    let events = vec![event_at(
+        "s1",
+        "user.lifecycle.activate",
+        jane,
+        &t(0),
+        "SUCCESS",
+    )];
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    app.wait_for_user(&key, "00uJane", |u| u["status"] == "ACTIVE")
+        .await;
+    let mut conn = app.conn().await;
+    let keys = Keys::new(app.prefix.clone());
+    let stale: Vec<String> = (0..60)
+        .map(|i| keys.user(&format!("00uGhost{i}")))
+        .collect();
+    let slots: std::collections::HashSet<u16> = stale
+        .iter()
+        .map(|k| okta_adapter::store::conn::key_slot(k))
+        .collect();
+    assert!(slots.len() > 50, "spread over the slots");
+    for k in &stale {
+        let _: () = conn.hset(k, "s", "x").await.unwrap();
+    }
+    let _: () = conn
+        .zadd(keys.users_index(), "ghost@x.org\u{0}00uGhost0", 0)
+        .await
+        .unwrap();
+    let pattern = format!("{}:u:*", app.prefix);
+    let before: Vec<String> = okta_adapter::store::scan_match(&mut conn, &pattern, None)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 61, "scan_match sees every node's keys");
+
+    let mut state_conn = app.state.redis.clone();
+    let applied = rebuild(&mut state_conn, &keys, 50, &resolver(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    let after: Vec<String> = okta_adapter::store::scan_match(&mut conn, &pattern, None)
+        .await
+        .unwrap();
+    assert_eq!(after, vec![keys.user("00uJane")], "every stale key dropped");
+    let listed: Vec<String> = conn.zrange(keys.users_index(), 0, -1).await.unwrap();
+    assert_eq!(listed, vec!["jane@acme.com\u{0}00uJane".to_string()]);
+}

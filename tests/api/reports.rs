@@ -462,7 +462,7 @@ async fn smtp_down_then_up_gives_exactly_one_email() {
     assert_eq!(smtp.received().len(), 1);
     let mut conn = app.conn().await;
     let sent: Option<String> = conn
-        .get(format!("{}:report:sent:{m}", app.prefix))
+        .get(format!("{}:{{report}}:sent:{m}", app.prefix))
         .await
         .unwrap();
     assert!(sent.unwrap().contains("message_id"));
@@ -575,6 +575,10 @@ async fn the_report_command_writes_a_preview_and_sends_through_the_file_transpor
             cmd.arg("--send");
         }
         cmd.env("OKTA_ADAPTER__REDIS__URL", &app.redis_url)
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &app.prefix)
             .env("OKTA_ADAPTER__REPORT__OUTPUT_DIR", out.path())
             .env(
@@ -653,6 +657,10 @@ async fn smtp_credentials_from_the_url_are_used_and_never_shown() {
             .args(&args)
             .env("OKTA_ADAPTER__HOOKS__SECRETS", r#"["x"]"#)
             .env("OKTA_ADAPTER__REDIS__URL", &app.redis_url)
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &app.prefix)
             .env("OKTA_ADAPTER__REPORT__OUTPUT_DIR", out.path())
             .env(
@@ -711,7 +719,7 @@ async fn a_month_without_events_is_mailed_once_with_a_warning_to_check_the_event
     let prefix = random_prefix();
     // This installation's scheduler has been running for years: the due month's silence means
     // the event hook broke.
-    let mut conn = crate::cluster::single_node_conn(&redis.url()).await;
+    let mut conn = redis.conn().await;
     let _: () = conn
         .set(format!("{prefix}:report:scheduled-since"), 946_684_800)
         .await
@@ -748,7 +756,10 @@ async fn a_month_without_events_is_mailed_once_with_a_warning_to_check_the_event
         Utc::now(),
     );
     assert!(subject.contains(&m.long_name()), "{subject}");
-    let sent: Option<String> = conn.get(format!("{prefix}:report:sent:{m}")).await.unwrap();
+    let sent: Option<String> = conn
+        .get(format!("{prefix}:{{report}}:sent:{m}"))
+        .await
+        .unwrap();
     assert!(sent.is_some(), "recorded as sent");
     // The API preview shows the same.
     let key = api_key(&app, Role::Operator, None).await;
@@ -879,4 +890,113 @@ async fn a_tenant_without_events_this_month_gets_its_own_warning() {
             .any(|l| l.starts_with("globex") && l.ends_with("<- NO EVENTS")),
         "{text}"
     );
+}
+
+/// Upgrade (issue 17): the send record moved to the `{report}` hash tag. A month recorded as
+/// sent under the old name, `<prefix>:report:sent:<month>`, must not be mailed again: the start
+/// copies it (and moves the attempt and last-sent records), and the old name is still read.
+#[tokio::test]
+async fn a_month_sent_before_the_report_hash_tag_is_not_sent_again_after_the_upgrade() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let prefix = random_prefix();
+    let m = due_month();
+    let older = m.previous();
+    let mut conn = redis.conn().await;
+    let record = json!({
+        "month": m.to_string(), "message_id": "<iam-report-old@okta-adapter>",
+        "sent_at": "2026-01-01T06:00:00Z", "instance": "old-replica",
+        "recipients": ["owner@example.com"],
+    })
+    .to_string();
+    let old_sent = format!("{prefix}:report:sent:{m}");
+    let _: () = conn.set(&old_sent, &record).await.unwrap();
+    let _: () = conn
+        .set(format!("{prefix}:report:last-sent"), 1_767_247_200i64)
+        .await
+        .unwrap();
+    // An attempt of an older month a crash left behind: its Message-ID must survive the move.
+    let _: () = conn
+        .set(
+            format!("{prefix}:report:attempt:{older}"),
+            "<iam-report-crashed@okta-adapter>",
+        )
+        .await
+        .unwrap();
+    // Every second, with events of the month: without the old record this would mail at once.
+    let every_second = report_settings(&smtp.url(), "* * * * * *", out.path());
+    let mut app = spawn_app_on(&redis.url(), &prefix, &every_second).await;
+    assert_eq!(
+        app.post_events(&delivery(known_events(m))).await.status(),
+        204
+    );
+    let new_sent: Option<String> = conn
+        .get(format!("{prefix}:{{report}}:sent:{m}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        new_sent.as_deref(),
+        Some(record.as_str()),
+        "copied at start"
+    );
+    let kept: Option<String> = conn.get(&old_sent).await.unwrap();
+    assert!(kept.is_some(), "the old record stays for older replicas");
+    let attempt: Option<String> = conn
+        .get(format!("{prefix}:{{report}}:attempt:{older}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        attempt.as_deref(),
+        Some("<iam-report-crashed@okta-adapter>")
+    );
+    let old_attempt: Option<String> = conn
+        .get(format!("{prefix}:report:attempt:{older}"))
+        .await
+        .unwrap();
+    assert!(old_attempt.is_none(), "moved, not copied");
+    let last: Option<i64> = conn
+        .get(format!("{prefix}:{{report}}:last-sent"))
+        .await
+        .unwrap();
+    assert_eq!(last, Some(1_767_247_200));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "a month sent before the upgrade is not mailed again"
+    );
+    let key = api_key(&app, Role::Operator, None).await;
+    let again: Value = app
+        .client
+        .post(app.url(&format!("/api/v1/reports/{m}/send")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["status"], "already_sent");
+    assert_eq!(again["record"]["instance"], "old-replica");
+    app.stop().await;
+
+    // A second start changes nothing (idempotent) and still sends nothing.
+    let restarted = spawn_app_on(&redis.url(), &prefix, &every_second).await;
+    let migrated_again: Option<String> = conn
+        .get(format!("{prefix}:{{report}}:sent:{m}"))
+        .await
+        .unwrap();
+    assert_eq!(migrated_again.as_deref(), Some(record.as_str()));
+    // Only the old name, as when an older replica still running during a rolling upgrade
+    // records a send after this one's start migrated: it is still read, so still not sent.
+    let _: () = conn
+        .del(format!("{prefix}:{{report}}:sent:{m}"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "the old name alone still counts"
+    );
+    drop(restarted);
 }

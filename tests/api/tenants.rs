@@ -518,6 +518,10 @@ async fn an_apply_killed_midway_resumes_with_exactly_one_group_and_one_app_each(
         Command::new(env!("CARGO_BIN_EXE_okta-adapter"))
             .arg("serve")
             .env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
             .env("OKTA_ADAPTER__HTTP__LISTEN", "127.0.0.1:0")
             .env("OKTA_ADAPTER__HOOKS__SECRETS", "[\"x\"]")
@@ -873,6 +877,10 @@ async fn the_cli_applies_a_toml_tenant_file_and_plans_without_writing() {
             cmd.arg("--dry-run");
         }
         cmd.env("OKTA_ADAPTER__REDIS__URL", redis.url())
+            .env(
+                "OKTA_ADAPTER__REDIS__CLUSTER",
+                crate::cluster::cluster_mode().to_string(),
+            )
             .env("OKTA_ADAPTER__REDIS__PREFIX", &prefix)
             .env("OKTA_ADAPTER__OKTA__ORG_URL", sim.url())
             .env("OKTA_ADAPTER__OKTA__API_TOKEN", "sim-token")

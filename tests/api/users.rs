@@ -41,6 +41,9 @@ async fn two_tenants(redis: &TestRedis) -> (TestApp, String) {
     }
     app.wait_for_user(&support, "00uN1", |u| u["status"] == "SUSPENDED")
         .await;
+    app.wait_for_listed(&support, "", 5).await;
+    app.wait_for_listed(&support, "tenant=acme", 2).await;
+    app.wait_for_listed(&support, "tenant=globex", 2).await;
     (app, support)
 }
 
@@ -417,6 +420,7 @@ async fn a_rare_status_filter_reads_a_bounded_number_of_entries_and_continues_wi
         .await;
     app.wait_for_user(&support, "00uA24", |u| u["status"] == "ACTIVE")
         .await;
+    app.wait_for_listed(&support, "", 26).await;
 
     let mut found = vec![];
     let mut requests = 0;
