@@ -46,8 +46,10 @@ pub const TENANT_READERS: &[Role] = READERS;
 /// Users read per tenant for the split by status.
 const COUNT_BUDGET: usize = 5_000;
 
-/// Installation fieldsets one form holds at most.
-const MAX_INSTALLATIONS: usize = 20;
+/// Installation fieldsets one form holds at most (added, posted or shown for an edit). A
+/// tenant declared through the API with more is refused by the form in words, never cut short:
+/// a fieldset left out would plan, and on Apply carry out, the deletion of its app.
+const MAX_INSTALLATIONS: usize = 100;
 
 /// The one "not found" of the tenant pages, whatever the reason (missing, another tenant's).
 fn tenant_not_found(state: &ConsoleState, session: &Session) -> Response {
@@ -511,6 +513,10 @@ struct TenantForm {
     /// Editing a declared tenant (its name is fixed) rather than creating one.
     editing: bool,
     installations: Vec<InstallationForm>,
+    /// The fieldsets the posted form claimed (`count`) when more than [`MAX_INSTALLATIONS`]:
+    /// then the form is refused, not cut short.
+    #[serde(skip)]
+    too_many: Option<usize>,
 }
 
 fn lines(s: &str) -> Vec<String> {
@@ -528,6 +534,7 @@ impl TenantForm {
             display_name: String::new(),
             editing: false,
             installations: vec![InstallationForm::blank(kinds)],
+            too_many: None,
         }
     }
 
@@ -555,6 +562,7 @@ impl TenantForm {
                     },
                 })
                 .collect(),
+            too_many: None,
         }
     }
 
@@ -564,10 +572,8 @@ impl TenantForm {
     /// `i<n>_remove` (a checked box drops the fieldset).
     fn from_fields(f: &HashMap<String, String>) -> Self {
         let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-        let count = get("count")
-            .parse::<usize>()
-            .unwrap_or(0)
-            .min(MAX_INSTALLATIONS);
+        let claimed = get("count").parse::<usize>().unwrap_or(0);
+        let count = claimed.min(MAX_INSTALLATIONS);
         let installations = (0..count)
             .filter(|n| !f.contains_key(&format!("i{n}_remove")))
             .map(|n| {
@@ -593,6 +599,7 @@ impl TenantForm {
             display_name: get("display_name").trim().to_owned(),
             editing: get("editing") == "1",
             installations,
+            too_many: (claimed > MAX_INSTALLATIONS).then_some(claimed),
         }
     }
 
@@ -600,6 +607,9 @@ impl TenantForm {
     /// problem, in words. Blank fieldsets are left out.
     fn to_doc(&self, kinds: &[String]) -> Result<(TenantId, TenantDoc), Vec<String>> {
         let mut problems = vec![];
+        if let Some(n) = self.too_many {
+            problems.push(too_many_words(n));
+        }
         let tenant = TenantId::parse(&self.tenant).map_err(|e| format!("Tenant: {e}"));
         let mut installations = BTreeMap::new();
         for (n, i) in self.installations.iter().enumerate() {
@@ -667,6 +677,25 @@ impl TenantForm {
     }
 }
 
+/// Why a form with `n` installations is not taken.
+fn too_many_words(n: usize) -> String {
+    format!(
+        "The form has {n} installations, more installations than this form holds ({MAX_INSTALLATIONS}); declare such a tenant with the API (PUT /api/v1/tenants/{{tenant}})."
+    )
+}
+
+/// The answer for a declared document too large for the form (edit, "Change the form"):
+/// refused in words rather than shown cut short.
+fn too_many_for_form(state: &ConsoleState, session: &Session, n: usize) -> Response {
+    let heading = "Not editable here";
+    state.page(session, heading, "/tenants").render(
+        &state.templates,
+        StatusCode::CONFLICT,
+        "error.html",
+        context! { heading, message => too_many_words(n) },
+    )
+}
+
 fn render_form(
     state: &ConsoleState,
     session: &Session,
@@ -724,6 +753,9 @@ pub async fn edit_tenant_page(
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Tenant", &e),
     };
+    if record.doc.installations.len() > MAX_INSTALLATIONS {
+        return too_many_for_form(&state, &session, record.doc.installations.len());
+    }
     let form = TenantForm::from_doc(&record.tenant, &record.doc, true);
     render_form(&state, &session, &form, &[], false)
 }
@@ -741,10 +773,10 @@ pub async fn tenant_form_post(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
-        return r;
-    }
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let kinds = &state.app.settings.provisioning.kinds;
     let op = fields.get("op").map(String::as_str).unwrap_or("plan");
     if op == "edit" {
@@ -762,13 +794,18 @@ pub async fn tenant_form_post(
         };
         let tenant = fields.get("tenant").cloned().unwrap_or_default();
         let editing = fields.get("editing").map(String::as_str) == Some("1");
+        if doc.installations.len() > MAX_INSTALLATIONS {
+            return too_many_for_form(&state, &session, doc.installations.len());
+        }
         let form = TenantForm::from_doc(&tenant, &doc, editing);
         return render_form(&state, &session, &form, &[], false);
     }
     let mut form = TenantForm::from_fields(&fields);
     if op == "add" {
         if form.installations.len() >= MAX_INSTALLATIONS {
-            let problem = format!("A tenant has at most {MAX_INSTALLATIONS} installations here.");
+            let problem = format!(
+                "This form holds at most {MAX_INSTALLATIONS} installations; declare more with the API."
+            );
             return render_form(&state, &session, &form, &[problem], false);
         }
         form.installations.push(InstallationForm::blank(kinds));
@@ -830,10 +867,10 @@ pub async fn apply_tenant(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
-        return r;
-    }
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let tenant = match parse_tenant(&tenant) {
         Ok(t) => t,
         Err(e) => return refusal(&state, &session, "Not applied", &e),
@@ -922,10 +959,10 @@ pub async fn delete_tenant(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
-        return r;
-    }
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let typed = fields.get("confirm").map(|c| c.trim()).unwrap_or("");
     match delete_confirmed(&state.app, &session.principal, &tenant, Some(typed)).await {
         Ok(apply) => page::see_other(&format!(
@@ -1011,8 +1048,7 @@ pub async fn rotate_secret(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
+    if let Err(r) = state.checked_form(req, &session, body).await {
         return r;
     }
     match rotate_installation_secret(&state.app, &session.principal, &tenant, &installation).await {
@@ -1142,12 +1178,21 @@ mod tests {
     }
 
     #[test]
-    fn the_form_never_holds_more_than_its_limit() {
+    fn the_form_never_holds_more_than_its_limit_and_says_so_instead_of_cutting() {
         let f = fields(&[("tenant", "acme"), ("count", "100000")]);
-        assert_eq!(
-            TenantForm::from_fields(&f).installations.len(),
-            MAX_INSTALLATIONS
+        let form = TenantForm::from_fields(&f);
+        assert_eq!(form.installations.len(), MAX_INSTALLATIONS);
+        let problems = form.to_doc(&kinds()).unwrap_err();
+        assert!(
+            problems[0].contains("100000 installations, more installations than this form holds"),
+            "{problems:?}"
         );
+        // At the limit, every fieldset is read.
+        let count = MAX_INSTALLATIONS.to_string();
+        let f = fields(&[("tenant", "acme"), ("count", &count)]);
+        let form = TenantForm::from_fields(&f);
+        assert_eq!(form.installations.len(), MAX_INSTALLATIONS);
+        assert_eq!(form.too_many, None);
     }
 
     fn step(key: &str, resource: &str, action: Action, detail: Option<&str>) -> Step {
