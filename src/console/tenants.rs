@@ -33,7 +33,7 @@ use crate::domain::tenant::TenantId;
 use crate::http::error::HttpError;
 use crate::http::tenants::{
     apply_record, check_doc, delete_confirmed, parse_tenant, plan_steps, queue_apply,
-    rotate_installation_secret, tenant_record, READERS, WRITERS,
+    rotate_installation_secret, stored_doc, tenant_record, READERS, WRITERS,
 };
 use crate::projection::census::{tenant_counts, tenant_overview, TenantCounts, TenantScope};
 use crate::tenants::doc::{InstallationDoc, Names, TenantDoc, GRANT_TYPES};
@@ -84,6 +84,44 @@ fn refusal(state: &ConsoleState, session: &Session, heading: &str, e: &HttpError
         status,
         "error.html",
         context! { heading => heading, message => message },
+    )
+}
+
+/// The version of a tenant's declared document that a form, plan or re-apply was made from:
+/// the SHA-256 of its JSON, or [`UNDECLARED`]. Every apply names it and is refused (409) when
+/// the declared document has changed since (another person, another tab), so a plan is
+/// never applied over a change its author has not seen.
+fn doc_version(doc: &TenantDoc) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        serde_json::to_string(doc).unwrap_or_default().as_bytes(),
+    ))
+}
+
+/// The version of a tenant that is not declared (a form that creates it).
+const UNDECLARED: &str = "none";
+
+/// The version of `tenant`'s declared document now.
+async fn current_version(state: &ConsoleState, tenant: &str) -> Result<String, HttpError> {
+    match stored_doc(&state.app, tenant).await {
+        Ok(doc) => Ok(doc_version(&doc)),
+        Err(HttpError::NotFound(_)) => Ok(UNDECLARED.to_owned()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The answer when the declared document changed after a form or plan was made from it.
+fn changed_since(state: &ConsoleState, session: &Session, tenant: &str, what: &str) -> Response {
+    let heading = "Changed meanwhile";
+    let message = format!(
+        "Tenant {tenant} was changed since this {what} was made (by someone else, or in another tab). Nothing was {}. Open the tenant to see its current state, then edit and plan again.",
+        if what == "plan" { "applied" } else { "planned" }
+    );
+    state.page(session, heading, "/tenants").render(
+        &state.templates,
+        StatusCode::CONFLICT,
+        "error.html",
+        context! { heading, message },
     )
 }
 
@@ -463,6 +501,7 @@ pub async fn drift_fragment(
             rule_status,
             busy => record.state.as_deref() == Some("applying"),
             doc_json => serde_json::to_string(&record.doc).unwrap_or_default(),
+            base => doc_version(&record.doc),
             may_write => is_writer(&session),
         },
     )
@@ -513,6 +552,9 @@ struct TenantForm {
     /// Editing a declared tenant (its name is fixed) rather than creating one.
     editing: bool,
     installations: Vec<InstallationForm>,
+    /// The version of the declared document the form was made from ([`doc_version`]);
+    /// [`UNDECLARED`] for a form that creates a tenant.
+    base: String,
     /// The fieldsets the posted form claimed (`count`) when more than [`MAX_INSTALLATIONS`]:
     /// then the form is refused, not cut short.
     #[serde(skip)]
@@ -534,12 +576,13 @@ impl TenantForm {
             display_name: String::new(),
             editing: false,
             installations: vec![InstallationForm::blank(kinds)],
+            base: UNDECLARED.to_owned(),
             too_many: None,
         }
     }
 
-    /// The form of a declared tenant.
-    fn from_doc(tenant: &str, doc: &TenantDoc, editing: bool) -> Self {
+    /// The form of a declared tenant (`base`: the version it was made from).
+    fn from_doc(tenant: &str, doc: &TenantDoc, editing: bool, base: String) -> Self {
         Self {
             tenant: tenant.to_owned(),
             display_name: doc.display_name.clone(),
@@ -562,6 +605,7 @@ impl TenantForm {
                     },
                 })
                 .collect(),
+            base,
             too_many: None,
         }
     }
@@ -594,11 +638,18 @@ impl TenantForm {
                 }
             })
             .collect();
+        let editing = get("editing") == "1";
         Self {
             tenant: get("tenant").trim().to_owned(),
             display_name: get("display_name").trim().to_owned(),
-            editing: get("editing") == "1",
+            editing,
             installations,
+            // A form that creates a tenant is made from "not declared", whatever it says.
+            base: if editing {
+                get("base")
+            } else {
+                UNDECLARED.to_owned()
+            },
             too_many: (claimed > MAX_INSTALLATIONS).then_some(claimed),
         }
     }
@@ -756,7 +807,8 @@ pub async fn edit_tenant_page(
     if record.doc.installations.len() > MAX_INSTALLATIONS {
         return too_many_for_form(&state, &session, record.doc.installations.len());
     }
-    let form = TenantForm::from_doc(&record.tenant, &record.doc, true);
+    let base = doc_version(&record.doc);
+    let form = TenantForm::from_doc(&record.tenant, &record.doc, true, base);
     render_form(&state, &session, &form, &[], false)
 }
 
@@ -797,7 +849,8 @@ pub async fn tenant_form_post(
         if doc.installations.len() > MAX_INSTALLATIONS {
             return too_many_for_form(&state, &session, doc.installations.len());
         }
-        let form = TenantForm::from_doc(&tenant, &doc, editing);
+        let base = fields.get("base").cloned().unwrap_or_default();
+        let form = TenantForm::from_doc(&tenant, &doc, editing, base);
         return render_form(&state, &session, &form, &[], false);
     }
     let mut form = TenantForm::from_fields(&fields);
@@ -828,6 +881,12 @@ pub async fn tenant_form_post(
             Err(e) => return refusal(&state, &session, "Not planned", &e),
         }
     }
+    // An edit form opened before someone else's change would undo it unseen.
+    match current_version(&state, t).await {
+        Ok(now) if now == form.base => {}
+        Ok(_) => return changed_since(&state, &session, t, "form"),
+        Err(e) => return refusal(&state, &session, "Not planned", &e),
+    }
     let steps = match plan_steps(&state.app, t, &doc).await {
         Ok(s) => s,
         Err(e) => return refusal(&state, &session, "Not planned", &e),
@@ -849,6 +908,7 @@ pub async fn tenant_form_post(
                 steps => Serde(&steps),
                 changes,
                 doc_json => serde_json::to_string(&doc).unwrap_or_default(),
+                base => &form.base,
                 installations => doc.installations.len(),
             },
         )
@@ -886,6 +946,13 @@ pub async fn apply_tenant(
         Ok(d) => d,
         Err(e) => return refusal(&state, &session, "Not applied", &e),
     };
+    // The plan (or drift re-apply) names the version it was made from; a change since then
+    // is refused, not overwritten unseen. (A form without one is outdated or forged.)
+    match current_version(&state, t).await {
+        Ok(now) if fields.get("base") == Some(&now) => {}
+        Ok(_) => return changed_since(&state, &session, t, "plan"),
+        Err(e) => return refusal(&state, &session, "Not applied", &e),
+    }
     let id = new_apply_id();
     match queue_apply(&state.app, &session.principal, t, &id, &doc).await {
         Ok(()) => page::see_other(&format!("{}/tenants/{t}/applies/{id}", state.base)),
@@ -1127,7 +1194,7 @@ mod tests {
         assert_eq!(efs.settings["region"], "eu");
         assert!(doc.installations["web"].public_client);
         // And back: the edit form of the document is the same document again.
-        let again = TenantForm::from_doc("acme", &doc, true);
+        let again = TenantForm::from_doc("acme", &doc, true, "v".into());
         assert_eq!(again.to_doc(&kinds()).unwrap().1, doc);
     }
 

@@ -780,7 +780,11 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
         "nothing queued"
     );
     let (status, location, _) = operator
-        .post_form("/tenants/acme/apply", &[("doc", &doc_text)], true)
+        .post_form(
+            "/tenants/acme/apply",
+            &[("doc", &doc_text), ("base", &hidden_value(&plan, "base"))],
+            true,
+        )
         .await;
     assert_eq!(status, 303);
     let apply = location
@@ -936,10 +940,11 @@ async fn a_client_admin_reads_only_its_own_tenant_pages_and_writes_none() {
 
 /// The form fields of `n` installations `i0`…, as the edit page renders them for a tenant
 /// declared with that many (the browser posts every fieldset back).
-fn many_installations(n: usize) -> Vec<(String, String)> {
+fn many_installations(n: usize, base: &str) -> Vec<(String, String)> {
     let mut f = vec![
         ("op".to_owned(), "plan".to_owned()),
         ("editing".to_owned(), "1".to_owned()),
+        ("base".to_owned(), base.to_owned()),
         ("tenant".to_owned(), "big".to_owned()),
         ("count".to_owned(), n.to_string()),
     ];
@@ -995,7 +1000,7 @@ async fn editing_a_tenant_with_more_installations_than_the_add_limit_keeps_every
 
     // The edit form posted back unchanged plans nothing: no installation silently dropped
     // (which would plan, and on Apply carry out, the deletion of its app).
-    let fields = many_installations(21);
+    let fields = many_installations(21, &hidden_value(&html, "base"));
     let fields: Vec<(&str, &str)> = fields
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -1011,7 +1016,7 @@ async fn editing_a_tenant_with_more_installations_than_the_add_limit_keeps_every
     );
 
     // A form claiming more fieldsets than any form holds is refused in words, not cut short.
-    let fields = many_installations(201);
+    let fields = many_installations(201, &hidden_value(&html, "base"));
     let fields: Vec<(&str, &str)> = fields
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -1306,4 +1311,142 @@ async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_i
             "{path}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_applied_over_it() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    let operator = sign_in(&app, Role::Operator, None).await;
+    let put = |uri: &'static str| {
+        let doc =
+            serde_json::json!({"installations": {"efs": {"kind": "efs", "redirect_uris": [uri]}}});
+        let req = app
+            .client
+            .put(app.url("/api/v1/tenants/acme?wait=30"))
+            .bearer_auth(&support_key)
+            .json(&doc);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    let stored_uri = || async {
+        let (_, t) = app
+            .get_json("/api/v1/tenants/acme?drift=false", Some(&support_key))
+            .await;
+        t["desired"]["installations"]["efs"]["redirect_uris"][0].clone()
+    };
+    put("https://v1.acme.example/cb").await;
+    // A hand-made change in Okta, so the drift section offers "Apply the declared state again".
+    let app_id = sim.apps_labelled("tenant-acme-efs")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(sim.set_redirect_uris_by_hand(&app_id, &["https://hand.example/cb"]));
+
+    // The operator opens the tenant page (its drift section offers a re-apply of v1) and the
+    // edit form of v1, and plans a change of it.
+    let (status, drift) = operator.get("/tenants/acme/drift").await;
+    assert_eq!(status, 200, "{drift}");
+    let (status, edit) = operator.get("/tenants/acme/edit").await;
+    assert_eq!(status, 200, "{edit}");
+    let base = hidden_value(&edit, "base");
+    let mut form = tenant_form("acme", "plan");
+    form.retain(|(k, _)| !k.starts_with("i1_") && *k != "count");
+    form.push(("count", "1"));
+    form.push(("editing", "1"));
+    form.push(("base", &base));
+    form.retain(|(k, _)| *k != "i0_redirect_uris");
+    form.push(("i0_redirect_uris", "https://mine.acme.example/cb"));
+    let (status, _, plan) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 200, "{plan}");
+
+    // Meanwhile a colleague changes the tenant (v2).
+    put("https://v2.acme.example/cb").await;
+
+    // Applying the plan made against v1 would silently undo v2: refused, v2 stays.
+    let plan_fields = [
+        ("doc", hidden_value(&plan, "doc")),
+        ("base", hidden_value(&plan, "base")),
+    ];
+    let plan_fields: Vec<(&str, &str)> =
+        plan_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, html) = operator
+        .post_form("/tenants/acme/apply", &plan_fields, true)
+        .await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("changed since"), "{html}");
+    assert_eq!(stored_uri().await, "https://v2.acme.example/cb");
+    // So is the drift section's "Apply the declared state again", which re-applies v1.
+    assert!(drift.contains("id=\"reapply\""), "{drift}");
+    let f = [
+        ("doc", hidden_value(&drift, "doc")),
+        ("base", hidden_value(&drift, "base")),
+    ];
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, html) = operator.post_form("/tenants/acme/apply", &f, true).await;
+    assert_eq!(status, 409, "{html}");
+    let v1_doc = serde_json::json!({"installations": {"efs": {"kind": "efs",
+        "redirect_uris": ["https://v1.acme.example/cb"]}}})
+    .to_string();
+    // An apply that names no base at all (a forged or outdated form) is refused too.
+    let (status, _, _) = operator
+        .post_form("/tenants/acme/apply", &[("doc", &v1_doc)], true)
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(stored_uri().await, "https://v2.acme.example/cb");
+    // Planning from the edit form opened on v1 is refused in words as well.
+    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("changed since"), "{html}");
+
+    // Planned again on the current state, the apply goes through.
+    let (_, edit) = operator.get("/tenants/acme/edit").await;
+    let base = hidden_value(&edit, "base");
+    form.retain(|(k, _)| *k != "base");
+    form.push(("base", &base));
+    let (status, _, plan) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 200, "{plan}");
+    let plan_fields = [
+        ("doc", hidden_value(&plan, "doc")),
+        ("base", hidden_value(&plan, "base")),
+    ];
+    let plan_fields: Vec<(&str, &str)> =
+        plan_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, location, html) = operator
+        .post_form("/tenants/acme/apply", &plan_fields, true)
+        .await;
+    assert_eq!(status, 303, "{html}");
+    let apply = location.rsplit_once("/applies/").unwrap().1.to_owned();
+    assert_eq!(
+        wait_for_apply_state(&app, &support_key, "acme", &apply).await,
+        "succeeded"
+    );
+    assert_eq!(stored_uri().await, "https://mine.acme.example/cb");
+
+    // Two people creating the same new tenant: the second plan's apply is refused.
+    let (_, _, plan_a) = operator
+        .post_form("/tenants/new", &tenant_form("initech", "plan"), true)
+        .await;
+    let (_, _, plan_b) = operator
+        .post_form("/tenants/new", &tenant_form("initech", "plan"), true)
+        .await;
+    let mut applied = vec![];
+    for plan in [&plan_a, &plan_b] {
+        let f = [
+            ("doc", hidden_value(plan, "doc")),
+            ("base", hidden_value(plan, "base")),
+        ];
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, location, _) = operator.post_form("/tenants/initech/apply", &f, true).await;
+        applied.push(status);
+        if status == 303 {
+            let apply = location.rsplit_once("/applies/").unwrap().1.to_owned();
+            wait_for_apply_state(&app, &support_key, "initech", &apply).await;
+        }
+    }
+    assert_eq!(applied, vec![303, 409]);
 }
