@@ -32,7 +32,7 @@ use crate::access::Role;
 use crate::domain::tenant::TenantId;
 use crate::http::error::HttpError;
 use crate::http::tenants::{
-    apply_record, check_doc, delete_confirmed, parse_tenant, plan_steps, queue_apply,
+    apply_record, check_doc, check_scope, delete_confirmed, parse_tenant, plan_steps, queue_apply,
     rotate_installation_secret, stored_doc, tenant_record, READERS, WRITERS,
 };
 use crate::projection::census::{tenant_counts, tenant_overview, TenantCounts, TenantScope};
@@ -1098,6 +1098,9 @@ pub async fn installation_page(
                 config => config.map(Serde),
                 config_json,
                 app_id => record.ids.get(&format!("app:{installation}")),
+                // The rotate form is good for one rotation: sent again (a reload, Back), it
+                // does not rotate again and kill the secret just shown.
+                once => super::session::random_token(),
             },
         )
 }
@@ -1115,10 +1118,68 @@ pub async fn rotate_secret(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = state.checked_form(req, &session, body).await {
-        return r;
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // Another tenant's installation reads as missing before anything is looked at or kept.
+    if check_scope(&session.principal, &tenant).is_err() {
+        return installation_not_found(&state, &session);
     }
-    match rotate_installation_secret(&state.app, &session.principal, &tenant, &installation).await {
+    let once = fields.get("once").map(String::as_str).unwrap_or("");
+    if once.len() != 64 || !once.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return refusal(
+            &state,
+            &session,
+            "Not rotated",
+            &HttpError::bad_request(
+                "this rotate form is outdated; nothing was rotated. Open the installation page again.",
+            ),
+        );
+    }
+    let once_key = state
+        .app
+        .keys
+        .console_once(&super::session::digest(&format!(
+            "{}:{once}",
+            session.digest
+        )));
+    let mut conn = state.app.redis.clone();
+    let claimed: Result<Option<String>, _> = redis::cmd("SET")
+        .arg(&once_key)
+        .arg("1")
+        .arg("NX")
+        .arg("EX")
+        .arg(86_400)
+        .query_async(&mut conn)
+        .await;
+    match claimed {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let heading = "Already rotated";
+            return state.page(&session, heading, "/tenants").render(
+                &state.templates,
+                StatusCode::CONFLICT,
+                "error.html",
+                context! { heading, message => "This rotate form was already sent: the secret was rotated then and shown on that answer only. Nothing was rotated now. To rotate again, open the installation page." },
+            );
+        }
+        Err(e) => {
+            return page::unavailable(
+                &state.templates,
+                state.page(&session, "Not rotated", "/tenants"),
+                "console-once",
+                &e,
+            )
+        }
+    }
+    let rotated =
+        rotate_installation_secret(&state.app, &session.principal, &tenant, &installation).await;
+    if rotated.is_err() {
+        // Nothing was rotated: the same form may be sent again.
+        let _: Result<(), _> = redis::AsyncCommands::del(&mut conn, &once_key).await;
+    }
+    match rotated {
         Ok(answer) => state
             .page(&session, "New client secret", "/tenants")
             .render(

@@ -1131,22 +1131,33 @@ async fn a_client_admin_rotates_its_own_secret_once_uncached_and_no_other_tenant
 
     // Rotation: CSRF needed; the new secret is on this answer only, never cached, never in
     // a URL, stored nowhere in Redis, and audited without it.
+    let (status, page) = acme.get("/tenants/acme/installations/efs").await;
+    assert_eq!(status, 200, "{page}");
+    let once = hidden_value(&page, "once");
     let (status, _, _) = acme
-        .post_form("/tenants/acme/installations/efs/rotate-secret", &[], false)
+        .post_form(
+            "/tenants/acme/installations/efs/rotate-secret",
+            &[("once", &once)],
+            false,
+        )
         .await;
     assert_eq!(status, 403);
-    let resp = acme
-        .client
-        .post(format!(
-            "{}/tenants/acme/installations/efs/rotate-secret",
-            acme.base
-        ))
-        .header("cookie", &acme.cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={}", acme.csrf))
-        .send()
-        .await
-        .unwrap();
+    let (status, _, html) = acme
+        .post_form("/tenants/acme/installations/efs/rotate-secret", &[], true)
+        .await;
+    assert_eq!(status, 400, "a form without its one-time field: {html}");
+    let send = || {
+        acme.client
+            .post(format!(
+                "{}/tenants/acme/installations/efs/rotate-secret",
+                acme.base
+            ))
+            .header("cookie", &acme.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={}&once={once}", acme.csrf))
+            .send()
+    };
+    let resp = send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("location").is_none());
     assert_eq!(resp.headers()["cache-control"], "no-store");
@@ -1169,6 +1180,12 @@ async fn a_client_admin_rotates_its_own_secret_once_uncached_and_no_other_tenant
     assert_eq!(rotated.len(), 1, "{audit:?}");
     assert_eq!(rotated[0]["key"], "console:client-admin@example.com");
     assert_eq!(rotated[0]["subject"], "acme/efs");
+    // The same form sent again (a reload, Back): not rotated again, no secret shown.
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 409);
+    let again = again.text().await.unwrap();
+    assert!(again.contains("already sent"), "{again}");
+    assert!(!again.contains("new-secret"), "{again}");
     // Another tenant's installation, by path: nothing rotated, nothing audited.
     let (status, _, _) = acme
         .post_form("/tenants/globex/installations/efs/rotate-secret", &[], true)
