@@ -1312,21 +1312,41 @@ async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_i
     }
     let (_, html) = operator.get("/tenants/acme").await;
     assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
-    // No inline script or style on these pages (the CSP forbids both).
+    // No inline script, style or handler on these pages, and every one under the strict CSP.
+    let (_, tenant) = app
+        .get_json("/api/v1/tenants/acme?drift=false", Some(&support_key))
+        .await;
+    let apply = tenant["last_apply"]["id"].as_str().unwrap().to_owned();
     for path in [
-        "/tenants/acme",
-        "/tenants/acme/installations/efs",
-        "/tenants/new",
+        "/tenants".to_owned(),
+        "/tenants/acme".to_owned(),
+        "/tenants/acme/drift".to_owned(),
+        "/tenants/acme/edit".to_owned(),
+        "/tenants/acme/installations/efs".to_owned(),
+        "/tenants/new".to_owned(),
+        format!("/tenants/acme/applies/{apply}"),
+        format!("/tenants/acme/applies/{apply}/progress"),
     ] {
-        let (_, html) = operator.get(path).await;
+        let resp = operator.get_response(&path).await;
+        let csp = resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(
-            !html.contains("<script>") && !html.contains("style="),
-            "{path}"
+            csp.contains("script-src 'self';") && csp.contains("style-src 'self';"),
+            "{path}: {csp}"
         );
-        assert!(
-            !html.contains("onclick") && !html.contains("<style"),
-            "{path}"
-        );
+        let html = resp.text().await.unwrap();
+        for inline in [
+            "<script>",
+            "<style",
+            "style=",
+            " onclick",
+            " onload",
+            "javascript:",
+        ] {
+            assert!(!html.contains(inline), "{path} has {inline}");
+        }
     }
 }
 
