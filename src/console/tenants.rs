@@ -468,6 +468,10 @@ pub async fn drift_fragment(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Tenant", &e),
@@ -800,6 +804,10 @@ pub async fn edit_tenant_page(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Tenant", &e),
@@ -971,6 +979,10 @@ pub async fn apply_page(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match apply_record(&state.app, &session.principal, &tenant, &apply).await {
         Ok(a) => a,
         Err(e) => return refusal(&state, &session, "Apply", &e),
@@ -1000,6 +1012,10 @@ pub async fn apply_progress(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     match apply_record(&state.app, &session.principal, &tenant, &apply).await {
         Ok(record) => state.templates.fragment(
             "tenant_apply_progress.html",
@@ -1026,6 +1042,10 @@ pub async fn delete_tenant(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let fields = match state.checked_form(req, &session, body).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -1071,6 +1091,10 @@ pub async fn installation_page(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Installation", &e),
@@ -1118,6 +1142,10 @@ pub async fn rotate_secret(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return installation_not_found(&state, &session);
+    }
     let fields = match state.checked_form(req, &session, body).await {
         Ok(f) => f,
         Err(r) => return r,

@@ -1312,6 +1312,33 @@ async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_i
     }
     let (_, html) = operator.get("/tenants/acme").await;
     assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
+    // A path that is no tenant id (case, hash-tag braces, separators) reads like a missing
+    // tenant on every page, and a post to it changes nothing.
+    let missing = operator.get("/tenants/nosuchtenant").await;
+    assert_eq!(missing.0, 404);
+    for bad in ["ACME", "acme%7D", "acme%3Aapply", "%7Bacme%7D"] {
+        for rest in [
+            "",
+            "/drift",
+            "/edit",
+            "/installations/efs",
+            "/applies/x",
+            "/applies/x/progress",
+        ] {
+            let path = format!("/tenants/{bad}{rest}");
+            assert_eq!(operator.get(&path).await, missing, "{path}");
+        }
+        let (status, _, _) = operator
+            .post_form(&format!("/tenants/{bad}/delete"), &[("confirm", bad)], true)
+            .await;
+        assert_eq!(status, 404, "{bad}");
+    }
+    assert_eq!(
+        sim.apps_labelled("tenant-acme-efs").len(),
+        1,
+        "nothing deleted"
+    );
+
     // No inline script, style or handler on these pages, and every one under the strict CSP.
     let (_, tenant) = app
         .get_json("/api/v1/tenants/acme?drift=false", Some(&support_key))
