@@ -200,6 +200,46 @@ impl ConsoleState {
         }
     }
 
+    /// A state-changing form of this session: read (at most [`MAX_FORM_BYTES`]) and
+    /// CSRF-checked. A body over the limit is answered as one (413, nothing changed), not
+    /// taken for a forged request; an unreadable one is a 400.
+    pub async fn checked_form(
+        &self,
+        req: &Request,
+        session: &Session,
+        body: Body,
+    ) -> Result<HashMap<String, String>, Response> {
+        let refused = |status: StatusCode, message: &str| {
+            let heading = "Not sent";
+            self.page(session, heading, "").render(
+                &self.templates,
+                status,
+                "error.html",
+                minijinja::context! { heading, message },
+            )
+        };
+        let fields = match read_form_limited(body).await {
+            Ok(f) => f,
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                return Err(refused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!(
+                        "The form is too large (over {} KiB), so it was not read. Nothing was changed. Shorten it (settings, redirect URIs) or use the API.",
+                        MAX_FORM_BYTES / 1024
+                    ),
+                ))
+            }
+            Err(_) => {
+                return Err(refused(
+                    StatusCode::BAD_REQUEST,
+                    "The form could not be read. Nothing was changed. Reload the page and try again.",
+                ))
+            }
+        };
+        self.check_csrf(req, session, &fields)?;
+        Ok(fields)
+    }
+
     /// A page for this session.
     pub fn page(&self, session: &Session, title: impl Into<String>, current: &str) -> Page {
         Page::new(&self.base, session, title, current)
@@ -228,12 +268,18 @@ pub fn public_base(app: &AppState, req: &Request) -> String {
     format!("{origin}{}", s.path)
 }
 
-/// A form body (`application/x-www-form-urlencoded`), at most [`MAX_FORM_BYTES`].
+/// A form body (`application/x-www-form-urlencoded`), at most [`MAX_FORM_BYTES`]; empty when
+/// it is larger or unreadable (see [`ConsoleState::checked_form`] to tell those apart).
 pub async fn read_form(body: Body) -> HashMap<String, String> {
-    let Ok(bytes) = body.into_bytes_limit(MAX_FORM_BYTES).await else {
-        return HashMap::new();
-    };
-    form_urlencoded::parse(&bytes).into_owned().collect()
+    read_form_limited(body).await.unwrap_or_default()
+}
+
+/// A form body, or why it was not read (over [`MAX_FORM_BYTES`]: `PayloadTooLarge`).
+async fn read_form_limited(
+    body: Body,
+) -> Result<HashMap<String, String>, poem::error::ReadBodyError> {
+    let bytes = body.into_bytes_limit(MAX_FORM_BYTES).await?;
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
 /// The start page: support staff and client admins go straight to Users; operators (who

@@ -36,9 +36,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// True when `presented` is this session's CSRF token (constant-time).
+    /// True when `presented` is this session's CSRF token (constant-time). A session without
+    /// a token (a damaged record) matches nothing, not an empty field: fail closed.
     pub fn csrf_matches(&self, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(self.csrf.as_bytes())))
+        !self.csrf.is_empty()
+            && presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(self.csrf.as_bytes())))
     }
 }
 
@@ -224,5 +226,11 @@ mod tests {
         assert!(!s.csrf_matches(Some("abd")));
         assert!(!s.csrf_matches(Some("")));
         assert!(!s.csrf_matches(None));
+        let damaged = Session {
+            csrf: String::new(),
+            ..s
+        };
+        assert!(!damaged.csrf_matches(Some("")));
+        assert!(!damaged.csrf_matches(None));
     }
 }

@@ -32,8 +32,8 @@ use crate::access::Role;
 use crate::domain::tenant::TenantId;
 use crate::http::error::HttpError;
 use crate::http::tenants::{
-    apply_record, check_doc, delete_confirmed, parse_tenant, plan_steps, queue_apply,
-    rotate_installation_secret, tenant_record, READERS, WRITERS,
+    apply_record, check_doc, check_scope, delete_confirmed, parse_tenant, plan_steps, queue_apply,
+    rotate_installation_secret, stored_doc, tenant_record, READERS, WRITERS,
 };
 use crate::projection::census::{tenant_counts, tenant_overview, TenantCounts, TenantScope};
 use crate::tenants::doc::{InstallationDoc, Names, TenantDoc, GRANT_TYPES};
@@ -46,8 +46,10 @@ pub const TENANT_READERS: &[Role] = READERS;
 /// Users read per tenant for the split by status.
 const COUNT_BUDGET: usize = 5_000;
 
-/// Installation fieldsets one form holds at most.
-const MAX_INSTALLATIONS: usize = 20;
+/// Installation fieldsets one form holds at most (added, posted or shown for an edit). A
+/// tenant declared through the API with more is refused by the form in words, never cut short:
+/// a fieldset left out would plan, and on Apply carry out, the deletion of its app.
+const MAX_INSTALLATIONS: usize = 100;
 
 /// The one "not found" of the tenant pages, whatever the reason (missing, another tenant's).
 fn tenant_not_found(state: &ConsoleState, session: &Session) -> Response {
@@ -82,6 +84,44 @@ fn refusal(state: &ConsoleState, session: &Session, heading: &str, e: &HttpError
         status,
         "error.html",
         context! { heading => heading, message => message },
+    )
+}
+
+/// The version of a tenant's declared document that a form, plan or re-apply was made from:
+/// the SHA-256 of its JSON, or [`UNDECLARED`]. Every apply names it and is refused (409) when
+/// the declared document has changed since (another person, another tab), so a plan is
+/// never applied over a change its author has not seen.
+fn doc_version(doc: &TenantDoc) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        serde_json::to_string(doc).unwrap_or_default().as_bytes(),
+    ))
+}
+
+/// The version of a tenant that is not declared (a form that creates it).
+const UNDECLARED: &str = "none";
+
+/// The version of `tenant`'s declared document now.
+async fn current_version(state: &ConsoleState, tenant: &str) -> Result<String, HttpError> {
+    match stored_doc(&state.app, tenant).await {
+        Ok(doc) => Ok(doc_version(&doc)),
+        Err(HttpError::NotFound(_)) => Ok(UNDECLARED.to_owned()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The answer when the declared document changed after a form or plan was made from it.
+fn changed_since(state: &ConsoleState, session: &Session, tenant: &str, what: &str) -> Response {
+    let heading = "Changed meanwhile";
+    let message = format!(
+        "Tenant {tenant} was changed since this {what} was made (by someone else, or in another tab). Nothing was {}. Open the tenant to see its current state, then edit and plan again.",
+        if what == "plan" { "applied" } else { "planned" }
+    );
+    state.page(session, heading, "/tenants").render(
+        &state.templates,
+        StatusCode::CONFLICT,
+        "error.html",
+        context! { heading, message },
     )
 }
 
@@ -428,6 +468,10 @@ pub async fn drift_fragment(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Tenant", &e),
@@ -461,6 +505,7 @@ pub async fn drift_fragment(
             rule_status,
             busy => record.state.as_deref() == Some("applying"),
             doc_json => serde_json::to_string(&record.doc).unwrap_or_default(),
+            base => doc_version(&record.doc),
             may_write => is_writer(&session),
         },
     )
@@ -511,6 +556,13 @@ struct TenantForm {
     /// Editing a declared tenant (its name is fixed) rather than creating one.
     editing: bool,
     installations: Vec<InstallationForm>,
+    /// The version of the declared document the form was made from ([`doc_version`]);
+    /// [`UNDECLARED`] for a form that creates a tenant.
+    base: String,
+    /// The fieldsets the posted form claimed (`count`) when more than [`MAX_INSTALLATIONS`]:
+    /// then the form is refused, not cut short.
+    #[serde(skip)]
+    too_many: Option<usize>,
 }
 
 fn lines(s: &str) -> Vec<String> {
@@ -528,11 +580,13 @@ impl TenantForm {
             display_name: String::new(),
             editing: false,
             installations: vec![InstallationForm::blank(kinds)],
+            base: UNDECLARED.to_owned(),
+            too_many: None,
         }
     }
 
-    /// The form of a declared tenant.
-    fn from_doc(tenant: &str, doc: &TenantDoc, editing: bool) -> Self {
+    /// The form of a declared tenant (`base`: the version it was made from).
+    fn from_doc(tenant: &str, doc: &TenantDoc, editing: bool, base: String) -> Self {
         Self {
             tenant: tenant.to_owned(),
             display_name: doc.display_name.clone(),
@@ -555,6 +609,8 @@ impl TenantForm {
                     },
                 })
                 .collect(),
+            base,
+            too_many: None,
         }
     }
 
@@ -564,10 +620,8 @@ impl TenantForm {
     /// `i<n>_remove` (a checked box drops the fieldset).
     fn from_fields(f: &HashMap<String, String>) -> Self {
         let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-        let count = get("count")
-            .parse::<usize>()
-            .unwrap_or(0)
-            .min(MAX_INSTALLATIONS);
+        let claimed = get("count").parse::<usize>().unwrap_or(0);
+        let count = claimed.min(MAX_INSTALLATIONS);
         let installations = (0..count)
             .filter(|n| !f.contains_key(&format!("i{n}_remove")))
             .map(|n| {
@@ -588,11 +642,19 @@ impl TenantForm {
                 }
             })
             .collect();
+        let editing = get("editing") == "1";
         Self {
             tenant: get("tenant").trim().to_owned(),
             display_name: get("display_name").trim().to_owned(),
-            editing: get("editing") == "1",
+            editing,
             installations,
+            // A form that creates a tenant is made from "not declared", whatever it says.
+            base: if editing {
+                get("base")
+            } else {
+                UNDECLARED.to_owned()
+            },
+            too_many: (claimed > MAX_INSTALLATIONS).then_some(claimed),
         }
     }
 
@@ -600,6 +662,9 @@ impl TenantForm {
     /// problem, in words. Blank fieldsets are left out.
     fn to_doc(&self, kinds: &[String]) -> Result<(TenantId, TenantDoc), Vec<String>> {
         let mut problems = vec![];
+        if let Some(n) = self.too_many {
+            problems.push(too_many_words(n));
+        }
         let tenant = TenantId::parse(&self.tenant).map_err(|e| format!("Tenant: {e}"));
         let mut installations = BTreeMap::new();
         for (n, i) in self.installations.iter().enumerate() {
@@ -667,6 +732,25 @@ impl TenantForm {
     }
 }
 
+/// Why a form with `n` installations is not taken.
+fn too_many_words(n: usize) -> String {
+    format!(
+        "The form has {n} installations, more installations than this form holds ({MAX_INSTALLATIONS}); declare such a tenant with the API (PUT /api/v1/tenants/{{tenant}})."
+    )
+}
+
+/// The answer for a declared document too large for the form (edit, "Change the form"):
+/// refused in words rather than shown cut short.
+fn too_many_for_form(state: &ConsoleState, session: &Session, n: usize) -> Response {
+    let heading = "Not editable here";
+    state.page(session, heading, "/tenants").render(
+        &state.templates,
+        StatusCode::CONFLICT,
+        "error.html",
+        context! { heading, message => too_many_words(n) },
+    )
+}
+
 fn render_form(
     state: &ConsoleState,
     session: &Session,
@@ -720,11 +804,19 @@ pub async fn edit_tenant_page(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Tenant", &e),
     };
-    let form = TenantForm::from_doc(&record.tenant, &record.doc, true);
+    if record.doc.installations.len() > MAX_INSTALLATIONS {
+        return too_many_for_form(&state, &session, record.doc.installations.len());
+    }
+    let base = doc_version(&record.doc);
+    let form = TenantForm::from_doc(&record.tenant, &record.doc, true, base);
     render_form(&state, &session, &form, &[], false)
 }
 
@@ -741,10 +833,10 @@ pub async fn tenant_form_post(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
-        return r;
-    }
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let kinds = &state.app.settings.provisioning.kinds;
     let op = fields.get("op").map(String::as_str).unwrap_or("plan");
     if op == "edit" {
@@ -762,13 +854,19 @@ pub async fn tenant_form_post(
         };
         let tenant = fields.get("tenant").cloned().unwrap_or_default();
         let editing = fields.get("editing").map(String::as_str) == Some("1");
-        let form = TenantForm::from_doc(&tenant, &doc, editing);
+        if doc.installations.len() > MAX_INSTALLATIONS {
+            return too_many_for_form(&state, &session, doc.installations.len());
+        }
+        let base = fields.get("base").cloned().unwrap_or_default();
+        let form = TenantForm::from_doc(&tenant, &doc, editing, base);
         return render_form(&state, &session, &form, &[], false);
     }
     let mut form = TenantForm::from_fields(&fields);
     if op == "add" {
         if form.installations.len() >= MAX_INSTALLATIONS {
-            let problem = format!("A tenant has at most {MAX_INSTALLATIONS} installations here.");
+            let problem = format!(
+                "This form holds at most {MAX_INSTALLATIONS} installations; declare more with the API."
+            );
             return render_form(&state, &session, &form, &[problem], false);
         }
         form.installations.push(InstallationForm::blank(kinds));
@@ -791,6 +889,12 @@ pub async fn tenant_form_post(
             Err(e) => return refusal(&state, &session, "Not planned", &e),
         }
     }
+    // An edit form opened before someone else's change would undo it unseen.
+    match current_version(&state, t).await {
+        Ok(now) if now == form.base => {}
+        Ok(_) => return changed_since(&state, &session, t, "form"),
+        Err(e) => return refusal(&state, &session, "Not planned", &e),
+    }
     let steps = match plan_steps(&state.app, t, &doc).await {
         Ok(s) => s,
         Err(e) => return refusal(&state, &session, "Not planned", &e),
@@ -812,6 +916,7 @@ pub async fn tenant_form_post(
                 steps => Serde(&steps),
                 changes,
                 doc_json => serde_json::to_string(&doc).unwrap_or_default(),
+                base => &form.base,
                 installations => doc.installations.len(),
             },
         )
@@ -830,10 +935,10 @@ pub async fn apply_tenant(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
-        return r;
-    }
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let tenant = match parse_tenant(&tenant) {
         Ok(t) => t,
         Err(e) => return refusal(&state, &session, "Not applied", &e),
@@ -849,6 +954,13 @@ pub async fn apply_tenant(
         Ok(d) => d,
         Err(e) => return refusal(&state, &session, "Not applied", &e),
     };
+    // The plan (or drift re-apply) names the version it was made from; a change since then
+    // is refused, not overwritten unseen. (A form without one is outdated or forged.)
+    match current_version(&state, t).await {
+        Ok(now) if fields.get("base") == Some(&now) => {}
+        Ok(_) => return changed_since(&state, &session, t, "plan"),
+        Err(e) => return refusal(&state, &session, "Not applied", &e),
+    }
     let id = new_apply_id();
     match queue_apply(&state.app, &session.principal, t, &id, &doc).await {
         Ok(()) => page::see_other(&format!("{}/tenants/{t}/applies/{id}", state.base)),
@@ -867,6 +979,10 @@ pub async fn apply_page(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match apply_record(&state.app, &session.principal, &tenant, &apply).await {
         Ok(a) => a,
         Err(e) => return refusal(&state, &session, "Apply", &e),
@@ -896,6 +1012,10 @@ pub async fn apply_progress(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     match apply_record(&state.app, &session.principal, &tenant, &apply).await {
         Ok(record) => state.templates.fragment(
             "tenant_apply_progress.html",
@@ -922,10 +1042,14 @@ pub async fn delete_tenant(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
-        return r;
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
     }
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let typed = fields.get("confirm").map(|c| c.trim()).unwrap_or("");
     match delete_confirmed(&state.app, &session.principal, &tenant, Some(typed)).await {
         Ok(apply) => page::see_other(&format!(
@@ -967,6 +1091,10 @@ pub async fn installation_page(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return tenant_not_found(&state, &session);
+    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Installation", &e),
@@ -994,6 +1122,9 @@ pub async fn installation_page(
                 config => config.map(Serde),
                 config_json,
                 app_id => record.ids.get(&format!("app:{installation}")),
+                // The rotate form is good for one rotation: sent again (a reload, Back), it
+                // does not rotate again and kill the secret just shown.
+                once => super::session::random_token(),
             },
         )
 }
@@ -1011,11 +1142,72 @@ pub async fn rotate_secret(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let fields = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &fields) {
-        return r;
+    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
+    if TenantId::parse(&tenant).is_err() {
+        return installation_not_found(&state, &session);
     }
-    match rotate_installation_secret(&state.app, &session.principal, &tenant, &installation).await {
+    let fields = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // Another tenant's installation reads as missing before anything is looked at or kept.
+    if check_scope(&session.principal, &tenant).is_err() {
+        return installation_not_found(&state, &session);
+    }
+    let once = fields.get("once").map(String::as_str).unwrap_or("");
+    if once.len() != 64 || !once.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return refusal(
+            &state,
+            &session,
+            "Not rotated",
+            &HttpError::bad_request(
+                "this rotate form is outdated; nothing was rotated. Open the installation page again.",
+            ),
+        );
+    }
+    let once_key = state
+        .app
+        .keys
+        .console_once(&super::session::digest(&format!(
+            "{}:{once}",
+            session.digest
+        )));
+    let mut conn = state.app.redis.clone();
+    let claimed: Result<Option<String>, _> = redis::cmd("SET")
+        .arg(&once_key)
+        .arg("1")
+        .arg("NX")
+        .arg("EX")
+        .arg(86_400)
+        .query_async(&mut conn)
+        .await;
+    match claimed {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let heading = "Already rotated";
+            return state.page(&session, heading, "/tenants").render(
+                &state.templates,
+                StatusCode::CONFLICT,
+                "error.html",
+                context! { heading, message => "This rotate form was already sent: the secret was rotated then and shown on that answer only. Nothing was rotated now. To rotate again, open the installation page." },
+            );
+        }
+        Err(e) => {
+            return page::unavailable(
+                &state.templates,
+                state.page(&session, "Not rotated", "/tenants"),
+                "console-once",
+                &e,
+            )
+        }
+    }
+    let rotated =
+        rotate_installation_secret(&state.app, &session.principal, &tenant, &installation).await;
+    if rotated.is_err() {
+        // Nothing was rotated: the same form may be sent again.
+        let _: Result<(), _> = redis::AsyncCommands::del(&mut conn, &once_key).await;
+    }
+    match rotated {
         Ok(answer) => state
             .page(&session, "New client secret", "/tenants")
             .render(
@@ -1091,7 +1283,7 @@ mod tests {
         assert_eq!(efs.settings["region"], "eu");
         assert!(doc.installations["web"].public_client);
         // And back: the edit form of the document is the same document again.
-        let again = TenantForm::from_doc("acme", &doc, true);
+        let again = TenantForm::from_doc("acme", &doc, true, "v".into());
         assert_eq!(again.to_doc(&kinds()).unwrap().1, doc);
     }
 
@@ -1142,12 +1334,21 @@ mod tests {
     }
 
     #[test]
-    fn the_form_never_holds_more_than_its_limit() {
+    fn the_form_never_holds_more_than_its_limit_and_says_so_instead_of_cutting() {
         let f = fields(&[("tenant", "acme"), ("count", "100000")]);
-        assert_eq!(
-            TenantForm::from_fields(&f).installations.len(),
-            MAX_INSTALLATIONS
+        let form = TenantForm::from_fields(&f);
+        assert_eq!(form.installations.len(), MAX_INSTALLATIONS);
+        let problems = form.to_doc(&kinds()).unwrap_err();
+        assert!(
+            problems[0].contains("100000 installations, more installations than this form holds"),
+            "{problems:?}"
         );
+        // At the limit, every fieldset is read.
+        let count = MAX_INSTALLATIONS.to_string();
+        let f = fields(&[("tenant", "acme"), ("count", &count)]);
+        let form = TenantForm::from_fields(&f);
+        assert_eq!(form.installations.len(), MAX_INSTALLATIONS);
+        assert_eq!(form.too_many, None);
     }
 
     fn step(key: &str, resource: &str, action: Action, detail: Option<&str>) -> Step {

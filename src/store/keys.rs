@@ -297,6 +297,12 @@ impl Keys {
         format!("{}:console:login:{state_digest}", self.prefix)
     }
 
+    /// String: a one-time console form already sent (a secret rotation), keyed by the SHA-256
+    /// of the session digest and the form's nonce; TTL one day.
+    pub fn console_once(&self, digest: &str) -> String {
+        format!("{}:console:once:{digest}", self.prefix)
+    }
+
     /// Hash: an unused one-time sign-in link (tenant, minted by), TTL = `console.link_ttl_secs`.
     pub fn console_link(&self, token_digest: &str) -> String {
         format!("{}:console:link:{token_digest}", self.prefix)

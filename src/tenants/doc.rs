@@ -102,7 +102,7 @@ impl TenantDoc {
                 ));
             }
         }
-        if self.display_name.len() > 200 {
+        if self.display_name.chars().count() > 200 {
             problems.push("display_name: at most 200 characters".into());
         }
         for (name, inst) in &self.installations {
@@ -144,9 +144,9 @@ impl TenantDoc {
                 .iter()
                 .chain(&inst.post_logout_redirect_uris)
             {
-                if !(u.starts_with("https://") || u.starts_with("http://localhost")) {
+                if !valid_redirect_uri(u) {
                     problems.push(format!(
-                        "{at}: redirect URI `{u}` must use https (or http://localhost)"
+                        "{at}: redirect URI `{u}` must use https (or http://localhost): an absolute URL with a host, without user info, spaces or a fragment"
                     ));
                 }
             }
@@ -165,6 +165,36 @@ impl TenantDoc {
             Err(InvalidDoc(problems))
         }
     }
+}
+
+/// Whether Okta may send a user back to `u` (a redirect or post-logout redirect URI): an
+/// absolute `https` URL with a host, or plain `http` to the local machine only (host
+/// `localhost`, any port, so `http://localhost.example.com` is not one); never with user info
+/// (`http://localhost@evil.example` goes to `evil.example`), whitespace or a fragment
+/// (RFC 6749 §3.1.2).
+pub fn valid_redirect_uri(u: &str) -> bool {
+    if u.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return false;
+    }
+    // Written out as `scheme://authority…`: the URL parser would also take `https:///cb` or
+    // `https:cb` (as host `cb`), which no one means.
+    let authority = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"));
+    if authority.is_none_or(|a| a.is_empty() || a.starts_with('/')) {
+        return false;
+    }
+    let Ok(url) = url::Url::parse(u) else {
+        return false;
+    };
+    let host_ok = match url.scheme() {
+        "https" => url.host_str().is_some_and(|h| !h.is_empty()),
+        "http" => url.host_str() == Some("localhost"),
+        _ => false,
+    };
+    host_ok && url.username().is_empty() && url.password().is_none() && url.fragment().is_none()
 }
 
 /// Stable Okta names of a tenant's resources: what find-or-create looks for.
@@ -331,6 +361,49 @@ settings = { region = "eu" }
         let empty = TenantDoc::from_json(json!({})).unwrap();
         let admins = TenantId::parse("acme-admins").unwrap();
         assert!(empty.check(&admins, &kinds()).is_err());
+    }
+
+    #[test]
+    fn plain_http_redirects_only_to_the_local_machine() {
+        for good in [
+            "https://efs.acme.example/cb",
+            "https://efs.acme.example:8443/cb?x=1",
+            "http://localhost/cb",
+            "http://localhost:3000/cb",
+        ] {
+            assert!(valid_redirect_uri(good), "{good}");
+        }
+        for bad in [
+            "http://localhost.evil.example/cb",
+            "http://localhost@evil.example/cb",
+            "http://localhost:80@evil.example/cb",
+            "http://evil.example/cb",
+            "https://user@efs.acme.example/cb",
+            "https://",
+            "https:///cb",
+            "https://efs.acme.example/cb#x",
+            "https://efs acme.example/cb",
+            "https:efs.acme.example/cb",
+            "https:\\\\evil.example/cb",
+            "HTTP://localhost.evil.example/cb",
+            "https://efs.acme.example/c\nb",
+            "javascript:alert(1)",
+            "/cb",
+        ] {
+            assert!(!valid_redirect_uri(bad), "{bad}");
+        }
+        assert!(!valid_redirect_uri("https://efs.acme.example/c\tb"));
+    }
+
+    #[test]
+    fn a_display_name_is_counted_in_characters() {
+        let named = |n: usize| TenantDoc {
+            tenant: None,
+            display_name: "é".repeat(n),
+            installations: BTreeMap::new(),
+        };
+        assert!(named(200).check(&acme(), &kinds()).is_ok());
+        assert!(named(201).check(&acme(), &kinds()).is_err());
     }
 
     #[test]

@@ -782,7 +782,11 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
         "nothing queued"
     );
     let (status, location, _) = operator
-        .post_form("/tenants/acme/apply", &[("doc", &doc_text)], true)
+        .post_form(
+            "/tenants/acme/apply",
+            &[("doc", &doc_text), ("base", &hidden_value(&plan, "base"))],
+            true,
+        )
         .await;
     assert_eq!(status, 303);
     let apply = location
@@ -934,4 +938,581 @@ async fn a_client_admin_reads_only_its_own_tenant_pages_and_writes_none() {
         }),
         "{audit:?}"
     );
+}
+
+/// The form fields of `n` installations `i0`…, as the edit page renders them for a tenant
+/// declared with that many (the browser posts every fieldset back).
+fn many_installations(n: usize, base: &str) -> Vec<(String, String)> {
+    let mut f = vec![
+        ("op".to_owned(), "plan".to_owned()),
+        ("editing".to_owned(), "1".to_owned()),
+        ("base".to_owned(), base.to_owned()),
+        ("tenant".to_owned(), "big".to_owned()),
+        ("count".to_owned(), n.to_string()),
+    ];
+    for i in 0..n {
+        f.push((format!("i{i}_name"), format!("i{i}")));
+        f.push((format!("i{i}_kind"), "efs".to_owned()));
+        f.push((
+            format!("i{i}_redirect_uris"),
+            format!("https://i{i}.big.example/cb"),
+        ));
+        f.push((format!("i{i}_grant_authorization_code"), "on".to_owned()));
+        f.push((format!("i{i}_pkce"), "on".to_owned()));
+    }
+    f
+}
+
+#[tokio::test]
+async fn editing_a_tenant_with_more_installations_than_the_add_limit_keeps_every_one() {
+    let redis = TestRedis::start();
+    // An apps bucket that holds the apply and the plan in one window (the default 100 a
+    // minute would make the plan wait for the next window, and time out, as on a real org).
+    let sim_config = SimConfig {
+        apps_limit: 1_000,
+        ..SimConfig::default()
+    };
+    let (app, sim) = spawn_app_with_okta(&redis.url(), &random_prefix(), sim_config, "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    // Declared through the API, which has no limit of 20: 21 installations, all applied.
+    let installations: serde_json::Map<String, serde_json::Value> = (0..21)
+        .map(|i| {
+            (
+                format!("i{i}"),
+                serde_json::json!({"kind": "efs", "redirect_uris": [format!("https://i{i}.big.example/cb")],
+                    "grant_types": ["authorization_code"]}),
+            )
+        })
+        .collect();
+    let resp = app
+        .client
+        .put(app.url("/api/v1/tenants/big?wait=60"))
+        .bearer_auth(&support_key)
+        .json(&serde_json::json!({ "installations": installations }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(sim.apps_labelled("tenant-big-i20").len(), 1);
+    let operator = sign_in(&app, Role::Operator, None).await;
+    let (status, html) = operator.get("/tenants/big/edit").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("name=\"count\" value=\"21\""), "{html}");
+    assert!(html.contains("value=\"i20\""), "{html}");
+
+    // The edit form posted back unchanged plans nothing: no installation silently dropped
+    // (which would plan, and on Apply carry out, the deletion of its app).
+    let fields = many_installations(21, &hidden_value(&html, "base"));
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _, plan) = operator.post_form("/tenants/new", &fields, true).await;
+    assert_eq!(status, 200, "{plan}");
+    let doc: serde_json::Value = serde_json::from_str(&hidden_value(&plan, "doc")).unwrap();
+    assert_eq!(doc["installations"].as_object().unwrap().len(), 21, "{doc}");
+    assert!(!plan.contains("step-delete"), "{plan}");
+    assert!(
+        plan.contains("Nothing to change: Okta already has this state"),
+        "{plan}"
+    );
+
+    // A form claiming more fieldsets than any form holds is refused in words, not cut short.
+    let fields = many_installations(201, &hidden_value(&html, "base"));
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _, html) = operator.post_form("/tenants/new", &fields, true).await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("Nothing was planned"), "{html}");
+    assert!(
+        html.contains("more installations than this form holds"),
+        "{html}"
+    );
+    assert_eq!(
+        sim.apps_labelled("tenant-big-i20").len(),
+        1,
+        "nothing changed"
+    );
+}
+
+/// Whether any key under `prefix` holds `needle` anywhere (strings, hashes, lists, sets,
+/// sorted sets, streams): to show that a secret is stored nowhere in clear.
+async fn redis_holds(app: &TestApp, prefix: &str, needle: &str) -> bool {
+    use redis::AsyncCommands;
+    let mut conn = app.conn().await;
+    let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let values: Vec<String> = match kind.as_str() {
+            "string" => vec![conn.get(&key).await.unwrap()],
+            "hash" => {
+                let h: std::collections::HashMap<String, String> =
+                    conn.hgetall(&key).await.unwrap();
+                h.into_iter().flat_map(|(k, v)| [k, v]).collect()
+            }
+            "list" => conn.lrange(&key, 0, -1).await.unwrap(),
+            "set" => conn.smembers(&key).await.unwrap(),
+            "zset" => conn.zrange(&key, 0, -1).await.unwrap(),
+            "stream" => app
+                .entries(&key)
+                .await
+                .into_iter()
+                .flat_map(|e| e.into_values())
+                .collect(),
+            _ => vec![],
+        };
+        if values.iter().any(|v| v.contains(needle)) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_client_admin_rotates_its_own_secret_once_uncached_and_no_other_tenants_apply_or_secret()
+{
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, _sim) = spawn_app_with_okta(&redis.url(), &prefix, SimConfig::default(), "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    let mut applies = std::collections::HashMap::new();
+    for tenant in ["acme", "globex"] {
+        let doc = serde_json::json!({"installations": {"efs": {"kind": "efs",
+            "redirect_uris": [format!("https://efs.{tenant}.example/cb")]}}});
+        let resp = app
+            .client
+            .put(app.url(&format!("/api/v1/tenants/{tenant}?wait=30")))
+            .bearer_auth(&support_key)
+            .json(&doc)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let a: serde_json::Value = resp.json().await.unwrap();
+        applies.insert(tenant, a["id"].as_str().unwrap().to_owned());
+    }
+    let acme = sign_in(&app, Role::ClientAdmin, Some("acme")).await;
+
+    // Another tenant's real apply id, under its own tenant or under ours, page or poll:
+    // exactly the answer for a tenant that does not exist.
+    let missing = acme.get("/tenants/nosuchtenant").await;
+    assert_eq!(missing.0, 404);
+    let globex_apply = &applies["globex"];
+    for path in [
+        format!("/tenants/globex/applies/{globex_apply}"),
+        format!("/tenants/globex/applies/{globex_apply}/progress"),
+        format!("/tenants/acme/applies/{globex_apply}"),
+        format!("/tenants/acme/applies/{globex_apply}/progress"),
+        format!("/tenants/acme/applies/..%2F..%2Fglobex%7D%3Aapply%3A{globex_apply}"),
+        "/tenants/globex/edit".to_owned(),
+    ] {
+        let got = acme.get(&path).await;
+        if path.ends_with("/edit") {
+            assert_eq!(
+                got.0, 403,
+                "{path}: role refusal, the same for every tenant"
+            );
+            assert_eq!(got, acme.get("/tenants/nosuchtenant/edit").await, "{path}");
+        } else {
+            assert_eq!(got, missing, "{path}");
+        }
+    }
+    let own = acme
+        .get(&format!(
+            "/tenants/acme/applies/{}/progress",
+            applies["acme"]
+        ))
+        .await;
+    assert_eq!(own.0, 200, "{}", own.1);
+
+    // Rotation: CSRF needed; the new secret is on this answer only, never cached, never in
+    // a URL, stored nowhere in Redis, and audited without it.
+    let (status, page) = acme.get("/tenants/acme/installations/efs").await;
+    assert_eq!(status, 200, "{page}");
+    let once = hidden_value(&page, "once");
+    let (status, _, _) = acme
+        .post_form(
+            "/tenants/acme/installations/efs/rotate-secret",
+            &[("once", &once)],
+            false,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, html) = acme
+        .post_form("/tenants/acme/installations/efs/rotate-secret", &[], true)
+        .await;
+    assert_eq!(status, 400, "a form without its one-time field: {html}");
+    let send = || {
+        acme.client
+            .post(format!(
+                "{}/tenants/acme/installations/efs/rotate-secret",
+                acme.base
+            ))
+            .header("cookie", &acme.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={}&once={once}", acme.csrf))
+            .send()
+    };
+    let resp = send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("location").is_none());
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    let secret = hidden_value(
+        &html.replace("id=\"new-secret\" class=\"token\"", "name=\"secret\""),
+        "secret",
+    );
+    assert!(secret.len() >= 20, "{html}");
+    assert_eq!(html.matches(&secret).count(), 1, "{html}");
+    assert!(
+        !redis_holds(&app, &prefix, &secret).await,
+        "secret stored in Redis"
+    );
+    let audit = app.entries(&format!("{prefix}:audit")).await;
+    let rotated: Vec<_> = audit
+        .iter()
+        .filter(|e| e.get("action").map(String::as_str) == Some("tenant:rotate-secret"))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{audit:?}");
+    assert_eq!(rotated[0]["key"], "console:client-admin@example.com");
+    assert_eq!(rotated[0]["subject"], "acme/efs");
+    // The same form sent again (a reload, Back): not rotated again, no secret shown.
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 409);
+    let again = again.text().await.unwrap();
+    assert!(again.contains("already sent"), "{again}");
+    assert!(!again.contains("new-secret"), "{again}");
+    // Another tenant's installation, by path: nothing rotated, nothing audited.
+    let (status, _, _) = acme
+        .post_form("/tenants/globex/installations/efs/rotate-secret", &[], true)
+        .await;
+    assert_eq!(status, 404);
+    let audit = app.entries(&format!("{prefix}:audit")).await;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.get("action").map(String::as_str) == Some("tenant:rotate-secret"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_is_said() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    let operator = sign_in(&app, Role::Operator, None).await;
+
+    // Plain http is for the local machine only: a host that merely starts with "localhost"
+    // is refused, by the form and by the API alike (one rule).
+    for uri in [
+        "http://localhost.evil.example/cb",
+        "http://localhost@evil.example/cb",
+        "http://localhost:80@evil.example/cb",
+        "https://",
+        "https://evil example/cb",
+        "https://a.example/cb#fragment",
+    ] {
+        let mut form = tenant_form("acme", "plan");
+        form.retain(|(k, _)| *k != "i0_redirect_uris");
+        form.push(("i0_redirect_uris", uri));
+        let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+        assert_eq!(status, 400, "{uri}: {html}");
+        assert!(html.contains("Nothing was planned"), "{uri}: {html}");
+        let doc =
+            serde_json::json!({"installations": {"efs": {"kind": "efs", "redirect_uris": [uri]}}});
+        let resp = app
+            .client
+            .put(app.url("/api/v1/tenants/acme?dry_run=true"))
+            .bearer_auth(&support_key)
+            .json(&doc)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{uri}");
+    }
+    for uri in [
+        "http://localhost/cb",
+        "http://localhost:3000/cb",
+        "https://efs.acme.example/cb?x=1",
+    ] {
+        let mut form = tenant_form("acme", "plan");
+        form.retain(|(k, _)| *k != "i0_redirect_uris");
+        form.push(("i0_redirect_uris", uri));
+        let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+        assert_eq!(status, 200, "{uri}: {html}");
+    }
+
+    // A display name of 200 characters is allowed, whatever their bytes (the form's
+    // maxlength counts characters).
+    let long_name = "é".repeat(200);
+    let mut form = tenant_form("acme", "plan");
+    form.retain(|(k, _)| *k != "display_name");
+    form.push(("display_name", &long_name));
+    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 200, "{html}");
+    let mut form = tenant_form("acme", "plan");
+    let too_long = "é".repeat(201);
+    form.retain(|(k, _)| *k != "display_name");
+    form.push(("display_name", &too_long));
+    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 400, "{html}");
+
+    // A form over the size limit is said to be one, not taken for a forged request.
+    let big = "x".repeat(70 * 1024);
+    let mut form = tenant_form("acme", "plan");
+    form.push(("i0_settings", &big));
+    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 413, "{html}");
+    assert!(html.contains("too large"), "{html}");
+    assert!(!html.contains("(CSRF check)"), "{html}");
+    let (status, _, html) = operator
+        .post_form("/tenants/acme/apply", &[("doc", &big)], true)
+        .await;
+    assert_eq!(status, 413, "{html}");
+    assert_eq!(
+        app.get_json("/api/v1/tenants/acme", Some(&support_key))
+            .await
+            .0,
+        404,
+        "nothing queued"
+    );
+
+    // Names and settings are text on every page, never markup.
+    let evil = "<script>alert(1)</script>";
+    let doc = serde_json::json!({"display_name": evil, "installations": {"efs": {"kind": "efs",
+        "redirect_uris": ["https://efs.acme.example/cb?a=\"><script>alert(2)</script>"],
+        "settings": {"x": "</pre><script>alert(3)</script>"}}}});
+    let resp = app
+        .client
+        .put(app.url("/api/v1/tenants/acme?wait=30"))
+        .bearer_auth(&support_key)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(sim.apps_labelled("tenant-acme-efs").len(), 1);
+    for path in [
+        "/tenants",
+        "/tenants/acme",
+        "/tenants/acme/drift",
+        "/tenants/acme/edit",
+        "/tenants/acme/installations/efs",
+    ] {
+        let (status, html) = operator.get(path).await;
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(!html.contains("<script>alert"), "{path}: {html}");
+    }
+    let (_, html) = operator.get("/tenants/acme").await;
+    assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
+    // A path that is no tenant id (case, hash-tag braces, separators) reads like a missing
+    // tenant on every page, and a post to it changes nothing.
+    let missing = operator.get("/tenants/nosuchtenant").await;
+    assert_eq!(missing.0, 404);
+    for bad in ["ACME", "acme%7D", "acme%3Aapply", "%7Bacme%7D"] {
+        for rest in [
+            "",
+            "/drift",
+            "/edit",
+            "/installations/efs",
+            "/applies/x",
+            "/applies/x/progress",
+        ] {
+            let path = format!("/tenants/{bad}{rest}");
+            assert_eq!(operator.get(&path).await, missing, "{path}");
+        }
+        let (status, _, _) = operator
+            .post_form(&format!("/tenants/{bad}/delete"), &[("confirm", bad)], true)
+            .await;
+        assert_eq!(status, 404, "{bad}");
+    }
+    assert_eq!(
+        sim.apps_labelled("tenant-acme-efs").len(),
+        1,
+        "nothing deleted"
+    );
+
+    // No inline script, style or handler on these pages, and every one under the strict CSP.
+    let (_, tenant) = app
+        .get_json("/api/v1/tenants/acme?drift=false", Some(&support_key))
+        .await;
+    let apply = tenant["last_apply"]["id"].as_str().unwrap().to_owned();
+    for path in [
+        "/tenants".to_owned(),
+        "/tenants/acme".to_owned(),
+        "/tenants/acme/drift".to_owned(),
+        "/tenants/acme/edit".to_owned(),
+        "/tenants/acme/installations/efs".to_owned(),
+        "/tenants/new".to_owned(),
+        format!("/tenants/acme/applies/{apply}"),
+        format!("/tenants/acme/applies/{apply}/progress"),
+    ] {
+        let resp = operator.get_response(&path).await;
+        let csp = resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("script-src 'self';") && csp.contains("style-src 'self';"),
+            "{path}: {csp}"
+        );
+        let html = resp.text().await.unwrap();
+        for inline in [
+            "<script>",
+            "<style",
+            "style=",
+            " onclick",
+            " onload",
+            "javascript:",
+        ] {
+            assert!(!html.contains(inline), "{path} has {inline}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_applied_over_it() {
+    let redis = TestRedis::start();
+    let (app, sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    let operator = sign_in(&app, Role::Operator, None).await;
+    let put = |uri: &'static str| {
+        let doc =
+            serde_json::json!({"installations": {"efs": {"kind": "efs", "redirect_uris": [uri]}}});
+        let req = app
+            .client
+            .put(app.url("/api/v1/tenants/acme?wait=30"))
+            .bearer_auth(&support_key)
+            .json(&doc);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    let stored_uri = || async {
+        let (_, t) = app
+            .get_json("/api/v1/tenants/acme?drift=false", Some(&support_key))
+            .await;
+        t["desired"]["installations"]["efs"]["redirect_uris"][0].clone()
+    };
+    put("https://v1.acme.example/cb").await;
+    // A hand-made change in Okta, so the drift section offers "Apply the declared state again".
+    let app_id = sim.apps_labelled("tenant-acme-efs")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(sim.set_redirect_uris_by_hand(&app_id, &["https://hand.example/cb"]));
+
+    // The operator opens the tenant page (its drift section offers a re-apply of v1) and the
+    // edit form of v1, and plans a change of it.
+    let (status, drift) = operator.get("/tenants/acme/drift").await;
+    assert_eq!(status, 200, "{drift}");
+    let (status, edit) = operator.get("/tenants/acme/edit").await;
+    assert_eq!(status, 200, "{edit}");
+    let base = hidden_value(&edit, "base");
+    let mut form = tenant_form("acme", "plan");
+    form.retain(|(k, _)| !k.starts_with("i1_") && *k != "count");
+    form.push(("count", "1"));
+    form.push(("editing", "1"));
+    form.push(("base", &base));
+    form.retain(|(k, _)| *k != "i0_redirect_uris");
+    form.push(("i0_redirect_uris", "https://mine.acme.example/cb"));
+    let (status, _, plan) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 200, "{plan}");
+
+    // Meanwhile a colleague changes the tenant (v2).
+    put("https://v2.acme.example/cb").await;
+
+    // Applying the plan made against v1 would silently undo v2: refused, v2 stays.
+    let plan_fields = [
+        ("doc", hidden_value(&plan, "doc")),
+        ("base", hidden_value(&plan, "base")),
+    ];
+    let plan_fields: Vec<(&str, &str)> =
+        plan_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, html) = operator
+        .post_form("/tenants/acme/apply", &plan_fields, true)
+        .await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("changed since"), "{html}");
+    assert_eq!(stored_uri().await, "https://v2.acme.example/cb");
+    // So is the drift section's "Apply the declared state again", which re-applies v1.
+    assert!(drift.contains("id=\"reapply\""), "{drift}");
+    let f = [
+        ("doc", hidden_value(&drift, "doc")),
+        ("base", hidden_value(&drift, "base")),
+    ];
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, html) = operator.post_form("/tenants/acme/apply", &f, true).await;
+    assert_eq!(status, 409, "{html}");
+    let v1_doc = serde_json::json!({"installations": {"efs": {"kind": "efs",
+        "redirect_uris": ["https://v1.acme.example/cb"]}}})
+    .to_string();
+    // An apply that names no base at all (a forged or outdated form) is refused too.
+    let (status, _, _) = operator
+        .post_form("/tenants/acme/apply", &[("doc", &v1_doc)], true)
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(stored_uri().await, "https://v2.acme.example/cb");
+    // Planning from the edit form opened on v1 is refused in words as well.
+    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("changed since"), "{html}");
+
+    // Planned again on the current state, the apply goes through.
+    let (_, edit) = operator.get("/tenants/acme/edit").await;
+    let base = hidden_value(&edit, "base");
+    form.retain(|(k, _)| *k != "base");
+    form.push(("base", &base));
+    let (status, _, plan) = operator.post_form("/tenants/new", &form, true).await;
+    assert_eq!(status, 200, "{plan}");
+    let plan_fields = [
+        ("doc", hidden_value(&plan, "doc")),
+        ("base", hidden_value(&plan, "base")),
+    ];
+    let plan_fields: Vec<(&str, &str)> =
+        plan_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, location, html) = operator
+        .post_form("/tenants/acme/apply", &plan_fields, true)
+        .await;
+    assert_eq!(status, 303, "{html}");
+    let apply = location.rsplit_once("/applies/").unwrap().1.to_owned();
+    assert_eq!(
+        wait_for_apply_state(&app, &support_key, "acme", &apply).await,
+        "succeeded"
+    );
+    assert_eq!(stored_uri().await, "https://mine.acme.example/cb");
+
+    // Two people creating the same new tenant: the second plan's apply is refused.
+    let (_, _, plan_a) = operator
+        .post_form("/tenants/new", &tenant_form("initech", "plan"), true)
+        .await;
+    let (_, _, plan_b) = operator
+        .post_form("/tenants/new", &tenant_form("initech", "plan"), true)
+        .await;
+    let mut applied = vec![];
+    for plan in [&plan_a, &plan_b] {
+        let f = [
+            ("doc", hidden_value(plan, "doc")),
+            ("base", hidden_value(plan, "base")),
+        ];
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, location, _) = operator.post_form("/tenants/initech/apply", &f, true).await;
+        applied.push(status);
+        if status == 303 {
+            let apply = location.rsplit_once("/applies/").unwrap().1.to_owned();
+            wait_for_apply_state(&app, &support_key, "initech", &apply).await;
+        }
+    }
+    assert_eq!(applied, vec![303, 409]);
 }
