@@ -328,7 +328,7 @@ pub fn router(app: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/jobs/:id/cancel", post(jobs::cancel_job))
         .at("/tenants", get(tenants::tenants_page))
         .at(
-            "/tenants/new",
+            "/tenants/_new",
             get(tenants::new_tenant_page).post(tenants::tenant_form_post),
         )
         .at("/tenants/:tenant", get(tenants::tenant_page))

@@ -782,7 +782,7 @@ fn render_form(
     )
 }
 
-/// `GET /tenants/new`: an empty form with one installation.
+/// `GET /tenants/_new`: an empty form with one installation.
 #[handler]
 pub async fn new_tenant_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     let session = match state.require(req, WRITERS).await {
@@ -820,7 +820,7 @@ pub async fn edit_tenant_page(
     render_form(&state, &session, &form, &[], false)
 }
 
-/// `POST /tenants/new`: the form's buttons. `op=add` shows the form again with one more
+/// `POST /tenants/_new`: the form's buttons. `op=add` shows the form again with one more
 /// installation; `op=edit` shows the form of a planned document (`doc`) again; `op=plan`
 /// checks the form and shows the plan with the Apply button.
 #[handler]

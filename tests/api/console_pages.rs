@@ -708,7 +708,7 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
     // Bad input: every problem in words, nothing stored.
     let mut bad = tenant_form("Acme!", "plan");
     bad.push(("i1_settings", "[1]"));
-    let (status, _, html) = operator.post_form("/tenants/new", &bad, true).await;
+    let (status, _, html) = operator.post_form("/tenants/_new", &bad, true).await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("is not a tenant id"), "{html}");
     assert!(html.contains("settings must be a JSON object"), "{html}");
@@ -717,7 +717,7 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
 
     // "Add an installation" re-renders the form with one more fieldset, values kept.
     let (status, _, html) = operator
-        .post_form("/tenants/new", &tenant_form("acme", "add"), true)
+        .post_form("/tenants/_new", &tenant_form("acme", "add"), true)
         .await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("id=\"installation-2\"") && !html.contains("id=\"installation-3\""));
@@ -729,7 +729,7 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
 
     // The plan is the API's dry run, step for step.
     let (status, _, plan) = operator
-        .post_form("/tenants/new", &tenant_form("acme", "plan"), true)
+        .post_form("/tenants/_new", &tenant_form("acme", "plan"), true)
         .await;
     assert_eq!(status, 200, "{plan}");
     let doc: serde_json::Value = serde_json::from_str(&hidden_value(&plan, "doc")).unwrap();
@@ -759,7 +759,7 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
     let doc_text = doc.to_string();
     let (status, _, back) = operator
         .post_form(
-            "/tenants/new",
+            "/tenants/_new",
             &[("op", "edit"), ("tenant", "acme"), ("doc", &doc_text)],
             true,
         )
@@ -836,7 +836,7 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
 
     // "New tenant" with a declared tenant's name would replace it unseen: refused.
     let (status, _, html) = operator
-        .post_form("/tenants/new", &tenant_form("acme", "plan"), true)
+        .post_form("/tenants/_new", &tenant_form("acme", "plan"), true)
         .await;
     assert_eq!(status, 400);
     assert!(html.contains("Tenant acme already exists"), "{html}");
@@ -923,12 +923,12 @@ async fn a_client_admin_reads_only_its_own_tenant_pages_and_writes_none() {
     for (path, fields) in [
         ("/tenants/acme/apply", vec![("doc", "{}")]),
         ("/tenants/acme/delete", vec![("confirm", "acme")]),
-        ("/tenants/new", tenant_form("acme", "plan")),
+        ("/tenants/_new", tenant_form("acme", "plan")),
     ] {
         let (status, _, _) = acme.post_form(path, &fields, true).await;
         assert_eq!(status, 403, "{path}");
     }
-    assert_eq!(acme.get("/tenants/new").await.0, 403);
+    assert_eq!(acme.get("/tenants/_new").await.0, 403);
     assert_eq!(acme.get("/tenants/acme/edit").await.0, 403);
     let audit = app.entries(&format!("{}:audit", app.prefix)).await;
     assert!(
@@ -1007,7 +1007,7 @@ async fn editing_a_tenant_with_more_installations_than_the_add_limit_keeps_every
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (status, _, plan) = operator.post_form("/tenants/new", &fields, true).await;
+    let (status, _, plan) = operator.post_form("/tenants/_new", &fields, true).await;
     assert_eq!(status, 200, "{plan}");
     let doc: serde_json::Value = serde_json::from_str(&hidden_value(&plan, "doc")).unwrap();
     assert_eq!(doc["installations"].as_object().unwrap().len(), 21, "{doc}");
@@ -1023,7 +1023,7 @@ async fn editing_a_tenant_with_more_installations_than_the_add_limit_keeps_every
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (status, _, html) = operator.post_form("/tenants/new", &fields, true).await;
+    let (status, _, html) = operator.post_form("/tenants/_new", &fields, true).await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("Nothing was planned"), "{html}");
     assert!(
@@ -1224,7 +1224,7 @@ async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_i
         let mut form = tenant_form("acme", "plan");
         form.retain(|(k, _)| *k != "i0_redirect_uris");
         form.push(("i0_redirect_uris", uri));
-        let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+        let (status, _, html) = operator.post_form("/tenants/_new", &form, true).await;
         assert_eq!(status, 400, "{uri}: {html}");
         assert!(html.contains("Nothing was planned"), "{uri}: {html}");
         let doc =
@@ -1247,7 +1247,7 @@ async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_i
         let mut form = tenant_form("acme", "plan");
         form.retain(|(k, _)| *k != "i0_redirect_uris");
         form.push(("i0_redirect_uris", uri));
-        let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+        let (status, _, html) = operator.post_form("/tenants/_new", &form, true).await;
         assert_eq!(status, 200, "{uri}: {html}");
     }
 
@@ -1257,20 +1257,20 @@ async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_i
     let mut form = tenant_form("acme", "plan");
     form.retain(|(k, _)| *k != "display_name");
     form.push(("display_name", &long_name));
-    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    let (status, _, html) = operator.post_form("/tenants/_new", &form, true).await;
     assert_eq!(status, 200, "{html}");
     let mut form = tenant_form("acme", "plan");
     let too_long = "é".repeat(201);
     form.retain(|(k, _)| *k != "display_name");
     form.push(("display_name", &too_long));
-    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    let (status, _, html) = operator.post_form("/tenants/_new", &form, true).await;
     assert_eq!(status, 400, "{html}");
 
     // A form over the size limit is said to be one, not taken for a forged request.
     let big = "x".repeat(70 * 1024);
     let mut form = tenant_form("acme", "plan");
     form.push(("i0_settings", &big));
-    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    let (status, _, html) = operator.post_form("/tenants/_new", &form, true).await;
     assert_eq!(status, 413, "{html}");
     assert!(html.contains("too large"), "{html}");
     assert!(!html.contains("(CSRF check)"), "{html}");
@@ -1352,7 +1352,7 @@ async fn form_input_is_checked_by_the_apis_rules_escaped_and_an_oversized_form_i
         "/tenants/acme/drift".to_owned(),
         "/tenants/acme/edit".to_owned(),
         "/tenants/acme/installations/efs".to_owned(),
-        "/tenants/new".to_owned(),
+        "/tenants/_new".to_owned(),
         format!("/tenants/acme/applies/{apply}"),
         format!("/tenants/acme/applies/{apply}/progress"),
     ] {
@@ -1427,7 +1427,7 @@ async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_app
     form.push(("base", &base));
     form.retain(|(k, _)| *k != "i0_redirect_uris");
     form.push(("i0_redirect_uris", "https://mine.acme.example/cb"));
-    let (status, _, plan) = operator.post_form("/tenants/new", &form, true).await;
+    let (status, _, plan) = operator.post_form("/tenants/_new", &form, true).await;
     assert_eq!(status, 200, "{plan}");
 
     // Meanwhile a colleague changes the tenant (v2).
@@ -1465,7 +1465,7 @@ async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_app
     assert_eq!(status, 409);
     assert_eq!(stored_uri().await, "https://v2.acme.example/cb");
     // Planning from the edit form opened on v1 is refused in words as well.
-    let (status, _, html) = operator.post_form("/tenants/new", &form, true).await;
+    let (status, _, html) = operator.post_form("/tenants/_new", &form, true).await;
     assert_eq!(status, 409, "{html}");
     assert!(html.contains("changed since"), "{html}");
 
@@ -1474,7 +1474,7 @@ async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_app
     let base = hidden_value(&edit, "base");
     form.retain(|(k, _)| *k != "base");
     form.push(("base", &base));
-    let (status, _, plan) = operator.post_form("/tenants/new", &form, true).await;
+    let (status, _, plan) = operator.post_form("/tenants/_new", &form, true).await;
     assert_eq!(status, 200, "{plan}");
     let plan_fields = [
         ("doc", hidden_value(&plan, "doc")),
@@ -1495,10 +1495,10 @@ async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_app
 
     // Two people creating the same new tenant: the second plan's apply is refused.
     let (_, _, plan_a) = operator
-        .post_form("/tenants/new", &tenant_form("initech", "plan"), true)
+        .post_form("/tenants/_new", &tenant_form("initech", "plan"), true)
         .await;
     let (_, _, plan_b) = operator
-        .post_form("/tenants/new", &tenant_form("initech", "plan"), true)
+        .post_form("/tenants/_new", &tenant_form("initech", "plan"), true)
         .await;
     let mut applied = vec![];
     for plan in [&plan_a, &plan_b] {
@@ -1515,4 +1515,43 @@ async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_app
         }
     }
     assert_eq!(applied, vec![303, 409]);
+}
+
+/// The form has a path no tenant id can take (`_` is not allowed in one), so a tenant called
+/// `new` has its own page like any other.
+#[tokio::test]
+async fn a_tenant_called_new_opens_its_own_page_and_the_form_is_elsewhere() {
+    let redis = TestRedis::start();
+    let (app, _sim) =
+        spawn_app_with_okta(&redis.url(), &random_prefix(), SimConfig::default(), "").await;
+    let support_key = api_key(&app, Role::Support, None).await;
+    let doc = serde_json::json!({
+        "installations": {"efs": {"kind": "efs", "redirect_uris": ["https://efs.new.example/cb"]}}
+    });
+    let resp = app
+        .client
+        .put(app.url("/api/v1/tenants/new?wait=30"))
+        .bearer_auth(&support_key)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+
+    let operator = sign_in(&app, Role::Operator, None).await;
+    let (status, page) = operator.get("/tenants/new").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("id=\"edit-tenant\""),
+        "the tenant page: {page}"
+    );
+    assert!(!page.contains("id=\"tenant-form\""), "{page}");
+    let (status, form) = operator.get("/tenants/_new").await;
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains("id=\"tenant-form\""), "{form}");
+    let (_, list) = operator.get("/tenants").await;
+    assert!(
+        list.contains("/tenants/_new\""),
+        "the New tenant link: {list}"
+    );
 }
