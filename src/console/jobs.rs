@@ -420,8 +420,7 @@ pub async fn cancel_job(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &form) {
+    if let Err(r) = state.checked_form(req, &session, body).await {
         return r;
     }
     match jobs(&state).cancel(&session.principal, &id).await {

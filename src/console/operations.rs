@@ -127,10 +127,10 @@ pub async fn create_key(req: &Request, state: Data<&Arc<ConsoleState>>, body: Bo
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &form) {
-        return r;
-    }
+    let form = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let page = state.page(&session, "New API key", "/operations");
     let t = &state.templates;
     let Some(role) = form.get("role").and_then(|r| Role::parse(r)) else {
@@ -178,8 +178,7 @@ pub async fn revoke_key(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &form) {
+    if let Err(r) = state.checked_form(req, &session, body).await {
         return r;
     }
     let mut conn = state.app.redis.clone();

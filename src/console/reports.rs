@@ -118,8 +118,7 @@ pub async fn send_report_now(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &form) {
+    if let Err(r) = state.checked_form(req, &session, body).await {
         return r;
     }
     let reporter = &state.app.reporter;

@@ -204,9 +204,8 @@ pub async fn sign_out(req: &Request, state: Data<&Arc<ConsoleState>>, body: Body
         Ok(None) => return page::see_other(&format!("{}/sign-in", state.base)),
         Err(resp) => return resp,
     };
-    let form = read_form(body).await;
-    if let Err(resp) = state.check_csrf(req, &session, &form) {
-        return resp;
+    if let Err(r) = state.checked_form(req, &session, body).await {
+        return r;
     }
     let mut conn = state.app.redis.clone();
     if let Err(e) = state.sessions.destroy(&mut conn, &session).await {

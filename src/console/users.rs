@@ -402,10 +402,10 @@ pub async fn run_action(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form = super::read_form(body).await;
-    if let Err(r) = state.check_csrf(req, &session, &form) {
-        return r;
-    }
+    let form = match state.checked_form(req, &session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let htmx = req.headers().contains_key("hx-request");
     let action = form.get("op").and_then(|a| Action::parse(a));
     let reason = form

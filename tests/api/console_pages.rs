@@ -452,6 +452,23 @@ async fn an_operator_creates_a_key_shown_once_and_revokes_it_from_the_operations
     assert!(html.contains(&format!("key-{id}")), "{html}");
     assert!(!html.contains(&token[17..]), "secret not shown again");
 
+    // A revoke form over the size limit is answered as one (413), not as a forged request,
+    // and revokes nothing.
+    let big = "x".repeat(70 * 1024);
+    let (status, _, html) = op
+        .post_form(
+            &format!("/operations/keys/{id}/revoke"),
+            &[("padding", &big)],
+            true,
+        )
+        .await;
+    assert_eq!(status, 413, "{html}");
+    assert!(html.contains("too large"), "{html}");
+    assert_eq!(
+        app.get_json("/api/v1/users?limit=1", Some(&token)).await.0,
+        200
+    );
+
     // Revoke without the token: refused; with it: the key stops working.
     let (status, _, _) = op
         .post_form(&format!("/operations/keys/{id}/revoke"), &[], false)
