@@ -38,7 +38,7 @@ use crate::access::{AuditEntry, Principal, Role};
 use crate::domain::tenant::TenantId;
 use crate::okta::client::{OktaClient, OktaError};
 use crate::okta::rate::Lane;
-use crate::projection::read::{ListQuery, Reader};
+use crate::projection::census::tenant_counts;
 use crate::tenants::doc::TenantDoc;
 use crate::tenants::engine::{Action, Engine, PlanSink, Step};
 use crate::tenants::store::{ApplyRecord, TenantStore, MODE_APPLY, MODE_DELETE};
@@ -532,7 +532,6 @@ impl TenantsApi {
             .list(&mut conn)
             .await
             .map_err(|e| HttpError::redis("tenant-list", e))?;
-        let reader = Reader::new(self.state.keys.clone());
         let mut out = vec![];
         for t in names {
             let h = store
@@ -555,39 +554,19 @@ impl TenantsApi {
                     )
                 })
                 .collect();
-            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-            let mut after: Option<String> = None;
-            let mut seen = 0usize;
-            loop {
-                let page = reader
-                    .list(
-                        &mut conn,
-                        &ListQuery {
-                            tenant: Some(&t),
-                            login_prefix: None,
-                            status: None,
-                            after: after.as_deref(),
-                            limit: 500,
-                            scan_budget: 5000,
-                        },
-                    )
-                    .await
-                    .map_err(|e| HttpError::redis("tenant-users", e))?;
-                seen += page.users.len();
-                for u in &page.users {
-                    *counts.entry(u.status.clone()).or_default() += 1;
-                }
-                match page.next {
-                    Some(n) if seen < MAX_COUNTED_USERS => after = Some(n),
-                    _ => break,
-                }
-            }
+            // The same count as the console's Tenants page (`projection::census`), with a
+            // larger budget: exact total, split by status over at most MAX_COUNTED_USERS.
+            let counts = tenant_counts(&mut conn, &self.state.keys, &t, MAX_COUNTED_USERS)
+                .await
+                .map_err(|e| HttpError::redis("tenant-users", e))?;
             out.push(json!({
                 "tenant": t,
                 "state": h.get("state"),
                 "display_name": doc.as_ref().map(|d| d.display_name.clone()),
                 "installations": installations,
-                "users_by_status": counts,
+                "users_by_status": counts.by_status,
+                "users_total": counts.total,
+                "users_counted": counts.counted,
             }));
         }
         Ok(Json(json!({ "tenants": out })))

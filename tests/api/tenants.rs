@@ -341,10 +341,39 @@ async fn configs_are_scoped_to_the_tenant_and_the_installation_key() {
     assert_eq!(s, 403, "an installation key reads no users");
     let (s, _) = app.get_json("/api/v1/tenants", Some(&acme_admin)).await;
     assert_eq!(s, 403);
+    // Two projected users of acme, one suspended: the list counts them by status (the same
+    // count as the console's Tenants page).
+    let mut events = vec![];
+    for (i, (id, login, ty)) in [
+        ("00uT1", "tina@acme.com", "user.lifecycle.activate"),
+        ("00uT2", "tom@acme.com", "user.lifecycle.suspend"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events.push(group_add_event(
+            &format!("tg{i}"),
+            (id, login),
+            "tenant-acme",
+        ));
+        events.push(log_event(&format!("ta{i}"), ty, (id, login)));
+    }
+    assert_eq!(app.post_events(&delivery(events)).await.status(), 204);
+    app.wait_for_user(&support, "00uT2", |u| u["status"] == "SUSPENDED")
+        .await;
+    app.wait_for_listed(&support, "tenant=acme", 2).await;
     let (s, list) = app.get_json("/api/v1/tenants", Some(&support)).await;
     assert_eq!(s, 200);
     assert_eq!(list["tenants"].as_array().unwrap().len(), 2);
+    assert_eq!(list["tenants"][0]["tenant"], "acme", "{list}");
     assert_eq!(list["tenants"][0]["installations"]["efs"]["kind"], "efs");
+    assert_eq!(
+        list["tenants"][0]["users_by_status"],
+        serde_json::json!({"ACTIVE": 1, "SUSPENDED": 1}),
+        "{list}"
+    );
+    assert_eq!(list["tenants"][0]["users_total"], 2, "{list}");
+    assert_eq!(list["tenants"][1]["users_total"], 0, "{list}");
 }
 
 #[tokio::test]
