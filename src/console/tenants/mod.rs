@@ -14,15 +14,15 @@
 //! User counts read at most `COUNT_BUDGET` (5,000) users per tenant (see `projection::census`) and
 //! the page says when a split is partial.
 //!
-//! - [`list`] — `GET /tenants`, the list.
-//! - [`page`] — one tenant's page and its drift fragment.
-//! - [`form`] — the create/edit form: reading the posted fields, showing it again, the plan.
-//! - [`apply`] — apply, the apply's page and progress fragment, the typed-name delete.
-//! - [`installation`] — one installation's page and its secret rotation.
-//! - [`views`] — steps, drift and applies in words, as the pages above show them.
-//! - [`version`] — the declared document's version a form or plan was made from, and the 409
+//! - `list.rs` — `GET /tenants`, the list.
+//! - `page.rs` — one tenant's page and its drift fragment.
+//! - `form.rs` — the create/edit form: reading the posted fields, showing it again, the plan.
+//! - `apply.rs` — apply, the apply's page and progress fragment, the typed-name delete.
+//! - `installation.rs` — one installation's page and its secret rotation.
+//! - `views.rs` — steps, drift and applies in words, as the pages above show them.
+//! - `version.rs` — the declared document's version a form or plan was made from, and the 409
 //!   when it changed since.
-//! - [`shared`] — who opens the pages, the count budget, the "not found" and refusal answers.
+//! - `shared.rs` — who opens the pages, the count budget, the "not found" and refusal answers.
 
 mod apply;
 mod form;
