@@ -11,7 +11,7 @@ use poem::web::{Data, Path};
 use poem::{handler, Body, Request, Response};
 use serde_json::Value;
 
-use super::shared::{refusal, tenant_not_found, TENANT_READERS};
+use super::shared::{open_tenant, refusal, tenant_not_found, TENANT_READERS};
 use super::version::{changed_since, current_version};
 use super::views::ApplyView;
 use crate::console::{page, ConsoleState};
@@ -76,14 +76,10 @@ pub async fn apply_page(
     state: Data<&Arc<ConsoleState>>,
     Path((tenant, apply)): Path<(String, String)>,
 ) -> Response {
-    let session = match state.require(req, TENANT_READERS).await {
+    let session = match open_tenant(&state, req, TENANT_READERS, &tenant).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
-    if TenantId::parse(&tenant).is_err() {
-        return tenant_not_found(&state, &session);
-    }
     let record = match apply_record(&state.app, &session.principal, &tenant, &apply).await {
         Ok(a) => a,
         Err(e) => return refusal(&state, &session, "Apply", &e),
@@ -139,14 +135,10 @@ pub async fn delete_tenant(
     tenant: Path<String>,
     body: Body,
 ) -> Response {
-    let session = match state.require(req, WRITERS).await {
+    let session = match open_tenant(&state, req, WRITERS, &tenant).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
-    if TenantId::parse(&tenant).is_err() {
-        return tenant_not_found(&state, &session);
-    }
     let fields = match state.checked_form(req, &session, body).await {
         Ok(f) => f,
         Err(r) => return r,

@@ -14,7 +14,7 @@ use poem::{handler, Body, Request, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::shared::{refusal, tenant_not_found};
+use super::shared::{open_tenant, refusal};
 use super::version::{changed_since, current_version, doc_version, UNDECLARED};
 use super::views::StepView;
 use crate::console::session::Session;
@@ -319,14 +319,10 @@ pub async fn edit_tenant_page(
     state: Data<&Arc<ConsoleState>>,
     tenant: Path<String>,
 ) -> Response {
-    let session = match state.require(req, WRITERS).await {
+    let session = match open_tenant(&state, req, WRITERS, &tenant).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
-    if TenantId::parse(&tenant).is_err() {
-        return tenant_not_found(&state, &session);
-    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Tenant", &e),

@@ -10,7 +10,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{handler, Body, Request, Response};
 
-use super::shared::{refusal, tenant_not_found, TENANT_READERS};
+use super::shared::{open_tenant, refusal, TENANT_READERS};
 use crate::console::session::Session;
 use crate::console::{page, ConsoleState};
 use crate::domain::tenant::TenantId;
@@ -33,14 +33,10 @@ pub async fn installation_page(
     state: Data<&Arc<ConsoleState>>,
     Path((tenant, installation)): Path<(String, String)>,
 ) -> Response {
-    let session = match state.require(req, TENANT_READERS).await {
+    let session = match open_tenant(&state, req, TENANT_READERS, &tenant).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
-    if TenantId::parse(&tenant).is_err() {
-        return tenant_not_found(&state, &session);
-    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Installation", &e),

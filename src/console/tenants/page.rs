@@ -10,7 +10,9 @@ use poem::web::{Data, Path};
 use poem::{handler, Request, Response};
 use serde::Serialize;
 
-use super::shared::{is_writer, refusal, tenant_not_found, COUNT_BUDGET, TENANT_READERS};
+use super::shared::{
+    is_writer, open_tenant, refusal, tenant_not_found, COUNT_BUDGET, TENANT_READERS,
+};
 use super::version::doc_version;
 use super::views::{drift_words, ApplyView};
 use crate::console::users::error_parts;
@@ -109,14 +111,10 @@ pub async fn drift_fragment(
     state: Data<&Arc<ConsoleState>>,
     tenant: Path<String>,
 ) -> Response {
-    let session = match state.require(req, TENANT_READERS).await {
+    let session = match open_tenant(&state, req, TENANT_READERS, &tenant).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    // Keys are built from valid tenant ids only; anything else reads like a missing tenant.
-    if TenantId::parse(&tenant).is_err() {
-        return tenant_not_found(&state, &session);
-    }
     let record = match tenant_record(&state.app, &session.principal, &tenant).await {
         Ok(r) => r,
         Err(e) => return refusal(&state, &session, "Tenant", &e),

@@ -3,13 +3,14 @@
 
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::Response;
+use poem::{Request, Response};
 
 use crate::access::Role;
 use crate::console::page;
 use crate::console::session::Session;
 use crate::console::users::error_parts;
 use crate::console::ConsoleState;
+use crate::domain::tenant::TenantId;
 use crate::http::error::HttpError;
 use crate::http::tenants::{READERS, WRITERS};
 
@@ -54,4 +55,20 @@ pub(super) fn refusal(
 
 pub(super) fn is_writer(session: &Session) -> bool {
     WRITERS.contains(&session.principal.role)
+}
+
+/// The session of a page about one tenant: signed in with one of `roles`, and `tenant` a valid
+/// tenant id. Keys are built from valid ids only; anything else reads like a missing tenant.
+/// (Whether the caller may see *this* tenant is decided by the API functions each page calls.)
+pub(super) async fn open_tenant(
+    state: &ConsoleState,
+    req: &Request,
+    roles: &[Role],
+    tenant: &str,
+) -> Result<Session, Response> {
+    let session = state.require(req, roles).await?;
+    if TenantId::parse(tenant).is_err() {
+        return Err(tenant_not_found(state, &session));
+    }
+    Ok(session)
 }
