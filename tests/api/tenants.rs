@@ -1003,3 +1003,68 @@ async fn a_tenant_busy_with_an_apply_that_can_no_longer_end_is_taken_over_but_a_
     assert_eq!(s, 202, "{second}");
     assert_ne!(second["id"], first["id"]);
 }
+
+/// On a cluster `queue` writes the apply record and the tenant's `busy` in one MULTI (the
+/// tenant's slot) and the `tenants:queue` entry a moment later (another slot). In that moment
+/// the apply looks exactly like one a crash left without a queue entry. A second PUT arriving
+/// then must not take the tenant over: both entries would be queued and two applies of one
+/// tenant would run at once. Simulated step by step: the MULTI done, the XADD not yet.
+#[tokio::test]
+async fn an_apply_whose_queue_entry_is_still_being_written_is_not_taken_over() {
+    use redis::AsyncCommands;
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        "[provisioning]\nworkers = false\n",
+    )
+    .await;
+    let support = api_key(&app, Role::Support, None).await;
+    let keys = okta_adapter::store::Keys::new(prefix.clone());
+    let mut conn = app.conn().await;
+    let in_flight = "20261207T000000-0000abcd";
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = conn
+        .hset_multiple(
+            keys.tenant_apply("acme", in_flight),
+            &[
+                ("tenant", "acme"),
+                ("mode", "apply"),
+                ("state", "queued"),
+                ("created", created.as_str()),
+                ("by", "support"),
+            ],
+        )
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset_multiple(
+            keys.tenant("acme"),
+            &[
+                ("busy", in_flight),
+                ("apply", in_flight),
+                ("state", "applying"),
+            ],
+        )
+        .await
+        .unwrap();
+    let (s, body) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 409, "taken over while its queue entry was being written: {body}");
+    let busy: Option<String> = conn.hget(keys.tenant("acme"), "busy").await.unwrap();
+    assert_eq!(busy.as_deref(), Some(in_flight));
+    // A crash really left it so: once the record is older than the grace, it is taken over.
+    let old = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = conn
+        .hset(keys.tenant_apply("acme", in_flight), "created", &old)
+        .await
+        .unwrap();
+    let (s, body) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 202, "an apply a crash left unqueued is taken over: {body}");
+}
