@@ -1035,10 +1035,7 @@ async fn a_month_this_build_sent_is_seen_as_sent_by_an_older_replica_during_a_ro
     assert_eq!(smtp.received().len(), 1);
     let mut conn = redis.conn().await;
     // What the older replica's send-once check reads, before and after taking the lease.
-    let old_view: Option<String> = conn
-        .get(format!("{prefix}:report:sent:{m}"))
-        .await
-        .unwrap();
+    let old_view: Option<String> = conn.get(format!("{prefix}:report:sent:{m}")).await.unwrap();
     let old_view: Value = serde_json::from_str(
         old_view
             .as_deref()

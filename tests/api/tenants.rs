@@ -997,6 +997,22 @@ async fn a_tenant_busy_with_an_apply_that_can_no_longer_end_is_taken_over_but_a_
     let _: () = redis::AsyncCommands::del(&mut conn, format!("{}:tenants:queue", app.prefix))
         .await
         .unwrap();
+    // ... and only once it is older than the grace a `queue` call may still be writing it in.
+    let (s, _) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 409, "too young to be an orphan");
+    let first_id = first["id"].as_str().unwrap();
+    let old = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = redis::AsyncCommands::hset(
+        &mut conn,
+        format!("{}:tenant:{{acme}}:apply:{first_id}", app.prefix),
+        "created",
+        &old,
+    )
+    .await
+    .unwrap();
     let (s, second) = app
         .put_tenant(&support, "acme", "", &three_installations())
         .await;
@@ -1053,7 +1069,10 @@ async fn an_apply_whose_queue_entry_is_still_being_written_is_not_taken_over() {
     let (s, body) = app
         .put_tenant(&support, "acme", "", &three_installations())
         .await;
-    assert_eq!(s, 409, "taken over while its queue entry was being written: {body}");
+    assert_eq!(
+        s, 409,
+        "taken over while its queue entry was being written: {body}"
+    );
     let busy: Option<String> = conn.hget(keys.tenant("acme"), "busy").await.unwrap();
     assert_eq!(busy.as_deref(), Some(in_flight));
     // A crash really left it so: once the record is older than the grace, it is taken over.
@@ -1066,5 +1085,8 @@ async fn an_apply_whose_queue_entry_is_still_being_written_is_not_taken_over() {
     let (s, body) = app
         .put_tenant(&support, "acme", "", &three_installations())
         .await;
-    assert_eq!(s, 202, "an apply a crash left unqueued is taken over: {body}");
+    assert_eq!(
+        s, 202,
+        "an apply a crash left unqueued is taken over: {body}"
+    );
 }
