@@ -1090,3 +1090,60 @@ async fn an_apply_whose_queue_entry_is_still_being_written_is_not_taken_over() {
         "an apply a crash left unqueued is taken over: {body}"
     );
 }
+
+/// The rest of that window: a `queue` call stalled past the grace (a failover, a long pause)
+/// writes its queue entry after another apply took the tenant over. The worker must not run
+/// it next to the apply that holds the tenant: it ends it as superseded, without an Okta call.
+#[tokio::test]
+async fn a_queue_entry_that_arrives_after_a_take_over_is_not_run() {
+    use redis::AsyncCommands;
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, sim) = spawn_app_with_okta(&redis.url(), &prefix, SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let keys = okta_adapter::store::Keys::new(prefix.clone());
+    let mut conn = app.conn().await;
+    let late = "20261207T000000-0000abcd";
+    let doc = serde_json::to_string(&three_installations()).unwrap();
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = conn
+        .hset_multiple(
+            keys.tenant_apply("acme", late),
+            &[
+                ("tenant", "acme"),
+                ("mode", "apply"),
+                ("state", "queued"),
+                ("doc", doc.as_str()),
+                ("created", created.as_str()),
+                ("by", "support"),
+            ],
+        )
+        .await
+        .unwrap();
+    // Another apply holds the tenant (it took over); the late entry arrives now.
+    let _: () = conn
+        .hset(keys.tenant("acme"), "busy", "20261207T000001-00000001")
+        .await
+        .unwrap();
+    let writes_before = writes(&sim);
+    let _: String = redis::cmd("XADD")
+        .arg(keys.tenant_queue())
+        .arg("*")
+        .arg(&[("tenant", "acme"), ("apply", late)])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ended = app.wait_for_apply(&support, "acme", late, 20).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(
+        ended["error"].as_str().unwrap_or("").contains("superseded"),
+        "{ended}"
+    );
+    assert_eq!(writes(&sim), writes_before, "no Okta write for a superseded apply");
+    let busy: Option<String> = conn.hget(keys.tenant("acme"), "busy").await.unwrap();
+    assert_eq!(
+        busy.as_deref(),
+        Some("20261207T000001-00000001"),
+        "the holder keeps the tenant"
+    );
+}
