@@ -1139,7 +1139,11 @@ async fn a_queue_entry_that_arrives_after_a_take_over_is_not_run() {
         ended["error"].as_str().unwrap_or("").contains("superseded"),
         "{ended}"
     );
-    assert_eq!(writes(&sim), writes_before, "no Okta write for a superseded apply");
+    assert_eq!(
+        writes(&sim),
+        writes_before,
+        "no Okta write for a superseded apply"
+    );
     let busy: Option<String> = conn.hget(keys.tenant("acme"), "busy").await.unwrap();
     assert_eq!(
         busy.as_deref(),
