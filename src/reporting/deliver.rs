@@ -3,7 +3,8 @@
 //! Send-once protocol (all replicas, all restarts):
 //! 1. `{report}:sent:<month>` (or its name before the hash tag, see [`super::migrate`]) exists →
 //!    already sent, stop. It is written (`SET NX`) only after the
-//!    mail server accepted the message, with its Message-ID.
+//!    mail server accepted the message, with its Message-ID — the old name first, in its own
+//!    command, for older replicas of a rolling upgrade (they read only that one).
 //! 2. Take the month's lease: `SET report:lease:<month> <instance> NX PX lease`. Another replica
 //!    holding it is sending; stop (it will finish, or its lease expires and the next check
 //!    takes over).
@@ -384,21 +385,37 @@ impl Reporter {
         // Retried: once the server accepted, losing this record is what would cause a second
         // email, so a Redis hiccup here must not end the attempt.
         let json = serde_json::to_string(&record).expect("serialisable");
+        let legacy_sent_key = self.keys.legacy_report_sent(&m);
         let mut wait = Duration::from_millis(100);
         loop {
-            let written: RedisResult<()> = redis::pipe()
-                .atomic()
-                .cmd("SET")
-                .arg(self.keys.report_sent(&m))
+            // The name before the `{report}` tag first (another cluster slot, its own command):
+            // an older replica still running in a rolling upgrade reads only that one, takes the
+            // free lease and would mail the month again. Before the MULTI, so a crash between
+            // still leaves the month sent for both builds (this one falls back to the old name).
+            let legacy: RedisResult<Option<String>> = redis::cmd("SET")
+                .arg(&legacy_sent_key)
                 .arg(&json)
                 .arg("NX")
-                .ignore()
-                .set(self.keys.report_last_sent(), now.timestamp())
-                .ignore()
-                .del(&attempt_key)
-                .ignore()
                 .query_async(conn)
                 .await;
+            let written: RedisResult<()> = match legacy {
+                Err(e) => Err(e),
+                Ok(_) => {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("SET")
+                        .arg(self.keys.report_sent(&m))
+                        .arg(&json)
+                        .arg("NX")
+                        .ignore()
+                        .set(self.keys.report_last_sent(), now.timestamp())
+                        .ignore()
+                        .del(&attempt_key)
+                        .ignore()
+                        .query_async(conn)
+                        .await
+                }
+            };
             match written {
                 Ok(()) => break,
                 Err(e) => {

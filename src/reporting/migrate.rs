@@ -11,6 +11,10 @@
 //! - moves each old `attempt:<month>` (its Message-ID is reused if the send is retried) and
 //!   `last-sent` (the newer time wins), deleting the old key.
 //!
+//! A send by this build also writes the old `sent:<month>` name (before its `{report}` MULTI,
+//! see [`super::deliver`]): an older replica still running reads only that name and would
+//! otherwise mail the month again once the lease is free.
+//!
 //! Idempotent (a second run finds everything copied and changes nothing) and safe when several
 //! processes run it at once. The report lease and `scheduled-since` keep their names (one key
 //! per command), so old and new replicas exclude each other while they run side by side.

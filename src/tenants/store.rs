@@ -25,6 +25,11 @@ pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// How long a `queued` apply without a queue entry counts as still being queued (its `queue`
+/// call between the MULTI and the XADD) rather than left so by a crash; after it, the next
+/// apply of the tenant takes over.
+pub const UNQUEUED_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Sets `busy` to ARGV[1] only if it still is the stale ARGV[2].
 const TAKE_OVER: &str = r#"
 if redis.call('HGET', KEYS[1], 'busy') == ARGV[2] then
@@ -153,7 +158,8 @@ impl TenantStore {
         // The listing and the queue are on other cluster slots than the tenant's `{tenant}`
         // keys, so they follow the MULTI, queue last: a crash before the XADD leaves the tenant
         // busy with an apply that has no queue entry, which the next `queue` takes over
-        // (`is_orphaned`).
+        // (`is_orphaned`) once it is older than `UNQUEUED_GRACE` — not before, as this call
+        // may still be on its way to the XADD.
         let _: () = conn.zadd(self.keys.tenants(), tenant, 0).await?;
         let _: String = redis::cmd("XADD")
             .arg(self.keys.tenant_queue())
@@ -164,14 +170,29 @@ impl TenantStore {
         Ok(true)
     }
 
-    /// Whether apply `id` can no longer end: no record, already ended, or no queue entry.
+    /// Whether apply `id` can no longer end: no record, already ended, or no queue entry —
+    /// except a `queued` record younger than [`UNQUEUED_GRACE`]: its `queue` call may still be
+    /// between its MULTI and the queue entry (another cluster slot), and taking it over would
+    /// queue two applies of one tenant.
     async fn is_orphaned(&self, conn: &mut RedisConn, tenant: &str, id: &str) -> RedisResult<bool> {
-        let state: Option<String> = conn
-            .hget(self.keys.tenant_apply(tenant, id), "state")
+        let (state, created): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.tenant_apply(tenant, id))
+            .arg("state")
+            .arg("created")
+            .query_async(conn)
             .await?;
         match state.as_deref() {
             None | Some("succeeded") | Some("failed") => return Ok(true),
             _ => {}
+        }
+        let young = created
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
+            .is_some_and(|c| {
+                Utc::now().signed_duration_since(c)
+                    < chrono::Duration::from_std(UNQUEUED_GRACE).unwrap_or_default()
+            });
+        if state.as_deref() == Some("queued") && young {
+            return Ok(false);
         }
         let queued: redis::streams::StreamRangeReply =
             conn.xrange_all(self.keys.tenant_queue()).await?;

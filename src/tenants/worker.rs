@@ -74,6 +74,31 @@ impl TenantWorker {
         if apply.finished() {
             return Ok(());
         }
+        // Only the apply holding the tenant runs. Another one's queue entry is written after
+        // its record (another cluster slot); if that `queue` call stalled past the grace and
+        // the tenant was taken over meanwhile, it must not run next to the holder, nor free
+        // the tenant from under it when it ends.
+        let busy: Option<String> = conn.hget(self.store.keys().tenant(tenant), "busy").await?;
+        if busy.as_deref() != Some(id) {
+            tracing::warn!(%tenant, apply = %id, holder = ?busy, "apply superseded: the tenant was taken over before its queue entry was written");
+            let finished = super::store::now();
+            self.store
+                .set_state(
+                    conn,
+                    tenant,
+                    id,
+                    &[
+                        ("state", "failed"),
+                        ("finished", &finished),
+                        (
+                            "error",
+                            "superseded: another apply took the tenant over before this one was queued; not run",
+                        ),
+                    ],
+                )
+                .await?;
+            return Ok(());
+        }
         let doc = apply.doc.clone().unwrap_or(TenantDoc {
             tenant: None,
             display_name: String::new(),

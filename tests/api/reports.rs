@@ -1000,3 +1000,52 @@ async fn a_month_sent_before_the_report_hash_tag_is_not_sent_again_after_the_upg
     );
     drop(restarted);
 }
+
+/// Rolling upgrade, the other direction: a replica of this build sends a month while an older
+/// replica (which reads only `<prefix>:report:sent:<month>`) still runs. The older one takes the
+/// free lease (same name in both builds), finds no record under the name it reads and mails the
+/// month again — unless this build also writes the old name. It writes it first, right after the
+/// mail server accepted (a crash before the `{report}` MULTI then still leaves the month sent for
+/// both builds: new ones fall back to the old name).
+#[tokio::test]
+async fn a_month_this_build_sent_is_seen_as_sent_by_an_older_replica_during_a_rolling_upgrade() {
+    let redis = TestRedis::start();
+    let smtp = TestSmtp::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let prefix = random_prefix();
+    let m = due_month();
+    let never = report_settings(&smtp.url(), FAR_AWAY, out.path());
+    let app = spawn_app_on(&redis.url(), &prefix, &never).await;
+    assert_eq!(
+        app.post_events(&delivery(known_events(m))).await.status(),
+        204
+    );
+    let key = api_key(&app, Role::Operator, None).await;
+    let sent: Value = app
+        .client
+        .post(app.url(&format!("/api/v1/reports/{m}/send")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert_eq!(smtp.received().len(), 1);
+    let mut conn = redis.conn().await;
+    // What the older replica's send-once check reads, before and after taking the lease.
+    let old_view: Option<String> = conn.get(format!("{prefix}:report:sent:{m}")).await.unwrap();
+    let old_view: Value = serde_json::from_str(
+        old_view
+            .as_deref()
+            .expect("an older replica would mail this month again"),
+    )
+    .unwrap();
+    assert_eq!(old_view["message_id"], sent["record"]["message_id"]);
+    let lease: Option<String> = conn
+        .get(format!("{prefix}:report:lease:{m}"))
+        .await
+        .unwrap();
+    assert!(lease.is_none(), "the lease is free for the older replica");
+}

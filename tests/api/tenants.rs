@@ -997,9 +997,157 @@ async fn a_tenant_busy_with_an_apply_that_can_no_longer_end_is_taken_over_but_a_
     let _: () = redis::AsyncCommands::del(&mut conn, format!("{}:tenants:queue", app.prefix))
         .await
         .unwrap();
+    // ... and only once it is older than the grace a `queue` call may still be writing it in.
+    let (s, _) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(s, 409, "too young to be an orphan");
+    let first_id = first["id"].as_str().unwrap();
+    let old = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = redis::AsyncCommands::hset(
+        &mut conn,
+        format!("{}:tenant:{{acme}}:apply:{first_id}", app.prefix),
+        "created",
+        &old,
+    )
+    .await
+    .unwrap();
     let (s, second) = app
         .put_tenant(&support, "acme", "", &three_installations())
         .await;
     assert_eq!(s, 202, "{second}");
     assert_ne!(second["id"], first["id"]);
+}
+
+/// On a cluster `queue` writes the apply record and the tenant's `busy` in one MULTI (the
+/// tenant's slot) and the `tenants:queue` entry a moment later (another slot). In that moment
+/// the apply looks exactly like one a crash left without a queue entry. A second PUT arriving
+/// then must not take the tenant over: both entries would be queued and two applies of one
+/// tenant would run at once. Simulated step by step: the MULTI done, the XADD not yet.
+#[tokio::test]
+async fn an_apply_whose_queue_entry_is_still_being_written_is_not_taken_over() {
+    use redis::AsyncCommands;
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, _sim) = spawn_app_with_okta(
+        &redis.url(),
+        &prefix,
+        SimConfig::default(),
+        "[provisioning]\nworkers = false\n",
+    )
+    .await;
+    let support = api_key(&app, Role::Support, None).await;
+    let keys = okta_adapter::store::Keys::new(prefix.clone());
+    let mut conn = app.conn().await;
+    let in_flight = "20261207T000000-0000abcd";
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = conn
+        .hset_multiple(
+            keys.tenant_apply("acme", in_flight),
+            &[
+                ("tenant", "acme"),
+                ("mode", "apply"),
+                ("state", "queued"),
+                ("created", created.as_str()),
+                ("by", "support"),
+            ],
+        )
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset_multiple(
+            keys.tenant("acme"),
+            &[
+                ("busy", in_flight),
+                ("apply", in_flight),
+                ("state", "applying"),
+            ],
+        )
+        .await
+        .unwrap();
+    let (s, body) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(
+        s, 409,
+        "taken over while its queue entry was being written: {body}"
+    );
+    let busy: Option<String> = conn.hget(keys.tenant("acme"), "busy").await.unwrap();
+    assert_eq!(busy.as_deref(), Some(in_flight));
+    // A crash really left it so: once the record is older than the grace, it is taken over.
+    let old = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = conn
+        .hset(keys.tenant_apply("acme", in_flight), "created", &old)
+        .await
+        .unwrap();
+    let (s, body) = app
+        .put_tenant(&support, "acme", "", &three_installations())
+        .await;
+    assert_eq!(
+        s, 202,
+        "an apply a crash left unqueued is taken over: {body}"
+    );
+}
+
+/// The rest of that window: a `queue` call stalled past the grace (a failover, a long pause)
+/// writes its queue entry after another apply took the tenant over. The worker must not run
+/// it next to the apply that holds the tenant: it ends it as superseded, without an Okta call.
+#[tokio::test]
+async fn a_queue_entry_that_arrives_after_a_take_over_is_not_run() {
+    use redis::AsyncCommands;
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let (app, sim) = spawn_app_with_okta(&redis.url(), &prefix, SimConfig::default(), "").await;
+    let support = api_key(&app, Role::Support, None).await;
+    let keys = okta_adapter::store::Keys::new(prefix.clone());
+    let mut conn = app.conn().await;
+    let late = "20261207T000000-0000abcd";
+    let doc = serde_json::to_string(&three_installations()).unwrap();
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _: () = conn
+        .hset_multiple(
+            keys.tenant_apply("acme", late),
+            &[
+                ("tenant", "acme"),
+                ("mode", "apply"),
+                ("state", "queued"),
+                ("doc", doc.as_str()),
+                ("created", created.as_str()),
+                ("by", "support"),
+            ],
+        )
+        .await
+        .unwrap();
+    // Another apply holds the tenant (it took over); the late entry arrives now.
+    let _: () = conn
+        .hset(keys.tenant("acme"), "busy", "20261207T000001-00000001")
+        .await
+        .unwrap();
+    let writes_before = writes(&sim);
+    let _: String = redis::cmd("XADD")
+        .arg(keys.tenant_queue())
+        .arg("*")
+        .arg(&[("tenant", "acme"), ("apply", late)])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ended = app.wait_for_apply(&support, "acme", late, 20).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(
+        ended["error"].as_str().unwrap_or("").contains("superseded"),
+        "{ended}"
+    );
+    assert_eq!(
+        writes(&sim),
+        writes_before,
+        "no Okta write for a superseded apply"
+    );
+    let busy: Option<String> = conn.hget(keys.tenant("acme"), "busy").await.unwrap();
+    assert_eq!(
+        busy.as_deref(),
+        Some("20261207T000001-00000001"),
+        "the holder keeps the tenant"
+    );
 }
