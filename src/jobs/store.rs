@@ -162,6 +162,7 @@ pub enum FileFormat {
 pub struct JobStore {
     keys: Keys,
     record: Script,
+    cancel: Script,
 }
 
 fn now() -> String {
@@ -173,7 +174,24 @@ impl JobStore {
         Self {
             keys,
             record: Script::new(include_str!("record.lua")),
+            cancel: Self::cancel_script(),
         }
+    }
+
+    /// Cancels a job only while it is open (`validating`, `queued`, `running`), in one step on
+    /// the job's hash: a read-then-write let a job that finished in between end up `cancelled`.
+    fn cancel_script() -> Script {
+        Script::new(
+            r"
+            -- KEYS[1] job hash  ARGV[1] reason
+            local s = redis.call('HGET', KEYS[1], 'state')
+            if s == 'validating' or s == 'queued' or s == 'running' then
+              redis.call('HSET', KEYS[1], 'state', 'cancelled', 'reason', ARGV[1])
+              return 1
+            end
+            return 0
+            ",
+        )
     }
 
     pub fn keys(&self) -> &Keys {
@@ -494,24 +512,17 @@ impl JobStore {
 
     /// Stops a job: its remaining rows fail with `cancelled`. `false` if it already ended.
     pub async fn cancel(&self, conn: &mut RedisConn, id: &str) -> RedisResult<bool> {
-        let state: Option<String> = conn.hget(self.keys.job(id), "state").await?;
-        match state.as_deref().and_then(JobState::parse) {
-            Some(state) if state.is_open() => {
-                // The hash first, then the listing (another cluster slot): see `create`.
-                let _: () = conn
-                    .hset_multiple(
-                        self.keys.job(id),
-                        &[
-                            ("state", JobState::Cancelled.as_str()),
-                            ("reason", "cancelled by request"),
-                        ],
-                    )
-                    .await?;
-                self.unlist_validating(conn, id).await?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        let cancelled: i64 = self
+            .cancel
+            .key(self.keys.job(id))
+            .arg("cancelled by request")
+            .invoke_async(conn)
+            .await?;
+        if cancelled == 1 {
+            // The hash first, then the listing (another cluster slot): see `create`.
+            self.unlist_validating(conn, id).await?;
         }
+        Ok(cancelled == 1)
     }
 
     /// Records a row's result once; `false` when it had one already.
@@ -699,7 +710,25 @@ fn csv_fields(record: &[u8]) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::csv_fields;
+    use super::{csv_fields, JobState};
+
+    /// The cancel script names the open states itself; it must name exactly `is_open`'s.
+    #[test]
+    fn the_cancel_script_cancels_exactly_the_open_states() {
+        let source = include_str!("store.rs");
+        let body = source
+            .split("fn cancel_script()")
+            .nth(1)
+            .and_then(|s| s.split("return 0").next())
+            .expect("the cancel script");
+        for state in JobState::ALL {
+            assert_eq!(
+                body.contains(&format!("s == '{}'", state.as_str())),
+                state.is_open(),
+                "{state}"
+            );
+        }
+    }
 
     #[test]
     fn a_record_is_one_csv_row_whatever_its_line_ending() {

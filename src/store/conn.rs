@@ -245,6 +245,7 @@ mod slot_tests {
             // jobs::store end_upload_script: the job hash only (`jobs:validating` is updated
             // after it, in its own command).
             ("job upload end", vec![k.job("j1")]),
+            ("job cancel", vec![k.job("j1")]),
             (
                 "report count (aggregate)",
                 vec![
