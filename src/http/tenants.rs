@@ -222,6 +222,65 @@ pub async fn queue_apply(
     Ok(())
 }
 
+/// [`queue_apply`], then waits up to `wait` for the apply to end, collecting the client secrets
+/// of the apps it creates. They are published only to a listener (subscribed here before the
+/// apply is queued, so none is missed) and stored nowhere: this answer is the one place they
+/// appear. Returns the apply as it stands at the end of the wait.
+pub async fn queue_apply_and_wait(
+    state: &AppState,
+    who: &Principal,
+    tenant: &str,
+    apply_id: &str,
+    doc: &TenantDoc,
+    wait: Duration,
+) -> Result<(ApplyRecord, BTreeMap<String, String>), HttpError> {
+    okta(state)?;
+    let client = redis::Client::open(state.settings.redis.url.expose_secret())
+        .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
+    pubsub
+        .subscribe(state.keys.tenant_secret_channel(apply_id))
+        .await
+        .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
+    queue_apply(state, who, tenant, apply_id, doc).await?;
+    let mut conn = state.redis.clone();
+    let mut secrets = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut messages = pubsub.on_message();
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(100), messages.next()).await;
+        if let Ok(Some(msg)) = next {
+            if let Ok(v) =
+                serde_json::from_str::<Value>(&msg.get_payload::<String>().unwrap_or_default())
+            {
+                if let (Some(i), Some(s)) =
+                    (v["installation"].as_str(), v["client_secret"].as_str())
+                {
+                    secrets.insert(i.to_owned(), s.to_owned());
+                }
+            }
+            continue;
+        }
+        let done = store(state)
+            .apply(&mut conn, tenant, apply_id)
+            .await
+            .map_err(|e| HttpError::redis("tenant-apply", e))?
+            .is_some_and(|a| a.finished());
+        if done || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+    let apply = store(state)
+        .apply(&mut conn, tenant, apply_id)
+        .await
+        .map_err(|e| HttpError::redis("tenant-apply", e))?
+        .ok_or_else(|| HttpError::unavailable("the apply vanished; retry"))?;
+    Ok((apply, secrets))
+}
+
 /// Queues the teardown of a tenant's Okta resources (never users), only when `confirm` is
 /// the tenant's name (400 otherwise, nothing happens). Audited as `tenant:delete`.
 pub async fn delete_confirmed(
@@ -365,58 +424,28 @@ impl TenantsApi {
             return Ok(TenantAnswer::Ok(Json(plan(&self.state, t, &doc).await?)));
         }
         okta(&self.state)?;
-        let mut conn = self.state.redis.clone();
         let wait = wait.0.unwrap_or(0).min(MAX_WAIT_SECS);
         let apply_id = crate::tenants::store::new_apply_id();
-        // Subscribe before queueing, so no secret is published before anyone listens.
-        let mut pubsub = if wait > 0 {
-            let client = redis::Client::open(self.state.settings.redis.url.expose_secret())
-                .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
-            let mut ps = client
-                .get_async_pubsub()
-                .await
-                .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
-            ps.subscribe(self.state.keys.tenant_secret_channel(&apply_id))
-                .await
-                .map_err(|e| HttpError::redis("tenant-subscribe", e))?;
-            Some(ps)
+        let (apply, secrets) = if wait > 0 {
+            queue_apply_and_wait(
+                &self.state,
+                &who,
+                t,
+                &apply_id,
+                &doc,
+                Duration::from_secs(wait),
+            )
+            .await?
         } else {
-            None
+            queue_apply(&self.state, &who, t, &apply_id, &doc).await?;
+            let mut conn = self.state.redis.clone();
+            let apply = store(&self.state)
+                .apply(&mut conn, t, &apply_id)
+                .await
+                .map_err(|e| HttpError::redis("tenant-apply", e))?
+                .ok_or_else(|| HttpError::unavailable("the apply vanished; retry"))?;
+            (apply, BTreeMap::new())
         };
-        queue_apply(&self.state, &who, t, &apply_id, &doc).await?;
-        let mut secrets = BTreeMap::new();
-        if let Some(ps) = pubsub.as_mut() {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-            let mut messages = ps.on_message();
-            loop {
-                let next = tokio::time::timeout(Duration::from_millis(100), messages.next()).await;
-                if let Ok(Some(msg)) = next {
-                    if let Ok(v) = serde_json::from_str::<Value>(
-                        &msg.get_payload::<String>().unwrap_or_default(),
-                    ) {
-                        if let (Some(i), Some(s)) =
-                            (v["installation"].as_str(), v["client_secret"].as_str())
-                        {
-                            secrets.insert(i.to_owned(), s.to_owned());
-                        }
-                    }
-                    continue;
-                }
-                let done = store(&self.state)
-                    .apply(&mut conn, t, &apply_id)
-                    .await
-                    .map_err(|e| HttpError::redis("tenant-apply", e))?
-                    .is_some_and(|a| a.finished());
-                if done || tokio::time::Instant::now() >= deadline {
-                    break;
-                }
-            }
-        }
-        let apply = store(&self.state)
-            .apply(&mut conn, t, &apply_id)
-            .await
-            .map_err(|e| HttpError::redis("tenant-apply", e))?
-            .ok_or_else(|| HttpError::unavailable("the apply vanished; retry"))?;
         let mut answer = apply.to_json();
         if !secrets.is_empty() {
             answer["secrets"] = json!(secrets);

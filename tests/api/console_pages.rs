@@ -676,6 +676,26 @@ fn hidden_value(html: &str, name: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// The value of the `<input id="…">` on a page (as the browser would show it).
+fn input_value(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}: {html}"));
+    let rest = &html[at..];
+    let start = rest.find("value=\"").expect("a value") + "value=\"".len();
+    rest[start..start + rest[start..].find('"').unwrap()].replace("&amp;", "&")
+}
+
+/// The id of the apply an Apply answer shows.
+fn applied_id(html: &str) -> String {
+    let marker = "<code id=\"apply-id\">";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no apply id: {html}"))
+        + marker.len();
+    html[start..start + html[start..].find('<').unwrap()].to_owned()
+}
+
 /// The tenant form of `tenant` with two installations, as the browser posts it.
 fn tenant_form<'a>(tenant: &'a str, op: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -798,22 +818,40 @@ async fn the_tenant_form_plans_with_the_apis_engine_applies_like_put_and_deletes
         404,
         "nothing queued"
     );
-    let (status, location, _) = operator
+    let (status, _, applied) = operator
         .post_form(
             "/tenants/acme/apply",
             &[("doc", &doc_text), ("base", &hidden_value(&plan, "base"))],
             true,
         )
         .await;
-    assert_eq!(status, 303);
-    let apply = location
-        .rsplit_once("/applies/")
-        .map(|(_, id)| id.to_owned())
-        .unwrap_or_else(|| panic!("{location}"));
+    assert_eq!(status, 200, "{applied}");
+    let apply = applied_id(&applied);
     assert_eq!(
         wait_for_apply_state(&app, &support_key, "acme", &apply).await,
         "succeeded"
     );
+    // The new apps' client secrets are on the Apply answer — Okta's own — and on no later page.
+    assert!(applied.contains("shown only this once"), "{applied}");
+    for installation in ["efs", "portal"] {
+        let secret = input_value(&applied, &format!("secret-{installation}"));
+        let (_, config) = app
+            .get_json(
+                &format!("/api/v1/tenants/acme/installations/{installation}/config"),
+                Some(&support_key),
+            )
+            .await;
+        let client_id = config["client_id"].as_str().unwrap();
+        assert!(sim.app_has_secret(client_id, &secret), "{installation}");
+        let (_, later) = operator
+            .get(&format!("/tenants/acme/applies/{apply}"))
+            .await;
+        assert!(!later.contains(&secret), "shown again: {later}");
+        assert!(
+            !later.contains("Nobody has the new apps' client secrets"),
+            "{later}"
+        );
+    }
     let (_, tenant) = app
         .get_json("/api/v1/tenants/acme", Some(&support_key))
         .await;
@@ -1499,11 +1537,11 @@ async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_app
     ];
     let plan_fields: Vec<(&str, &str)> =
         plan_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, location, html) = operator
+    let (status, _, html) = operator
         .post_form("/tenants/acme/apply", &plan_fields, true)
         .await;
-    assert_eq!(status, 303, "{html}");
-    let apply = location.rsplit_once("/applies/").unwrap().1.to_owned();
+    assert_eq!(status, 200, "{html}");
+    let apply = applied_id(&html);
     assert_eq!(
         wait_for_apply_state(&app, &support_key, "acme", &apply).await,
         "succeeded"
@@ -1524,14 +1562,13 @@ async fn a_plan_or_drift_reapply_made_stale_by_another_change_is_refused_not_app
             ("base", hidden_value(plan, "base")),
         ];
         let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (status, location, _) = operator.post_form("/tenants/initech/apply", &f, true).await;
+        let (status, _, html) = operator.post_form("/tenants/initech/apply", &f, true).await;
         applied.push(status);
-        if status == 303 {
-            let apply = location.rsplit_once("/applies/").unwrap().1.to_owned();
-            wait_for_apply_state(&app, &support_key, "initech", &apply).await;
+        if status == 200 {
+            wait_for_apply_state(&app, &support_key, "initech", &applied_id(&html)).await;
         }
     }
-    assert_eq!(applied, vec![303, 409]);
+    assert_eq!(applied, vec![200, 409]);
 }
 
 /// The form has a path no tenant id can take (`_` is not allowed in one), so a tenant called

@@ -18,13 +18,14 @@ use crate::console::{page, ConsoleState};
 use crate::domain::tenant::TenantId;
 use crate::http::error::HttpError;
 use crate::http::tenants::{
-    apply_record, check_doc, delete_confirmed, parse_tenant, queue_apply, WRITERS,
+    apply_record, check_doc, delete_confirmed, parse_tenant, queue_apply_and_wait, WRITERS,
 };
 use crate::tenants::doc::TenantDoc;
 use crate::tenants::store::{new_apply_id, MODE_DELETE};
 
 /// `POST /tenants/:tenant/apply`: stores the planned document and queues its apply, exactly
-/// as `PUT /api/v1/tenants/{tenant}`; then the apply's page.
+/// as `PUT /api/v1/tenants/{tenant}?wait=`; then the apply's page, with the client secrets of
+/// the apps it created shown this once.
 #[handler]
 pub async fn apply_tenant(
     req: &Request,
@@ -63,11 +64,37 @@ pub async fn apply_tenant(
         Err(e) => return refusal(&state, &session, "Not applied", &e),
     }
     let id = new_apply_id();
-    match queue_apply(&state.app, &session.principal, t, &id, &doc).await {
-        Ok(()) => page::see_other(&format!("{}/tenants/{t}/applies/{id}", state.base)),
-        Err(e) => refusal(&state, &session, "Not applied", &e),
-    }
+    // Waits (bounded) like `PUT …?wait=`, so the client secrets of apps this apply creates reach
+    // the person who asked for them: on this answer only, never stored. An apply still running
+    // after the wait goes on; the page then follows it live, and an app created later gets its
+    // secret by rotation (the finished notice links the installation).
+    let applied = queue_apply_and_wait(
+        &state.app,
+        &session.principal,
+        t,
+        &id,
+        &doc,
+        CONSOLE_APPLY_WAIT,
+    )
+    .await;
+    let (record, secrets) = match applied {
+        Ok(a) => a,
+        Err(e) => return refusal(&state, &session, "Not applied", &e),
+    };
+    let secrets: Vec<(String, String)> = secrets.into_iter().collect();
+    state
+        .page(&session, format!("Applying tenant {t}"), "/tenants")
+        .render(
+            &state.templates,
+            StatusCode::OK,
+            "tenant_apply.html",
+            context! { tenant => t, apply => Serde(ApplyView::from(&record)), secrets },
+        )
 }
+
+/// Longest the console's Apply answer waits for the apply to end (collecting new apps' client
+/// secrets) before it shows the live progress instead.
+const CONSOLE_APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `GET /tenants/:tenant/applies/:apply`: the apply's steps, live until it ends.
 #[handler]
