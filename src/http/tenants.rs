@@ -252,6 +252,17 @@ pub async fn queue_apply_and_wait(
     let mut messages = pubsub.on_message();
     loop {
         let next = tokio::time::timeout(Duration::from_millis(100), messages.next()).await;
+        if let Ok(None) = next {
+            // The subscription closed (Redis restarted, failover): a secret published from now
+            // on reaches nobody. Stop waiting rather than spin; the apply's steps say which
+            // secrets were not delivered.
+            tracing::warn!(
+                tenant,
+                apply = apply_id,
+                "secret subscription closed while waiting for an apply; new client secrets from now on are not delivered"
+            );
+            break;
+        }
         if let Ok(Some(msg)) = next {
             if let Ok(v) =
                 serde_json::from_str::<Value>(&msg.get_payload::<String>().unwrap_or_default())

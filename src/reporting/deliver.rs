@@ -337,6 +337,10 @@ impl Reporter {
                     rand::random::<u64>()
                 );
                 let _: () = conn.set(&attempt_key, &id).await?;
+                // Under the old name too (its own command, another slot): an older replica
+                // taking over after a crash mid-send then re-sends with this Message-ID, so mail
+                // clients merge the two. Cleared with the new one once the month is recorded.
+                let _: () = conn.set(&legacy_attempt_key, &id).await?;
                 id
             }
         };

@@ -1,4 +1,5 @@
-//! Moves the report's send record to the `{report}` hash tag (issue 17), once, at start.
+//! Moves the report's send record to the `{report}` hash tag (issue 17), at start until it has
+//! run once to the end (then `{report}:migrated` is set and later starts skip the scan).
 //!
 //! Up to now `report:sent:<month>`, `report:attempt:<month>` and `report:last-sent` had no hash
 //! tag; the `MULTI` that records a send spans them, which a Redis Cluster refuses (`CROSSSLOT`).
@@ -43,6 +44,12 @@ impl Migrated {
 /// Runs the migration; logs what it changed.
 pub async fn migrate_report_keys(conn: &mut RedisConn, keys: &Keys) -> RedisResult<Migrated> {
     let mut out = Migrated::default();
+    // The scan reads the whole keyspace of every master: once is enough. Records an older
+    // replica writes under the old names afterwards are still read (the fallback reads).
+    let done: bool = conn.exists(keys.report_keys_migrated()).await?;
+    if done {
+        return Ok(out);
+    }
     let [sent_pattern, attempt_pattern] = keys.legacy_report_patterns();
     let sent_prefix = keys.legacy_report_sent("");
     for old in scan_match(conn, &sent_pattern, None).await? {
@@ -82,6 +89,7 @@ pub async fn migrate_report_keys(conn: &mut RedisConn, keys: &Keys) -> RedisResu
         let _: () = conn.del(&old_last).await?;
         out.last_sent = true;
     }
+    let _: () = conn.set(keys.report_keys_migrated(), 1).await?;
     if out.changed() {
         tracing::info!(
             sent = out.sent,

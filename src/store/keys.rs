@@ -205,6 +205,12 @@ impl Keys {
         format!("{}:{{report}}:last-sent", self.prefix)
     }
 
+    /// Set once the send records were moved to the `{report}` tag (`reporting::migrate`), so
+    /// later starts skip the keyspace scan.
+    pub fn report_keys_migrated(&self) -> String {
+        format!("{}:{{report}}:migrated", self.prefix)
+    }
+
     /// The untagged name [`Self::report_last_sent`] had before.
     pub fn legacy_report_last_sent(&self) -> String {
         format!("{}:report:last-sent", self.prefix)

@@ -482,6 +482,11 @@ impl StepSink for RedisSink {
             .await;
         match receivers {
             Ok(n) if n > 0 => "client secret handed to the waiting request".into(),
+            // A cluster counts only the subscribers of the node that ran PUBLISH, while the
+            // message reaches every node's: zero says nothing there.
+            Ok(_) if matches!(self.conn, RedisConn::Cluster(_)) => {
+                "client secret published to the waiting request, if any (a cluster cannot tell): if none was shown, rotate it".into()
+            }
             _ => "client secret not delivered (nobody waited for it): rotate it to get one".into(),
         }
     }

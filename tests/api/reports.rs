@@ -942,6 +942,11 @@ async fn a_month_sent_before_the_report_hash_tag_is_not_sent_again_after_the_upg
     );
     let kept: Option<String> = conn.get(&old_sent).await.unwrap();
     assert!(kept.is_some(), "the old record stays for older replicas");
+    let marked: bool = conn
+        .exists(format!("{prefix}:{{report}}:migrated"))
+        .await
+        .unwrap();
+    assert!(marked, "later starts skip the scan");
     let attempt: Option<String> = conn
         .get(format!("{prefix}:{{report}}:attempt:{older}"))
         .await
