@@ -39,6 +39,23 @@ end
 return 0
 "#;
 
+/// Writes apply ARGV[1]'s record (KEYS[2]) and the tenant's fields (KEYS[1]) only while the
+/// tenant is still busy with it: a `queue` call that stalled after taking `busy` and was taken
+/// over meanwhile must not overwrite the newer apply's desired document. Both keys are on the
+/// tenant's slot. ARGV: id, tenant, mode, doc JSON, created, by. Returns 1, or 0 when superseded.
+const RECORD_QUEUED: &str = r#"
+if redis.call('HGET', KEYS[1], 'busy') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], 'tenant', ARGV[2], 'mode', ARGV[3], 'state', 'queued',
+  'doc', ARGV[4], 'created', ARGV[5], 'by', ARGV[6])
+if ARGV[3] == 'apply' then
+  redis.call('HSET', KEYS[1], 'apply', ARGV[1], 'updated', ARGV[5], 'doc', ARGV[4],
+    'state', 'applying')
+else
+  redis.call('HSET', KEYS[1], 'apply', ARGV[1], 'updated', ARGV[5], 'state', 'deleting')
+end
+return 1
+"#;
+
 /// A new apply id: sortable by time, unique.
 pub fn new_apply_id() -> String {
     format!(
@@ -129,32 +146,10 @@ impl TenantStore {
         if !taken {
             return Ok(false);
         }
-        let doc_json = serde_json::to_string(doc).unwrap_or_default();
-        let created = now();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset_multiple(
-                self.keys.tenant_apply(tenant, id),
-                &[
-                    ("tenant", tenant),
-                    ("mode", mode),
-                    ("state", "queued"),
-                    ("doc", doc_json.as_str()),
-                    ("created", created.as_str()),
-                    ("by", by),
-                ],
-            )
-            .ignore();
-        let mut tenant_fields = vec![("apply", id), ("updated", created.as_str())];
-        if mode == MODE_APPLY {
-            tenant_fields.push(("doc", doc_json.as_str()));
-            tenant_fields.push(("state", "applying"));
-        } else {
-            tenant_fields.push(("state", "deleting"));
+        if !self.record_queued(conn, tenant, id, mode, doc, by).await? {
+            tracing::warn!(%tenant, apply = %id, "apply superseded while it was being queued (taken over); not queued");
+            return Ok(false);
         }
-        pipe.hset_multiple(self.keys.tenant(tenant), &tenant_fields)
-            .ignore();
-        pipe.query_async::<()>(conn).await?;
         // The listing and the queue are on other cluster slots than the tenant's `{tenant}`
         // keys, so they follow the MULTI, queue last: a crash before the XADD leaves the tenant
         // busy with an apply that has no queue entry, which the next `queue` takes over
@@ -168,6 +163,33 @@ impl TenantStore {
             .query_async(conn)
             .await?;
         Ok(true)
+    }
+
+    /// Writes apply `id`'s record and the tenant's fields (desired doc, state, last apply) —
+    /// only while the tenant is still busy with `id` ([`RECORD_QUEUED`]); `false` when another
+    /// apply took the tenant over in the meantime (then nothing is written).
+    pub async fn record_queued(
+        &self,
+        conn: &mut RedisConn,
+        tenant: &str,
+        id: &str,
+        mode: &str,
+        doc: &TenantDoc,
+        by: &str,
+    ) -> RedisResult<bool> {
+        let doc_json = serde_json::to_string(doc).unwrap_or_default();
+        let recorded: i64 = redis::Script::new(RECORD_QUEUED)
+            .key(self.keys.tenant(tenant))
+            .key(self.keys.tenant_apply(tenant, id))
+            .arg(id)
+            .arg(tenant)
+            .arg(mode)
+            .arg(&doc_json)
+            .arg(now())
+            .arg(by)
+            .invoke_async(conn)
+            .await?;
+        Ok(recorded == 1)
     }
 
     /// Whether apply `id` can no longer end: no record, already ended, or no queue entry —

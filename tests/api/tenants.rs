@@ -1151,3 +1151,40 @@ async fn a_queue_entry_that_arrives_after_a_take_over_is_not_run() {
         "the holder keeps the tenant"
     );
 }
+
+/// A `queue` call that stalled after taking the tenant's `busy` and was taken over meanwhile
+/// must not write its record and desired document over the newer apply's when it resumes.
+#[tokio::test]
+async fn a_stalled_queue_call_taken_over_meanwhile_does_not_overwrite_the_newer_apply() {
+    use okta_adapter::tenants::doc::TenantDoc;
+    use okta_adapter::tenants::store::{TenantStore, MODE_APPLY};
+    use redis::AsyncCommands;
+    let redis = TestRedis::start();
+    let prefix = random_prefix();
+    let keys = okta_adapter::store::Keys::new(prefix.clone());
+    let store = TenantStore::new(keys.clone());
+    let app = spawn_app_on(&redis.url(), &prefix, "").await;
+    let mut conn = app.conn().await;
+    let newer = TenantDoc::from_json(three_installations()).unwrap();
+    let mut older_json = three_installations();
+    older_json["display_name"] = serde_json::json!("Stale");
+    let older = TenantDoc::from_json(older_json).unwrap();
+
+    // Apply B holds the tenant (it took over from A, which stalled after taking `busy`).
+    let (a, b) = ("20261207T000000-0000000a", "20261207T000001-0000000b");
+    let _: () = conn.hset(keys.tenant("acme"), "busy", b).await.unwrap();
+    assert!(store
+        .record_queued(&mut conn, "acme", b, MODE_APPLY, &newer, "support")
+        .await
+        .unwrap());
+    // A resumes: refused, and nothing of it is written.
+    assert!(!store
+        .record_queued(&mut conn, "acme", a, MODE_APPLY, &older, "support")
+        .await
+        .unwrap());
+    let tenant = store.tenant(&mut conn, "acme").await.unwrap();
+    assert_eq!(tenant.get("apply").map(String::as_str), Some(b));
+    assert!(!tenant["doc"].contains("Stale"), "{tenant:?}");
+    let a_record: bool = conn.exists(keys.tenant_apply("acme", a)).await.unwrap();
+    assert!(!a_record, "no record of the superseded apply");
+}
