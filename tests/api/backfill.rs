@@ -61,8 +61,11 @@ async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
         "[backfill]\npage_limit = 7\n[projection]\nenabled = false\n",
     )
     .await;
-    create_users(&sim, "bf", 60).await;
-    let delivered = |dropped: usize| 60 - dropped;
+    // 10 % dropped: with 120 users the chance that none is dropped is 0.9^120 ≈ 3e-6 (with 60
+    // it was 0.2 %, a flake waiting to happen).
+    const USERS: usize = 120;
+    create_users(&sim, "bf", USERS).await;
+    let delivered = |dropped: usize| USERS - dropped;
     assert!(
         eventually(10, || async {
             firehose_uuids(&app).await.len() == delivered(sim.dropped_events().len())
@@ -93,16 +96,16 @@ async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
         .unwrap();
     let failures = sim.dropped_deliveries();
     assert_eq!(report.new, dropped.len() as u64, "{report:?}");
-    assert_eq!(report.present, 60 - dropped.len() as u64, "{report:?}");
+    assert_eq!(report.present, (USERS - dropped.len()) as u64, "{report:?}");
     assert_eq!(report.hook_delivery_failures, failures, "{report:?}");
     assert!(
-        report.pages >= 60 / 7,
+        report.pages >= USERS as u64 / 7,
         "followed the next links: {report:?}"
     );
     let after = firehose_uuids(&app).await;
     assert_eq!(
         after.len(),
-        60 + failures as usize,
+        USERS + failures as usize,
         "every event once, plus Okta's failure records"
     );
     assert!(dropped.iter().all(|u| after.contains(u)));
@@ -113,7 +116,7 @@ async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
     assert!(
         eventually(10, || async {
             firehose_uuids(&app).await.len()
-                == 60 + failures as usize + 20 - (dropped_now - dropped.len())
+                == USERS + failures as usize + 20 - (dropped_now - dropped.len())
         })
         .await
     );
@@ -141,7 +144,7 @@ async fn a_backfill_round_fills_exactly_the_deliveries_the_hook_lost() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["new"], 0, "{body}");
-    assert_eq!(body["present"], 80, "{body}");
+    assert_eq!(body["present"], USERS + 20, "{body}");
     assert_eq!(
         firehose_uuids(&app).await.len(),
         sim.log_len(),
@@ -184,12 +187,14 @@ async fn the_backfill_command_fills_the_holes_since_a_time() {
     };
     let prefix = random_prefix();
     let (app, sim) = spawn_app_with_okta(&redis.url(), &prefix, sim, "").await;
-    create_users(&sim, "cli", 12).await;
+    // 25 % dropped: with 40 users the chance that none is dropped is 0.75^40 ≈ 1e-5 (with 12
+    // it was 3 %, and CI once met it).
+    create_users(&sim, "cli", 40).await;
     let dropped = sim.dropped_events().len();
     assert!(dropped > 0);
     assert!(
         eventually(10, || async {
-            firehose_uuids(&app).await.len() == 12 - dropped
+            firehose_uuids(&app).await.len() == 40 - dropped
         })
         .await
     );
@@ -210,7 +215,7 @@ async fn the_backfill_command_fills_the_holes_since_a_time() {
     assert!(out.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["new"], dropped, "{report}");
-    assert_eq!(report["present"], 12 - dropped, "{report}");
+    assert_eq!(report["present"], 40 - dropped, "{report}");
     assert!(
         stderr.contains("new (missed by the event hook)"),
         "{stderr}"

@@ -229,6 +229,27 @@ async fn h1(b: &WebDriver) -> String {
     text_of(b, By::Tag("h1")).await
 }
 
+/// Waits (up to 15 s) until the page's heading is `expected`. A click that submits a form
+/// returns before the next page has loaded, so reading the heading at once can still see the
+/// old page (a sign-out test failed that way now and then).
+async fn expect_h1(b: &WebDriver, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = match b.find(By::Tag("h1")).await {
+            Ok(h) => h.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed the heading {expected:?} (shows {now:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `#status-badge` reads `status` (the page polls every second).
 async fn wait_for_badge(b: &WebDriver, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -257,11 +278,11 @@ async fn each_role_signs_in_through_okta_and_a_user_without_a_mapped_group_gets_
     let b = driver.browser().await;
 
     b.goto(app.url("/console/")).await.unwrap();
-    assert_eq!(h1(&b).await, "Sign in");
+    expect_h1(&b, "Sign in").await;
     screenshot(&b, "sign-in").await;
 
     sign_in(&b, &app, "sam@corp.example").await;
-    assert_eq!(h1(&b).await, "Users");
+    expect_h1(&b, "Users").await;
     let header = text_of(&b, By::Css("header .who")).await;
     assert!(header.contains("sam@corp.example · support"), "{header}");
     let nav = text_of(&b, By::Css("header nav")).await;
@@ -275,7 +296,7 @@ async fn each_role_signs_in_through_okta_and_a_user_without_a_mapped_group_gets_
         .click()
         .await
         .unwrap();
-    assert_eq!(h1(&b).await, "Sign in", "signed out");
+    expect_h1(&b, "Sign in").await;
 
     sign_in(&b, &app, "olga@corp.example").await;
     let nav = text_of(&b, By::Css("header nav")).await;
@@ -297,7 +318,7 @@ async fn each_role_signs_in_through_okta_and_a_user_without_a_mapped_group_gets_
         .unwrap();
 
     sign_in(&b, &app, "ada@acme.example").await;
-    assert_eq!(h1(&b).await, "Users");
+    expect_h1(&b, "Users").await;
     let header = text_of(&b, By::Css("header .who")).await;
     assert!(header.contains("client-admin of acme"), "{header}");
     assert!(
@@ -567,7 +588,7 @@ async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(h1(&b).await, "Not allowed");
+    expect_h1(&b, "Not allowed").await;
     assert!(text_of(&b, By::Tag("main")).await.contains("CSRF"));
     screenshot(&b, "csrf-refused").await;
     assert_eq!(
@@ -608,6 +629,6 @@ async fn an_idle_session_ends_and_the_open_page_goes_back_to_sign_in() {
         .await
         .contains("Your session has ended"));
     b.goto(app.url("/console/users")).await.unwrap();
-    assert_eq!(h1(&b).await, "Sign in");
+    expect_h1(&b, "Sign in").await;
     b.quit().await.unwrap();
 }

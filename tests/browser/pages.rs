@@ -11,7 +11,7 @@ use thirtyfour::components::SelectElement;
 use thirtyfour::prelude::*;
 
 use super::helpers::*;
-use super::{active_user, console_app, h1, screenshot, sign_in, text_of, Driver, BROWSER};
+use super::{active_user, console_app, expect_h1, screenshot, sign_in, text_of, Driver, BROWSER};
 
 /// Five users to create; line 3 is not an email address, line 5 has no email.
 const TWO_BROKEN: &str = "login,email,firstName,lastName\n\
@@ -77,7 +77,7 @@ async fn an_operator_watches_a_csv_job_fail_two_rows_by_line_and_uses_reports_an
     let nav = text_of(&b, By::Css("header nav")).await;
     assert!(nav.contains("Jobs") && nav.contains("Operations"), "{nav}");
     b.goto(app.url("/console/jobs")).await.unwrap();
-    assert_eq!(h1(&b).await, "Jobs");
+    expect_h1(&b, "Jobs").await;
 
     // Upload through the form: the file input gets a real file.
     let dir = tempfile::tempdir().unwrap();
@@ -133,14 +133,14 @@ async fn an_operator_watches_a_csv_job_fail_two_rows_by_line_and_uses_reports_an
 
     // Tenants: every tenant with its counts.
     b.goto(app.url("/console/tenants")).await.unwrap();
-    assert_eq!(h1(&b).await, "Tenants");
+    expect_h1(&b, "Tenants").await;
     let table = text_of(&b, By::Id("tenants")).await;
     assert!(table.contains("acme"), "{table}");
     screenshot(&b, "tenants").await;
 
     // Reports: the email as recipients see it, in its sandboxed frame.
     b.goto(app.url("/console/reports")).await.unwrap();
-    assert_eq!(h1(&b).await, "Reports");
+    expect_h1(&b, "Reports").await;
     let frame = b.find(By::Id("report-preview")).await.unwrap();
     assert_eq!(frame.attr("sandbox").await.unwrap().as_deref(), Some(""));
     frame.enter_frame().await.unwrap();
@@ -164,7 +164,7 @@ async fn an_operator_watches_a_csv_job_fail_two_rows_by_line_and_uses_reports_an
 
     // Operations: streams, dead letters, keys, audit log; create a key and revoke it.
     b.goto(app.url("/console/operations")).await.unwrap();
-    assert_eq!(h1(&b).await, "Operations");
+    expect_h1(&b, "Operations").await;
     let streams = text_of(&b, By::Id("streams")).await;
     assert!(streams.contains("firehose"), "{streams}");
     screenshot(&b, "operations").await;
@@ -243,7 +243,7 @@ async fn a_client_admin_sees_only_its_tenant_and_cannot_open_operations_or_repor
     );
 
     b.goto(app.url("/console/tenants")).await.unwrap();
-    assert_eq!(h1(&b).await, "Tenants");
+    expect_h1(&b, "Tenants").await;
     let main = text_of(&b, By::Tag("main")).await;
     assert!(main.contains("acme"), "{main}");
     assert!(!main.contains("globex"), "only its own tenant: {main}");
@@ -251,7 +251,7 @@ async fn a_client_admin_sees_only_its_tenant_and_cannot_open_operations_or_repor
 
     for path in ["/console/operations", "/console/reports"] {
         b.goto(app.url(path)).await.unwrap();
-        assert_eq!(h1(&b).await, "Not allowed", "{path}");
+        expect_h1(&b, "Not allowed").await;
     }
     screenshot(&b, "operations-refused").await;
     b.quit().await.unwrap();

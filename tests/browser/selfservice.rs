@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use thirtyfour::prelude::*;
 
 use super::helpers::*;
-use super::{h1, screenshot, text_of, Driver, BROWSER};
+use super::{expect_h1, h1, screenshot, text_of, Driver, BROWSER};
 
 const TENANTS: &str = r#"
 [tenants]
@@ -169,7 +169,7 @@ async fn an_end_user_resets_a_factor_from_the_mailed_link_which_then_no_longer_w
 
     // The link: exactly Sam's factors, all preselected.
     b.goto(app.url(&link)).await.unwrap();
-    assert_eq!(h1(&b).await, "Reset your sign-in factors");
+    expect_h1(&b, "Reset your sign-in factors").await;
     let main = text_of(&b, By::Tag("main")).await;
     assert!(main.contains("sam@acme.example"), "{main}");
     assert!(
@@ -228,7 +228,7 @@ async fn an_end_user_resets_a_factor_from_the_mailed_link_which_then_no_longer_w
 
     // The link worked once.
     b.goto(app.url(&link)).await.unwrap();
-    assert_eq!(h1(&b).await, "This link no longer works");
+    expect_h1(&b, "This link no longer works").await;
     assert!(text_of(&b, By::Tag("main"))
         .await
         .contains("was already used"));

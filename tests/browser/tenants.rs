@@ -13,7 +13,7 @@ use thirtyfour::components::SelectElement;
 use thirtyfour::prelude::*;
 
 use super::helpers::*;
-use super::{console_app, h1, screenshot, sign_in, text_of, Driver, BROWSER};
+use super::{console_app, expect_h1, h1, screenshot, sign_in, text_of, Driver, BROWSER};
 
 async fn click(b: &WebDriver, by: By) {
     b.find(by).await.unwrap().click().await.unwrap();
@@ -235,7 +235,7 @@ async fn an_operator_creates_a_tenant_from_the_form_applies_edits_a_redirect_uri
 
     // The tenant page: in sync, groups, rule, installations with their app ids.
     b.goto(app.url("/console/tenants/globex")).await.unwrap();
-    assert_eq!(h1(&b).await, "Tenant globex");
+    expect_h1(&b, "Tenant globex").await;
     // The page is there at once; the drift section then reads Okta (htmx, on load).
     wait_text(&b, By::Id("in-sync"), 15, |t| {
         t == "None: Okta matches the declared state."
@@ -313,7 +313,7 @@ async fn an_operator_creates_a_tenant_from_the_form_applies_edits_a_redirect_uri
     b.goto(app.url("/console/tenants/globex/installations/portal"))
         .await
         .unwrap();
-    assert_eq!(h1(&b).await, "Installation portal of globex");
+    expect_h1(&b, "Installation portal of globex").await;
     let config: Value = serde_json::from_str(&text_of(&b, By::Id("config-json")).await).unwrap();
     assert_eq!(config["client_id"], portal_id.as_str());
     assert_eq!(
@@ -468,7 +468,7 @@ async fn a_client_admin_of_another_tenant_gets_not_found_for_its_pages_and_a_for
 
     // Its own tenant: read-only.
     b.goto(app.url("/console/tenants/acme")).await.unwrap();
-    assert_eq!(h1(&b).await, "Tenant acme");
+    expect_h1(&b, "Tenant acme").await;
     assert!(b.find(By::Id("edit-tenant")).await.is_err());
     assert!(b.find(By::Id("delete-tenant")).await.is_err());
 
